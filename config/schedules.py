@@ -1,0 +1,30 @@
+"""The periodic tasks, installed in django-celery-beat's tables so that staff
+see, change and pause them in the admin. Apps add theirs to SCHEDULES."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+# name: (task, every N seconds | crontab dict)
+SCHEDULES: dict[str, tuple[str, int | dict[str, str]]] = {
+    "worker heartbeat": ("config.heartbeat", 30),
+}
+
+
+def schedules_install() -> int:
+    created = 0
+    with transaction.atomic():
+        for name, (task, when) in SCHEDULES.items():
+            if PeriodicTask.objects.filter(name=name).exists():
+                continue  # staff may have changed it: leave it
+            if isinstance(when, int):
+                interval, _ = IntervalSchedule.objects.get_or_create(
+                    every=when, period=IntervalSchedule.SECONDS
+                )
+                PeriodicTask.objects.create(name=name, task=task, interval=interval)
+            else:
+                crontab, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **when)
+                PeriodicTask.objects.create(name=name, task=task, crontab=crontab)
+            created += 1
+    return created

@@ -1,0 +1,22 @@
+"""Tests: the base settings with an in-process cache and fast hashing."""
+
+from .base import *  # noqa: F401,F403
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOJAL_DEFAULT_RATE_PER_MINUTE = 100_000
+
+# `make test` on a machine without DATABASE_URL: Postgres on localhost if it
+# answers, else SQLite, with the Postgres-only tests skipped (tests/conftest.py
+# says so loudly; CI forbids any skip).
+import os
+import socket
+
+if not os.environ.get("DATABASE_URL"):
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
+        DATABASES = {"default": env.db_url_config(  # noqa: F405
+            f"postgres://{os.environ.get('PGUSER', 'postgres')}@127.0.0.1:5432/lojal")}
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    except OSError:
+        pass

@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from config.health import health
+from loyalty import apis as loyalty_apis
+from members import apis as members_apis
+
+api = [
+    path("members", members_apis.MemberCollectionApi.as_view()),
+    path("members/lookup", members_apis.MemberLookupApi.as_view()),
+    path("members/<str:member_number>", members_apis.MemberDetailApi.as_view()),
+    path("members/<str:member_number>/cards", members_apis.CardCollectionApi.as_view()),
+    path("members/<str:member_number>/cards/<str:card>", members_apis.CardDetailApi.as_view()),
+    path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
+    path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
+    path("purchases", loyalty_apis.PurchaseApi.as_view()),
+    path("returns", loyalty_apis.ReturnApi.as_view()),
+    path("redemptions", loyalty_apis.RedemptionApi.as_view()),
+    path("redemptions/<str:redemption_id>/capture", loyalty_apis.RedemptionCaptureApi.as_view()),
+    path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
+]
+
+public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
+
+urlpatterns = [
+    path("health/", health),
+    path("api/v1/", include(api)),
+    # The contract is public; what it describes needs a key.
+    path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="docs"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "config.http.bad_request_view"
+handler404 = "config.http.not_found_view"
+handler500 = "config.http.server_error_view"

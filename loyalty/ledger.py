@@ -1,0 +1,203 @@
+"""Ledger primitives that every points-changing service shares.
+
+All of them run inside the caller's transaction, on an account the caller
+has locked (`account_lock`). The account's row lock guards its lots too:
+every writer of lots, request or job, locks the account first, and then the
+object the call is about (purchase, redemption). One order, no deadlock.
+
+Invariants that `check_ledger` proves:
+  (a) balance + pending == the sum of the member's entries
+  (b) pending == the remaining points of the member's unmatured lots
+  (c) max(balance, 0) == the remaining points of the matured lots
+      (a negative balance is a debt: matured points pay it back at once)
+  (d) a lot's remaining == its points plus the sum of its movements
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from loyalty.models import LedgerEntry, Lot, LotMovement, Market, PointsAccount
+
+
+def local_date(market: Market, moment: datetime) -> date:
+    return moment.astimezone(ZoneInfo(market.time_zone)).date()
+
+
+def expiry_for(market: Market, earned_on: date) -> date:
+    """The end of the month N months after the month the points were earned."""
+    months = earned_on.year * 12 + (earned_on.month - 1) + market.points_validity_months
+    year, month = divmod(months, 12)
+    return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
+
+
+def account_lock(member_id: int) -> PointsAccount:
+    return PointsAccount.objects.select_for_update().get(member_id=member_id)
+
+
+@dataclass
+class Book:
+    """The member's open lots, locked, and the changes made to them in
+    this transaction; `save()` writes them in a few statements."""
+
+    account: PointsAccount
+    lots: list[Lot]
+    movements: list[LotMovement] = field(default_factory=list)
+    touched: dict[int, Lot] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, account: PointsAccount) -> "Book":
+        lots = list(
+            Lot.objects.filter(member_id=account.member_id, remaining__gt=0)
+            .order_by("expires_on", "id")
+        )
+        return cls(account=account, lots=lots)
+
+    def _move(self, lot: Lot, entry: LedgerEntry | None, kind: str, points: int) -> None:
+        lot.remaining += points
+        self.touched[lot.pk] = lot
+        self.movements.append(LotMovement(lot=lot, entry=entry, kind=kind, points=points))
+
+    def settle(self, today: date) -> None:
+        """Mature the lots whose day has come and expire those past their
+        date, so that what is spent now is exactly what may be spent today."""
+        for lot in self.lots:
+            if not lot.matured and lot.available_on <= today:
+                self.mature(lot)
+        for lot in self.lots:
+            if lot.matured and lot.remaining > 0 and lot.expires_on < today:
+                entry = LedgerEntry.objects.create(
+                    member_id=self.account.member_id,
+                    kind=LedgerEntry.Kind.EXPIRE,
+                    points=-lot.remaining,
+                    expires_on=lot.expires_on,
+                    reference=f"lot:{lot.pk}",
+                )
+                self.account.balance -= lot.remaining
+                self._move(lot, entry, LotMovement.Kind.SPEND, -lot.remaining)
+
+    def mature(self, lot: Lot) -> None:
+        lot.matured = True
+        self.touched[lot.pk] = lot
+        self.account.pending -= lot.remaining
+        self.credit_available([lot], lot.remaining)
+
+    def credit_available(self, lots: list[Lot], points: int) -> None:
+        """`points` just became available in `lots`: a debt takes its share first."""
+        debt = max(0, -self.account.balance)
+        self.account.balance += points
+        for lot in sorted(lots, key=lambda item: (item.expires_on, item.pk or 0)):
+            if debt <= 0:
+                break
+            pay = min(debt, lot.remaining)
+            if pay:
+                self._move(lot, None, LotMovement.Kind.DEBT, -pay)
+                debt -= pay
+
+    def spendable(self) -> int:
+        return sum(lot.remaining for lot in self.lots if lot.matured)
+
+    def spend(self, entry: LedgerEntry, points: int, *, first: Lot | None = None) -> int:
+        """Take up to `points` from matured lots, the first-expiring first
+        (from `first` before all others). Returns what was taken; the
+        caller decides whether the rest becomes a debt."""
+        order = [lot for lot in self.lots if lot.matured and lot is not first]
+        if first is not None and first.matured:
+            order.insert(0, first)
+        taken = 0
+        for lot in order:
+            if taken >= points:
+                break
+            take = min(points - taken, lot.remaining)
+            if take:
+                self._move(lot, entry, LotMovement.Kind.SPEND, -take)
+                taken += take
+        return taken
+
+    def take_pending(self, entry: LedgerEntry, lot: Lot, points: int) -> int:
+        take = min(points, lot.remaining)
+        if take:
+            self._move(lot, entry, LotMovement.Kind.SPEND, -take)
+            self.account.pending -= take
+        return take
+
+    def add_lot(
+        self,
+        entry: LedgerEntry,
+        *,
+        available_on: date,
+        expires_on: date,
+        matured: bool,
+        purchase_id: object | None = None,
+    ) -> Lot:
+        lot = Lot.objects.create(
+            member_id=self.account.member_id,
+            entry=entry,
+            points=entry.points,
+            remaining=entry.points,
+            available_on=available_on,
+            expires_on=expires_on,
+            matured=matured,
+            purchase_id=purchase_id,
+        )
+        self.lots.append(lot)
+        if matured:
+            self.credit_available([lot], entry.points)
+        else:
+            self.account.pending += entry.points
+        return lot
+
+    def restore(self, spent_entry: LedgerEntry, entry: LedgerEntry) -> None:
+        """Give back, lot by lot, what `spent_entry` took (a cancelled redemption)."""
+        spent = list(
+            LotMovement.objects.filter(entry=spent_entry, kind=LotMovement.Kind.SPEND)
+            .values_list("lot_id", "points")
+        )
+        known = {lot.pk: lot for lot in self.lots}
+        missing = [lot_id for lot_id, _ in spent if lot_id not in known]
+        if missing:  # lots spent to zero are not among the open ones
+            for lot in Lot.objects.filter(pk__in=missing).order_by("id"):
+                known[lot.pk] = lot
+                self.lots.append(lot)
+        restored = []
+        for lot_id, points in spent:
+            lot = known[lot_id]
+            self._move(lot, entry, LotMovement.Kind.RESTORE, -points)
+            restored.append(lot)
+        self.credit_available(restored, -sum(points for _, points in spent))
+
+    def save(self) -> None:
+        if self.movements:
+            LotMovement.objects.bulk_create(self.movements)
+        changed = [lot for lot in self.touched.values() if lot.pk is not None]
+        if len(changed) == 1:
+            lot = changed[0]
+            Lot.objects.filter(pk=lot.pk).update(remaining=lot.remaining, matured=lot.matured)
+        elif changed:
+            Lot.objects.bulk_update(changed, ["remaining", "matured"])
+        PointsAccount.objects.filter(pk=self.account.pk).update(
+            balance=self.account.balance,
+            pending=self.account.pending,
+            updated_at=timezone.now(),
+        )
+
+    def expiring(self) -> tuple[int | None, date | None]:
+        """The next expiry among the open lots, as the member object shows it."""
+        open_lots = [lot for lot in self.lots if lot.remaining > 0]
+        if not open_lots:
+            return None, None
+        on = min(lot.expires_on for lot in open_lots)
+        return sum(lot.remaining for lot in open_lots if lot.expires_on == on), on
+
+
+def today_for(market: Market, now: datetime | None = None) -> date:
+    return local_date(market, now or timezone.now())
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)

@@ -1,0 +1,287 @@
+"""Markets, stores, tiers and the points ledger.
+
+The ledger is append-only: `LedgerEntry` and `LotMovement` rows are never
+updated or deleted (a Postgres trigger refuses it). `PointsAccount` and
+`Lot.remaining` are caches that `manage.py check_ledger` proves against them.
+"""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Market(models.Model):
+    code = models.CharField(max_length=2, unique=True)
+    name = models.CharField(max_length=100)
+    currency = models.CharField(max_length=3)
+    time_zone = models.CharField(max_length=64)
+    language = models.CharField(max_length=8)
+    earn_rate = models.DecimalField(
+        max_digits=8, decimal_places=4, help_text="Points per currency unit."
+    )
+    point_value = models.DecimalField(
+        max_digits=8, decimal_places=4, help_text="Currency per point."
+    )
+    return_window_days = models.PositiveIntegerField(
+        default=30, help_text="Earned points stay pending this long."
+    )
+    points_validity_months = models.PositiveIntegerField(default=24)
+    hold_minutes = models.PositiveIntegerField(default=15)
+    excluded_categories = models.JSONField(
+        default=list, blank=True, help_text="Product categories that earn nothing."
+    )
+    first_day_of_week = models.PositiveSmallIntegerField(
+        default=0, help_text="0 = Monday ... 6 = Sunday."
+    )
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(earn_rate__gte=0), name="market_earn_rate_gte_0"),
+            models.CheckConstraint(condition=Q(point_value__gt=0), name="market_point_value_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Store(models.Model):
+    class Channel(models.TextChoices):
+        STORE = "store"
+        ONLINE = "online"
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="stores")
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.STORE)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Tier(models.Model):
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    rank = models.PositiveSmallIntegerField(unique=True, help_text="0 is the base tier.")
+    threshold = models.PositiveIntegerField(
+        default=0, help_text="Qualifying points over a rolling 12 months."
+    )
+    multiplier = models.DecimalField(max_digits=4, decimal_places=2, default=1)
+
+    class Meta:
+        ordering = ["rank"]
+        constraints = [
+            models.CheckConstraint(condition=Q(multiplier__gt=0), name="tier_multiplier_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PointsAccount(models.Model):
+    """The member's cached figures; the ledger is the truth.
+
+    balance may be negative: a return after the points were spent leaves a
+    debt that later earnings pay back first.
+    """
+
+    member = models.OneToOneField(
+        "members.Member", on_delete=models.PROTECT, related_name="account", primary_key=True
+    )
+    balance = models.IntegerField(default=0)
+    pending = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(pending__gte=0), name="account_pending_gte_0"),
+        ]
+
+
+class Purchase(models.Model):
+    id = models.UUIDField(primary_key=True)
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="purchases")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    receipt_id = models.CharField(max_length=64)
+    channel = models.CharField(max_length=8)
+    occurred_at = models.DateTimeField()
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    qualifying_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    lines = models.JSONField()
+    points_earned = models.IntegerField()
+    base_points = models.IntegerField(help_text="Before multipliers: what tiers count.")
+    returned_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    returned_qualifying_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    points_reversed = models.IntegerField(default=0)
+    body_hash = models.CharField(max_length=64)
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "receipt_id"], name="purchase_receipt_unique"),
+            models.CheckConstraint(
+                condition=Q(returned_amount__lte=F("total")), name="purchase_return_le_total"
+            ),
+            models.CheckConstraint(
+                condition=Q(points_reversed__lte=F("points_earned")),
+                name="purchase_reversed_le_earned",
+            ),
+        ]
+
+
+class Return(models.Model):
+    id = models.UUIDField(primary_key=True)
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="returns")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    receipt_id = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    lines = models.JSONField()
+    points_reversed = models.IntegerField()
+    body_hash = models.CharField(max_length=64)
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "receipt_id"], name="return_receipt_unique"),
+        ]
+
+
+class Redemption(models.Model):
+    class Status(models.TextChoices):
+        HELD = "held"
+        CAPTURED = "captured"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+
+    id = models.UUIDField(primary_key=True)
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="redemptions"
+    )
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    points = models.PositiveIntegerField()
+    value = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["expires_at"], condition=Q(status="held"), name="redemption_held_expiry"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(points__gt=0), name="redemption_points_gt_0"),
+        ]
+
+
+class LedgerEntry(models.Model):
+    class Kind(models.TextChoices):
+        EARN = "earn"
+        BONUS = "bonus"
+        REDEEM = "redeem"
+        REDEEM_CANCEL = "redeem_cancel"
+        RETURN = "return"
+        EXPIRE = "expire"
+        ADJUST = "adjust"
+
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    points = models.IntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    reference = models.CharField(max_length=128, blank=True)
+    expires_on = models.DateField(null=True, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    purchase = models.ForeignKey(Purchase, null=True, blank=True, on_delete=models.PROTECT)
+    return_record = models.ForeignKey(Return, null=True, blank=True, on_delete=models.PROTECT)
+    redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT)
+    api_client = models.ForeignKey(
+        "config.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["member", "-id"], name="entry_member_newest")]
+        triggers = [
+            pgtrigger.Protect(name="ledger_entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.points:+d}"
+
+
+class Lot(models.Model):
+    """Points earned together, spent first-expiring-first.
+
+    `remaining` is a cache: points plus the sum of the lot's movements.
+    A lot is pending until `matured`; the ageing job flips it.
+    """
+
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="lots")
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
+    points = models.PositiveIntegerField()
+    remaining = models.PositiveIntegerField()
+    available_on = models.DateField()
+    expires_on = models.DateField()
+    matured = models.BooleanField()
+    purchase = models.ForeignKey(
+        Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="lots"
+    )
+
+    class Meta:
+        indexes = [
+            # FIFO spending and the "expiring" figure: a member's open lots by expiry.
+            models.Index(
+                fields=["member", "expires_on"], condition=Q(remaining__gt=0), name="lot_open_by_expiry"
+            ),
+            models.Index(
+                fields=["available_on"], condition=Q(matured=False), name="lot_pending_by_date"
+            ),
+            models.Index(
+                fields=["expires_on"], condition=Q(remaining__gt=0), name="lot_open_expiry"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(remaining__lte=F("points")), name="lot_remaining_le_points"
+            ),
+        ]
+
+
+class LotMovement(models.Model):
+    """A change of a lot's remaining points: spent, given back, expired, or
+    used to pay back a debt when the lot matured (the only kind with no entry)."""
+
+    class Kind(models.TextChoices):
+        SPEND = "spend"
+        RESTORE = "restore"
+        DEBT = "debt"
+
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements")
+    entry = models.ForeignKey(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    points = models.IntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        triggers = [
+            pgtrigger.Protect(name="lot_movement_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]

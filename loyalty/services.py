@@ -1,0 +1,508 @@
+"""Every write that changes a member's points.
+
+Each service owns its transaction, locks the member's account first (see
+loyalty/ledger.py for the lock order and the invariants), raises typed
+errors that carry their API code, and answers with the body the API sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+import orjson
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.auth import Client
+from config.errors import (
+    CurrencyMismatch,
+    HoldExpired,
+    InsufficientPoints,
+    MemberInactive,
+    NotFound,
+    ReceiptConflict,
+    ReturnExceedsPurchase,
+    UnknownStore,
+    ValidationFailed,
+)
+from loyalty.ledger import Book, account_lock, days, expiry_for, local_date, today_for
+from loyalty.models import LedgerEntry, Lot, Purchase, Redemption, Return, Store
+from members.models import Member
+from members.selectors import member_summary, visible_member
+
+CENT = Decimal("0.01")
+MAX_POINTS = 10_000_000
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_BACKDATE = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    amount: Decimal
+    quantity: int = 1
+    category: str = ""
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+
+def _member(client: Client, member_ref: dict[str, str]) -> Member:
+    return visible_member(
+        client=client, card=member_ref.get("card"), member_number=member_ref.get("member_number")
+    )
+
+
+def _require_active(member: Member) -> None:
+    if member.status != Member.Status.ACTIVE:
+        raise MemberInactive(f"Member {member.member_number} is {member.status}.")
+
+
+def _store_in_market(member: Member, store_code: str) -> Store:
+    store = Store.objects.filter(code=store_code, market_id=member.market_id).first()
+    if store is None:
+        raise UnknownStore(
+            f"Store {store_code} is not registered in market {member.market.code}."
+        )
+    return store
+
+
+def _check_currency(member: Member, currency: str) -> None:
+    if currency != member.market.currency:
+        raise CurrencyMismatch(
+            f"Market {member.market.code} books in {member.market.currency}, not {currency}."
+        )
+
+
+def _check_time(occurred_at: datetime, now: datetime) -> None:
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise ValidationFailed(
+            "occurred_at lies in the future.", errors={"occurred_at": ["Lies in the future."]}
+        )
+    if occurred_at < now - MAX_BACKDATE:
+        raise ValidationFailed(
+            "occurred_at is more than 90 days old.",
+            errors={"occurred_at": ["More than 90 days old."]},
+        )
+
+
+def _check_total(total: Decimal, lines: list[Line]) -> None:
+    if sum((line.amount for line in lines), Decimal(0)) != total:
+        raise ValidationFailed(
+            "total must equal the sum of the line amounts.",
+            errors={"total": ["Does not equal the sum of the line amounts."]},
+        )
+
+
+def _floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def purchase_record(
+    *,
+    client: Client,
+    member_ref: dict[str, str],
+    store_code: str,
+    receipt_id: str,
+    channel: str,
+    occurred_at: datetime,
+    currency: str,
+    total: Decimal,
+    lines: list[Line],
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Book a receipt's points exactly once. Answers (body, replayed): the
+    same receipt with the same body replays the first answer."""
+    now = now or timezone.now()
+    member = _member(client, member_ref)
+    store = _store_in_market(member, store_code)
+    body_hash = _hash({
+        "member": member.pk, "receipt_id": receipt_id, "channel": channel,
+        "occurred_at": occurred_at.isoformat(), "currency": currency, "total": str(total),
+        "lines": [[line.sku, line.category, line.quantity, str(line.amount)] for line in lines],
+    })
+    try:
+        return _purchase_book(member, store, receipt_id, channel, occurred_at, currency, total,
+                              lines, body_hash, now), False
+    except IntegrityError:
+        # Another request booked this receipt first (a retry racing itself).
+        pass
+    existing = Purchase.objects.filter(store=store, receipt_id=receipt_id).values(
+        "body_hash", "response"
+    ).first()
+    if existing is None:  # pragma: no cover - the conflict was on another constraint
+        raise
+    if existing["body_hash"] != body_hash:
+        raise ReceiptConflict(
+            f"Receipt {receipt_id} of store {store_code} was recorded with another body."
+        )
+    return existing["response"], True
+
+
+def _purchase_book(
+    member: Member, store: Store, receipt_id: str, channel: str, occurred_at: datetime,
+    currency: str, total: Decimal, lines: list[Line], body_hash: str, now: datetime,
+) -> dict[str, Any]:
+    _require_active(member)
+    _check_currency(member, currency)
+    _check_total(total, lines)
+    _check_time(occurred_at, now)
+    market = member.market
+    excluded = set(market.excluded_categories or ())
+    qualifying = sum((line.amount for line in lines if line.category not in excluded), Decimal(0))
+    base_points = _floor(qualifying * market.earn_rate)
+    points = _floor(qualifying * market.earn_rate * member.tier.multiplier)
+    earned_on = local_date(market, occurred_at)
+    available_on = earned_on + days(market.return_window_days)
+    matured = available_on <= local_date(market, now)
+    expires_on = expiry_for(market, earned_on)
+    purchase_id = uuid.uuid4()
+    # Raises IntegrityError on a duplicate receipt (the caller replays). The
+    # purchase row goes in last, carrying the answer for such replays; the
+    # foreign keys of the entry and lot to it are checked at commit.
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        book = Book.open(account)
+        if points:
+            entry = LedgerEntry.objects.create(
+                member_id=member.pk, kind=LedgerEntry.Kind.EARN, points=points,
+                reference=receipt_id, expires_on=expires_on, purchase_id=purchase_id,
+            )
+            book.add_lot(entry, available_on=available_on, expires_on=expires_on,
+                         matured=matured, purchase_id=purchase_id)
+            book.save()
+        body = {
+            "purchase_id": str(purchase_id),
+            "receipt_id": receipt_id,
+            "points_earned": points,
+            "points_status": "available" if matured else "pending",
+            "available_on": available_on.isoformat(),
+            "tier_changed": False,
+            "member": member_summary(member=member, balance=account.balance,
+                                     pending=account.pending, expiring=book.expiring()),
+        }
+        Purchase.objects.create(
+            id=purchase_id, member=member, store=store, receipt_id=receipt_id, channel=channel,
+            occurred_at=occurred_at, currency=currency, total=total,
+            qualifying_amount=qualifying,
+            lines=[{"sku": line.sku, "category": line.category, "quantity": line.quantity,
+                    "amount": str(line.amount)} for line in lines],
+            points_earned=points, base_points=base_points, body_hash=body_hash, response=body,
+        )
+    return body
+
+
+def return_record(
+    *,
+    client: Client,
+    store_code: str,
+    receipt_id: str,
+    original_store_code: str,
+    original_receipt_id: str,
+    occurred_at: datetime,
+    currency: str,
+    total: Decimal,
+    lines: list[Line],
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    now = now or timezone.now()
+    purchase = (
+        Purchase.objects.select_related("member__market", "member__tier")
+        .filter(store__code=original_store_code, receipt_id=original_receipt_id)
+        .first()
+    )
+    if purchase is None or not client.sees_market(purchase.member.market_id):
+        raise NotFound("No such purchase.")
+    member = purchase.member
+    store = _store_in_market(member, store_code)
+    body_hash = _hash({
+        "original": str(purchase.pk), "receipt_id": receipt_id,
+        "occurred_at": occurred_at.isoformat(), "currency": currency, "total": str(total),
+        "lines": [[line.sku, line.quantity, str(line.amount)] for line in lines],
+    })
+    try:
+        return _return_book(member, purchase.pk, store, receipt_id, occurred_at, currency,
+                            total, lines, body_hash, now)
+    except IntegrityError:
+        # The same return receipt booked at this moment for another purchase.
+        raise ReceiptConflict(
+            f"Return receipt {receipt_id} of store {store_code} was recorded with another body."
+        ) from None
+
+
+def _return_book(
+    member: Member, purchase_id: uuid.UUID, store: Store, receipt_id: str,
+    occurred_at: datetime, currency: str, total: Decimal, lines: list[Line], body_hash: str,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
+    _check_currency(member, currency)
+    _check_total(total, lines)
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        # Under the account lock, so a retry racing its first call waits
+        # for it and then finds it.
+        existing = Return.objects.filter(store=store, receipt_id=receipt_id).values(
+            "body_hash", "response"
+        ).first()
+        if existing is not None:
+            if existing["body_hash"] != body_hash:
+                raise ReceiptConflict(
+                    f"Return receipt {receipt_id} of store {store.code} was recorded with "
+                    "another body."
+                )
+            return existing["response"], True
+        _check_time(occurred_at, now)
+        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        bought: dict[str, Decimal] = defaultdict(Decimal)
+        category: dict[str, str] = {}
+        for line in purchase.lines:
+            bought[line["sku"]] += Decimal(line["amount"])
+            category.setdefault(line["sku"], line.get("category", ""))
+        returned: dict[str, Decimal] = defaultdict(Decimal)
+        for earlier in Return.objects.filter(purchase_id=purchase_id).values_list("lines", flat=True):
+            for line in earlier:
+                returned[line["sku"]] += Decimal(line["amount"])
+        for line in lines:
+            returned[line.sku] += line.amount
+            if line.sku not in bought or returned[line.sku] > bought[line.sku]:
+                raise ReturnExceedsPurchase(
+                    f"Returns of {line.sku} would exceed what receipt {purchase.receipt_id} had."
+                )
+        if purchase.returned_amount + total > purchase.total:
+            raise ReturnExceedsPurchase(
+                f"Returns would exceed the purchase total {purchase.total}."
+            )
+        excluded = set(member.market.excluded_categories or ())
+        this_qualifying = sum(
+            (line.amount for line in lines if category[line.sku] not in excluded), Decimal(0)
+        )
+        purchase.returned_amount += total
+        purchase.returned_qualifying_amount += this_qualifying
+        if purchase.qualifying_amount and purchase.returned_qualifying_amount >= purchase.qualifying_amount:
+            reversed_total = purchase.points_earned
+        elif purchase.qualifying_amount:
+            reversed_total = _floor(
+                purchase.points_earned * purchase.returned_qualifying_amount / purchase.qualifying_amount
+            )
+        else:
+            reversed_total = 0
+        reverse = reversed_total - purchase.points_reversed
+        purchase.points_reversed = reversed_total
+        return_id = uuid.uuid4()
+        book = Book.open(account)
+        book.settle(today_for(member.market, now))
+        if reverse:
+            entry = LedgerEntry.objects.create(
+                member_id=member.pk, kind=LedgerEntry.Kind.RETURN, points=-reverse,
+                reference=receipt_id, purchase_id=purchase_id, return_record_id=return_id,
+            )
+            own = next((lot for lot in book.lots if lot.purchase_id == purchase_id), None)
+            left = reverse
+            if own is not None and not own.matured:
+                left -= book.take_pending(entry, own, left)
+            if left:
+                # From the balance: this purchase's points first, then the
+                # first-expiring; what was already spent becomes a debt.
+                book.spend(entry, left, first=own)
+                book.account.balance -= left
+        purchase.save(update_fields=[
+            "returned_amount", "returned_qualifying_amount", "points_reversed"
+        ])
+        body = {
+            "return_id": str(return_id),
+            "receipt_id": receipt_id,
+            "purchase_id": str(purchase_id),
+            "points_reversed": reverse,
+            "member": member_summary(member=member, balance=account.balance,
+                                     pending=account.pending, expiring=book.expiring()),
+        }
+        book.save()
+        Return.objects.create(
+            id=return_id, purchase_id=purchase_id, store=store, receipt_id=receipt_id,
+            occurred_at=occurred_at, total=total, points_reversed=reverse, body_hash=body_hash,
+            lines=[{"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)}
+                   for line in lines],
+            response=body,
+        )
+    return body, False
+
+
+def _redemption_view(redemption: Redemption, member: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "redemption_id": str(redemption.pk),
+        "status": redemption.status,
+        "points": redemption.points,
+        "value": {"amount": str(redemption.value), "currency": redemption.currency},
+        "expires_at": redemption.expires_at.isoformat() if redemption.expires_at else None,
+        "reference": redemption.reference,
+        "store_code": redemption.store.code,
+        "member": member,
+    }
+
+
+def points_redeem(
+    *,
+    client: Client,
+    member_ref: dict[str, str],
+    points: int,
+    store_code: str,
+    reference: str = "",
+    capture: bool = True,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Points as payment: spent at once, or held until captured or released."""
+    now = now or timezone.now()
+    member = _member(client, member_ref)
+    _require_active(member)
+    store = _store_in_market(member, store_code)
+    market = member.market
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        book = Book.open(account)
+        book.settle(today_for(market, now))
+        spendable = min(book.spendable(), max(account.balance, 0))
+        if points > spendable:
+            raise InsufficientPoints(f"Balance {spendable} is below {points}.")
+        redemption = Redemption.objects.create(
+            id=uuid.uuid4(), member=member, store=store, points=points,
+            value=(points * market.point_value).quantize(CENT), currency=market.currency,
+            reference=reference,
+            status=Redemption.Status.CAPTURED if capture else Redemption.Status.HELD,
+            expires_at=None if capture else now + timedelta(minutes=market.hold_minutes),
+        )
+        entry = LedgerEntry.objects.create(
+            member_id=member.pk, kind=LedgerEntry.Kind.REDEEM, points=-points,
+            reference=reference or str(redemption.pk), redemption=redemption,
+        )
+        book.spend(entry, points)
+        account.balance -= points
+        book.save()
+        summary = member_summary(member=member, balance=account.balance,
+                                 pending=account.pending, expiring=book.expiring())
+    return _redemption_view(redemption, summary)
+
+
+def _redemption_for_update(client: Client, redemption_id: str) -> tuple[Redemption, Book, Member]:
+    try:
+        key = uuid.UUID(str(redemption_id))
+    except ValueError:
+        raise NotFound("No such redemption.") from None
+    found = Redemption.objects.filter(pk=key).values("member_id").first()
+    if found is None:
+        raise NotFound("No such redemption.")
+    account = account_lock(found["member_id"])
+    redemption = Redemption.objects.select_for_update().select_related(
+        "member__market", "member__tier", "store"
+    ).get(pk=key)
+    if not client.sees_market(redemption.member.market_id):
+        raise NotFound("No such redemption.")
+    return redemption, Book.open(account), redemption.member
+
+
+def redemption_release(*, book: Book, redemption: Redemption, status: str) -> None:
+    """Give a held or captured redemption's points back to the lots they came from."""
+    spent = LedgerEntry.objects.get(redemption=redemption, kind=LedgerEntry.Kind.REDEEM)
+    entry = LedgerEntry.objects.create(
+        member_id=redemption.member_id, kind=LedgerEntry.Kind.REDEEM_CANCEL,
+        points=redemption.points, reference=spent.reference, redemption=redemption,
+    )
+    book.restore(spent, entry)
+    redemption.status = status
+    redemption.save(update_fields=["status", "updated_at"])
+    book.save()
+
+
+def redemption_capture(*, client: Client, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    expired = False
+    with transaction.atomic():
+        redemption, book, member = _redemption_for_update(client, redemption_id)
+        if redemption.status == Redemption.Status.HELD:
+            if redemption.expires_at is not None and redemption.expires_at <= now:
+                # Release it now rather than wait for the job; then refuse.
+                redemption_release(book=book, redemption=redemption,
+                                   status=Redemption.Status.EXPIRED)
+                expired = True
+            else:
+                redemption.status = Redemption.Status.CAPTURED
+                redemption.save(update_fields=["status", "updated_at"])
+        elif redemption.status != Redemption.Status.CAPTURED:
+            raise HoldExpired(f"The hold is {redemption.status}.")
+        summary = member_summary(member=member, balance=book.account.balance,
+                                 pending=book.account.pending, expiring=book.expiring())
+    if expired:
+        raise HoldExpired("The hold expired; its points are back on the balance.")
+    return _redemption_view(redemption, summary)
+
+
+def redemption_cancel(*, client: Client, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Release a hold, or give a captured redemption's points back. Cancelling
+    what is already cancelled or expired changes nothing."""
+    with transaction.atomic():
+        redemption, book, member = _redemption_for_update(client, redemption_id)
+        if redemption.status in (Redemption.Status.HELD, Redemption.Status.CAPTURED):
+            redemption_release(book=book, redemption=redemption,
+                               status=Redemption.Status.CANCELLED)
+        summary = member_summary(member=member, balance=book.account.balance,
+                                 pending=book.account.pending, expiring=book.expiring())
+    return _redemption_view(redemption, summary)
+
+
+def entry_view(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.pk,
+        "kind": entry.kind,
+        "points": entry.points,
+        "created_at": entry.created_at.isoformat(),
+        "reference": entry.reference,
+        "expires_on": entry.expires_on.isoformat() if entry.expires_on else None,
+    }
+
+
+def points_adjust(
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    client: Client | None = None,
+    staff_user_id: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A correction by staff or a back office. A positive one is available
+    at once and expires like earned points; a negative one takes from the
+    first-expiring lots and may leave a debt."""
+    if not points or abs(points) > MAX_POINTS:
+        raise ValidationFailed(
+            "points must be a non-zero integer.", errors={"points": ["Must be non-zero."]}
+        )
+    if not reason.strip():
+        raise ValidationFailed("A reason is required.", errors={"reason": ["Required."]})
+    now = now or timezone.now()
+    market = member.market
+    today = today_for(market, now)
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        book = Book.open(account)
+        book.settle(today)
+        entry = LedgerEntry.objects.create(
+            member_id=member.pk, kind=LedgerEntry.Kind.ADJUST, points=points,
+            reference=reason[:128], reason=reason,
+            expires_on=expiry_for(market, today) if points > 0 else None,
+            api_client_id=client.id if client else None, staff_user_id=staff_user_id,
+        )
+        if points > 0:
+            book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
+        else:
+            book.spend(entry, -points)
+            account.balance += points
+        book.save()
+        summary = member_summary(member=member, balance=account.balance,
+                                 pending=account.pending, expiring=book.expiring())
+    return {"entry": entry_view(entry), "member": summary}

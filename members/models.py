@@ -1,0 +1,76 @@
+"""Members, their cards and consents."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class Member(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+        CLOSED = "closed"
+        ERASED = "erased"
+
+    class Channel(models.TextChoices):
+        STORE = "store"
+        ONLINE = "online"
+        APP = "app"
+        STAFF = "staff"
+
+    member_number = models.CharField(max_length=10, unique=True, null=True, blank=True)
+    market = models.ForeignKey("loyalty.Market", on_delete=models.PROTECT, related_name="members")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Neither is unique in the database: the merged national clubs brought
+    # duplicates along. Enrolment refuses new ones; lookups answer
+    # multiple_matches where old ones remain.
+    email = models.EmailField(max_length=254, null=True, blank=True)
+    phone = models.CharField(max_length=16, null=True, blank=True, help_text="E.164")
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.STORE)
+    enrolment_store = models.ForeignKey(
+        "loyalty.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    enrolled_at = models.DateTimeField(auto_now_add=True)
+    marketing_email = models.BooleanField(default=False)
+    marketing_sms = models.BooleanField(default=False)
+    profiling = models.BooleanField(default=False)
+    consents_updated_at = models.DateTimeField(null=True, blank=True)
+    tier = models.ForeignKey("loyalty.Tier", on_delete=models.PROTECT, related_name="members")
+    tier_valid_until = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(Lower("email"), name="member_email_ci"),
+            models.Index(fields=["phone"], name="member_phone"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(email__isnull=False) | Q(phone__isnull=False) | Q(status="erased"),
+                name="member_email_or_phone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.member_number or f"member #{self.pk}"
+
+
+class Card(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        BLOCKED = "blocked"
+
+    number = models.CharField(max_length=19, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="cards")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.number
