@@ -69,3 +69,28 @@ class WorkerHeartbeat(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     seen_at = models.DateTimeField()
+
+
+class OutboxEvent(models.Model):
+    """Events for the club's other systems (CRM, e-mail), written in the same
+    transaction as what they tell of, and delivered by a later integration.
+
+    `dedupe_key` makes each event happen once however often a job runs:
+    e.g. `points.expiring_soon:<lot id>:<date>`.
+    """
+
+    topic = models.CharField(max_length=64)
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    member = models.ForeignKey(
+        "members.Member", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], condition=models.Q(delivered_at__isnull=True),
+                         name="outbox_undelivered"),
+            models.Index(fields=["topic", "created_at"], name="outbox_topic"),
+        ]
