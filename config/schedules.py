@@ -9,6 +9,11 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 # name: (task, every N seconds | crontab dict)
 SCHEDULES: dict[str, tuple[str, int | dict[str, str]]] = {
     "worker heartbeat": ("config.heartbeat", 30),
+    # Hourly, so that every market's local midnight is met within the hour.
+    "points: mature pending": ("loyalty.points_mature", {"minute": "5"}),
+    "points: expire": ("loyalty.points_expire", {"minute": "10"}),
+    "points: expiry notices": ("loyalty.points_expiry_notices", {"minute": "20", "hour": "6"}),
+    "holds: release expired": ("loyalty.holds_release", 60),
 }
 
 

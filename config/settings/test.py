@@ -20,3 +20,10 @@ if not os.environ.get("DATABASE_URL"):
         DATABASES["default"]["CONN_MAX_AGE"] = 0
     except OSError:
         pass
+
+# One test database per run, so that runs side by side (a developer's and
+# an editor's, say) never drop each other's.
+DATABASES["default"].setdefault("TEST", {})["NAME"] = (  # noqa: F405
+    f"test_{DATABASES['default']['NAME'] or 'lojal'}_{os.getpid()}"  # noqa: F405
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") else None  # noqa: F405
+)
