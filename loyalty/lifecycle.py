@@ -19,12 +19,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from loyalty.ledger import Book, local_date
 from loyalty.models import Lot, Market, PointsAccount, Redemption
 
-BATCH = 2000
+BATCH = 5000
 LOCK_TIMEOUT = "5s"
 NOTICE_DAYS = 30
 
@@ -61,6 +62,25 @@ def _members_in_debt(member_ids: list[int]) -> set[int]:
             "member_id", flat=True
         )
     )
+
+
+class _Keyset:
+    """Walks a partial index on (date, id) in order, batch after batch, so
+    that each batch starts where the last ended rather than rescanning the
+    rows already done (which a million-row run would pay for quadratically)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[date, int] | None = None
+
+    def page(self, qs: Any, date_field: str, size: int) -> list[tuple[int, int]]:
+        if self.last is not None:
+            last_date, last_id = self.last
+            qs = qs.filter(Q(**{f"{date_field}__gt": last_date})
+                           | Q(**{date_field: last_date, "id__gt": last_id}))
+        rows = list(qs.order_by(date_field, "id").values_list(date_field, "id", "member_id")[:size])
+        if rows:
+            self.last = (rows[-1][0], rows[-1][1])
+        return [(lot_id, member_id) for _, lot_id, member_id in rows]
 
 
 def _run(job: str, market_batches: Callable[[Market, date], Callable[[], int]], as_of: datetime,
@@ -102,12 +122,14 @@ def points_mature(*, as_of: datetime | None = None, batch_size: int = BATCH,
     as_of = as_of or timezone.now()
 
     def batches(market: Market, today: date) -> Callable[[], int]:
+        after = _Keyset()
+
         def batch() -> int:
             with transaction.atomic():
-                rows = list(
+                rows = after.page(
                     Lot.objects.filter(matured=False, available_on__lte=today,
-                                       member__market=market)
-                    .order_by("available_on", "id").values_list("id", "member_id")[:batch_size]
+                                       member__market=market),
+                    "available_on", batch_size,
                 )
                 if not rows:
                     return 0
@@ -154,18 +176,22 @@ def _per_member(member_ids: list[int], apply: Callable[[Book], Any], *, lock: bo
 
 # --- expiry ---------------------------------------------------------------
 
+# Each lot draws its entry's id from the sequence up front, so the entry and
+# the lot's movement are written without joining one back to the other.
 _EXPIRE_SQL = """
-WITH lots AS (
-    SELECT id, member_id, remaining, matured, expires_on FROM loyalty_lot
+WITH lots AS MATERIALIZED (
+    SELECT id, member_id, remaining, matured, expires_on,
+           nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')) AS entry_id
+    FROM loyalty_lot
     WHERE id = ANY(%(lot_ids)s) AND remaining > 0 AND expires_on < %(today)s
 ), entries AS (
-    INSERT INTO loyalty_ledgerentry (member_id, kind, points, created_at, reference, expires_on, reason)
-    SELECT member_id, 'expire', -remaining, %(now)s, 'lot:' || id, expires_on, '' FROM lots
-    RETURNING id, reference
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason)
+    SELECT entry_id, member_id, 'expire', -remaining, %(now)s, 'lot:' || id, expires_on, ''
+    FROM lots
 ), movements AS (
     INSERT INTO loyalty_lotmovement (lot_id, entry_id, kind, points, created_at)
-    SELECT l.id, e.id, 'spend', -l.remaining, %(now)s
-    FROM lots l JOIN entries e ON e.reference = 'lot:' || l.id
+    SELECT id, entry_id, 'spend', -remaining, %(now)s FROM lots
 ), emptied AS (
     UPDATE loyalty_lot SET remaining = 0 FROM lots WHERE loyalty_lot.id = lots.id
 ), per_member AS (
@@ -189,11 +215,13 @@ def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
     use_sql = _set_based() if set_based is None else set_based
 
     def batches(market: Market, today: date) -> Callable[[], int]:
+        after = _Keyset()
+
         def batch() -> int:
             with transaction.atomic():
-                rows = list(
-                    Lot.objects.filter(remaining__gt=0, expires_on__lt=today, member__market=market)
-                    .order_by("expires_on", "id").values_list("id", "member_id")[:batch_size]
+                rows = after.page(
+                    Lot.objects.filter(remaining__gt=0, expires_on__lt=today, member__market=market),
+                    "expires_on", batch_size,
                 )
                 if not rows:
                     return 0

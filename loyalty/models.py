@@ -68,6 +68,9 @@ class Store(models.Model):
 class Tier(models.Model):
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=64)
+    names = models.JSONField(
+        default=dict, blank=True, help_text='Per language, e.g. {"sv": "Guld", "en": "Gold"}.'
+    )
     rank = models.PositiveSmallIntegerField(unique=True, help_text="0 is the base tier.")
     threshold = models.PositiveIntegerField(
         default=0, help_text="Qualifying points over a rolling 12 months."
@@ -82,6 +85,48 @@ class Tier(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class QualifyingMonth(models.Model):
+    """A member's qualifying points (base points, before multipliers, net of
+    returns) per calendar month, kept with each purchase and return. The
+    rolling 12 months are the current month and the eleven before it: at
+    most twelve rows, never a scan of the ledger."""
+
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="The first day of the month, market time.")
+    points = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "month"], name="qualifying_member_month"),
+        ]
+
+
+class TierChange(models.Model):
+    """History: every change of a member's tier, and every renewal."""
+
+    class Cause(models.TextChoices):
+        PURCHASE = "purchase"
+        EVALUATION = "evaluation"
+        RENEWAL = "renewal"
+        STAFF = "staff"
+
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_changes")
+    from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    cause = models.CharField(max_length=12, choices=Cause.choices)
+    reason = models.CharField(max_length=255, blank=True)
+    qualifying_points = models.IntegerField(null=True, blank=True)
+    valid_until = models.DateField(null=True, blank=True)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-changed_at"], name="tierchange_member")]
 
 
 class PointsAccount(models.Model):
@@ -120,6 +165,7 @@ class Purchase(models.Model):
     returned_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     returned_qualifying_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     points_reversed = models.IntegerField(default=0)
+    base_points_reversed = models.IntegerField(default=0)
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -198,26 +244,47 @@ class LedgerEntry(models.Model):
         EXPIRE = "expire"
         ADJUST = "adjust"
 
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="entries")
+    # Indexes here are few on purpose: the expiry job inserts a million
+    # entries. (member, -id) serves the member's ledger; the references are
+    # indexed only where they are set.
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     points = models.IntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     reference = models.CharField(max_length=128, blank=True)
     expires_on = models.DateField(null=True, blank=True)
     reason = models.CharField(max_length=255, blank=True)
-    purchase = models.ForeignKey(Purchase, null=True, blank=True, on_delete=models.PROTECT)
-    return_record = models.ForeignKey(Return, null=True, blank=True, on_delete=models.PROTECT)
-    redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT)
+    purchase = models.ForeignKey(
+        Purchase, null=True, blank=True, on_delete=models.PROTECT, db_index=False
+    )
+    return_record = models.ForeignKey(
+        Return, null=True, blank=True, on_delete=models.PROTECT, db_index=False
+    )
+    redemption = models.ForeignKey(
+        Redemption, null=True, blank=True, on_delete=models.PROTECT, db_index=False
+    )
     api_client = models.ForeignKey(
-        "config.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "config.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
 
     class Meta:
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["member", "-id"], name="entry_member_newest")]
+        indexes = [
+            models.Index(fields=["member", "-id"], name="entry_member_newest"),
+            models.Index(fields=["purchase"], condition=Q(purchase__isnull=False),
+                         name="entry_purchase"),
+            models.Index(fields=["return_record"], condition=Q(return_record__isnull=False),
+                         name="entry_return"),
+            models.Index(fields=["redemption"], condition=Q(redemption__isnull=False),
+                         name="entry_redemption"),
+        ]
         triggers = [
             pgtrigger.Protect(name="ledger_entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
         ]
@@ -241,20 +308,24 @@ class Lot(models.Model):
     expires_on = models.DateField()
     matured = models.BooleanField()
     purchase = models.ForeignKey(
-        Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="lots"
+        Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="lots",
+        db_index=False,
     )
 
     class Meta:
         indexes = [
+            models.Index(fields=["purchase"], condition=Q(purchase__isnull=False),
+                         name="lot_purchase"),
             # FIFO spending and the "expiring" figure: a member's open lots by expiry.
             models.Index(
                 fields=["member", "expires_on"], condition=Q(remaining__gt=0), name="lot_open_by_expiry"
             ),
+            # The ageing jobs walk these in (date, id) order.
             models.Index(
-                fields=["available_on"], condition=Q(matured=False), name="lot_pending_by_date"
+                fields=["available_on", "id"], condition=Q(matured=False), name="lot_pending_by_date"
             ),
             models.Index(
-                fields=["expires_on"], condition=Q(remaining__gt=0), name="lot_open_expiry"
+                fields=["expires_on", "id"], condition=Q(remaining__gt=0), name="lot_open_expiry"
             ),
         ]
         constraints = [

@@ -43,11 +43,17 @@ class Member(models.Model):
     consents_updated_at = models.DateTimeField(null=True, blank=True)
     tier = models.ForeignKey("loyalty.Tier", on_delete=models.PROTECT, related_name="members")
     tier_valid_until = models.DateField(null=True, blank=True)
+    tier_override_until = models.DateField(
+        null=True, blank=True, help_text="Set by staff: the tier is kept as set until this day."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [
             models.Index(Lower("email"), name="member_email_ci"),
+            # The tier evaluation walks the members whose validity ran out.
+            models.Index(fields=["tier_valid_until", "id"], condition=Q(tier_valid_until__isnull=False),
+                         name="member_tier_validity"),
             models.Index(fields=["phone"], name="member_phone"),
         ]
         constraints = [
