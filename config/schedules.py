@@ -14,6 +14,7 @@ SCHEDULES: dict[str, tuple[str, int | dict[str, str]]] = {
     "points: expire": ("loyalty.points_expire", {"minute": "10"}),
     "points: expiry notices": ("loyalty.points_expiry_notices", {"minute": "20", "hour": "6"}),
     "holds: release expired": ("loyalty.holds_release", 60),
+    "tiers: evaluate expired validity": ("loyalty.tiers_evaluate", {"minute": "30"}),
 }
 
 

@@ -33,6 +33,7 @@ from config.errors import (
 )
 from loyalty.ledger import Book, account_lock, days, expiry_for, local_date, today_for
 from loyalty.models import LedgerEntry, Lot, Purchase, Redemption, Return, Store
+from loyalty.tiers import qualifying_add, tier_upgrade_check
 from members.models import Member
 from members.selectors import member_summary, visible_member
 
@@ -103,6 +104,16 @@ def _check_total(total: Decimal, lines: list[Line]) -> None:
 
 def _floor(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _share(points: int, returned: Decimal, of: Decimal) -> int:
+    """The part of a purchase's `points` that returning `returned` of its
+    qualifying amount `of` takes back: all of them once all is returned."""
+    if not of:
+        return 0
+    if returned >= of:
+        return points
+    return _floor(points * returned / of)
 
 
 def purchase_record(
@@ -178,13 +189,17 @@ def _purchase_book(
             book.add_lot(entry, available_on=available_on, expires_on=expires_on,
                          matured=matured, purchase_id=purchase_id)
             book.save()
+        tier_changed = False
+        if base_points:
+            qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
+            tier_changed = tier_upgrade_check(member=member, today=local_date(market, now))
         body = {
             "purchase_id": str(purchase_id),
             "receipt_id": receipt_id,
             "points_earned": points,
             "points_status": "available" if matured else "pending",
             "available_on": available_on.isoformat(),
-            "tier_changed": False,
+            "tier_changed": tier_changed,
             "member": member_summary(member=member, balance=account.balance,
                                      pending=account.pending, expiring=book.expiring()),
         }
@@ -285,16 +300,15 @@ def _return_book(
         )
         purchase.returned_amount += total
         purchase.returned_qualifying_amount += this_qualifying
-        if purchase.qualifying_amount and purchase.returned_qualifying_amount >= purchase.qualifying_amount:
-            reversed_total = purchase.points_earned
-        elif purchase.qualifying_amount:
-            reversed_total = _floor(
-                purchase.points_earned * purchase.returned_qualifying_amount / purchase.qualifying_amount
-            )
-        else:
-            reversed_total = 0
+        returned_share = (purchase.returned_qualifying_amount, purchase.qualifying_amount)
+        reversed_total = _share(purchase.points_earned, *returned_share)
         reverse = reversed_total - purchase.points_reversed
         purchase.points_reversed = reversed_total
+        # Qualifying points go back alike; a return never downgrades at once.
+        base_reversed = _share(purchase.base_points, *returned_share)
+        qualifying_add(member_id=member.pk, on=local_date(member.market, purchase.occurred_at),
+                       points=-(base_reversed - purchase.base_points_reversed))
+        purchase.base_points_reversed = base_reversed
         return_id = uuid.uuid4()
         book = Book.open(account)
         book.settle(today_for(member.market, now))
@@ -313,7 +327,8 @@ def _return_book(
                 book.spend(entry, left, first=own)
                 book.account.balance -= left
         purchase.save(update_fields=[
-            "returned_amount", "returned_qualifying_amount", "points_reversed"
+            "returned_amount", "returned_qualifying_amount", "points_reversed",
+            "base_points_reversed",
         ])
         body = {
             "return_id": str(return_id),
@@ -417,6 +432,28 @@ def redemption_release(*, book: Book, redemption: Redemption, status: str) -> No
     redemption.status = status
     redemption.save(update_fields=["status", "updated_at"])
     book.save()
+
+
+def redemption_expire_due(*, client: Client, redemption_id: str, now: datetime | None = None) -> bool:
+    """Release a hold whose time has run out, in a transaction of its own:
+    a caller's enclosing transaction (an idempotent request) that then
+    answers hold_expired must not roll the release back."""
+    now = now or timezone.now()
+    try:
+        key = uuid.UUID(str(redemption_id))
+    except ValueError:
+        return False
+    if not Redemption.objects.filter(
+        pk=key, status=Redemption.Status.HELD, expires_at__lte=now
+    ).exists():
+        return False
+    with transaction.atomic():
+        redemption, book, _ = _redemption_for_update(client, str(key))
+        if (redemption.status != Redemption.Status.HELD or redemption.expires_at is None
+                or redemption.expires_at > now):
+            return False
+        redemption_release(book=book, redemption=redemption, status=Redemption.Status.EXPIRED)
+    return True
 
 
 def redemption_capture(*, client: Client, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:

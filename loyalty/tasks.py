@@ -12,7 +12,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
-from loyalty import lifecycle
+from loyalty import lifecycle, tiers
 
 JOB_OPTIONS = {
     "acks_late": True,
@@ -49,3 +49,8 @@ def holds_release_task(as_of: str | None = None) -> str:
 @shared_task(name="loyalty.points_expiry_notices", **JOB_OPTIONS)
 def points_expiry_notices_task(as_of: str | None = None) -> str:
     return str(lifecycle.points_expiry_notices(as_of=_as_of(as_of)))
+
+
+@shared_task(name="loyalty.tiers_evaluate", **JOB_OPTIONS)
+def tiers_evaluate_task(as_of: str | None = None) -> str:
+    return str(tiers.tiers_evaluate(as_of=_as_of(as_of)))
