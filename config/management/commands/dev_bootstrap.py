@@ -16,6 +16,9 @@ from loyalty.demo import demo_club_seed
 class Command(BaseCommand):
     help = "Seed the demo club and print the admin login and a demo API key (development only)."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--port", default="8000")
+
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(f"seed_demo: {demo_club_seed()}")
         var = settings.VAR_DIR
@@ -37,7 +40,7 @@ class Command(BaseCommand):
             key_file.write_text(raw)
             key_file.chmod(0o600)
         self.stdout.write("")
-        self.stdout.write(f"  Admin:    http://127.0.0.1:{options.get('port') or '8000'}/admin/  "
+        self.stdout.write(f"  Admin:    http://127.0.0.1:{options['port']}/admin/  "
                           f"user admin, password {password_file.read_text().strip()}")
         self.stdout.write(f"  API key:  {key_file.read_text().strip()}  (every scope, every market)")
         self.stdout.write("")
