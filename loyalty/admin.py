@@ -72,8 +72,12 @@ class StoreAdmin(admin.ModelAdmin):
 
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
-    list_display = ["rank", "code", "name", "threshold", "multiplier"]
+    list_display = ["code", "name", "rank", "threshold", "multiplier"]
     list_display_links = ["code"]
+    ordering = ["rank"]
+    # `names` is JSON per language ({"sv": "Guld", "en": "Gold"}): the default
+    # JSON widget edits it; `name` is the fallback.
+    fields = ["code", "name", "names", "rank", "threshold", "multiplier"]
 
 
 class LedgerAdmin(ReadOnlyAdmin):

@@ -1,8 +1,10 @@
 """Staff admin for members: find one in one box, see their points, cards,
-consents and ledger, edit the profile, adjust points, block a card.
+consents, ledger and tier history, edit the profile, adjust points, override
+the tier, block a card.
 
 Every write goes through a service (member_update, points_adjust,
-card_block); balance and pending are never editable.
+tier_override, card_block); balance, pending and the tier are never
+editable on the form.
 """
 
 from __future__ import annotations
@@ -20,16 +22,20 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError, ValidationFailed
-from loyalty.models import LedgerEntry, Market, PointsAccount
+from loyalty.ledger import local_date
+from loyalty.models import LedgerEntry, Market, PointsAccount, Tier, TierChange
 from loyalty.services import points_adjust
+from loyalty.tiers import tier_override
 from members.models import Card, Member
 from members.selectors import normalize_phone
 from members.services import CONSENT_FIELDS, card_block, member_update
 
 LEDGER_ON_PAGE = 100
+TIER_HISTORY_ON_PAGE = 50
 PROFILE_FIELDS = ("first_name", "last_name", "email", "phone", "birth_date", "language")
 PHONE_LIKE = re.compile(r"\+?[\d\s().-]{6,20}")
 
@@ -107,6 +113,28 @@ class AdjustPointsForm(forms.Form):
     reason = forms.CharField(max_length=255, help_text="Why: kept in the ledger for good.")
 
 
+class OverrideTierForm(forms.Form):
+    tier = forms.ModelChoiceField(queryset=Tier.objects.order_by("rank"), empty_label=None)
+    reason = forms.CharField(max_length=255, help_text="Why: kept in the tier history for good.")
+    until = forms.DateField(
+        label="End date",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The tier is kept as set until this day (in the member's market), then the "
+                  "evaluation takes over. Not in the past.",
+    )
+
+    def __init__(self, *args: Any, member: Member, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.member = member
+        self.fields["tier"].initial = member.tier_id
+
+    def clean_until(self) -> Any:
+        until = self.cleaned_data["until"]
+        if until < local_date(self.member.market, timezone.now()):
+            raise forms.ValidationError("Must not be in the past.")
+        return until
+
+
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
     form = MemberForm
@@ -122,14 +150,17 @@ class MemberAdmin(admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = ["member_number", "market", "status", "channel", "enrolment_store",
                        "enrolled_at", "updated_at", "balance", "pending", "tier",
-                       "tier_valid_until", "consents_updated_at", "ledger"]
+                       "tier_valid_until", "tier_override_until", "consents_updated_at", "ledger",
+                       "tier_history"]
     fieldsets = [
         (None, {"fields": ["member_number", "market", "status", "channel", "enrolment_store",
                            "enrolled_at", "updated_at"]}),
         ("Profile", {"fields": list(PROFILE_FIELDS)}),
-        ("Points and tier", {"fields": ["balance", "pending", "tier", "tier_valid_until"]}),
+        ("Points and tier", {"fields": ["balance", "pending", "tier", "tier_valid_until",
+                                        "tier_override_until"]}),
         ("Consents", {"fields": [*CONSENT_FIELDS, "consents_updated_at"]}),
         (f"Ledger (latest {LEDGER_ON_PAGE})", {"fields": ["ledger"]}),
+        (f"Tier history (latest {TIER_HISTORY_ON_PAGE})", {"fields": ["tier_history"]}),
     ]
 
     # -- list and search ---------------------------------------------------
@@ -178,6 +209,18 @@ class MemberAdmin(admin.ModelAdmin):
             {"entries": entries, "full_ledger_url": full, "limit": LEDGER_ON_PAGE},
         )
 
+    @admin.display(description="tier history")
+    def tier_history(self, member: Member) -> str:
+        changes = (
+            TierChange.objects.filter(member_id=member.pk)
+            .select_related("from_tier", "to_tier", "staff_user")
+            .order_by("-changed_at", "-id")[:TIER_HISTORY_ON_PAGE]
+        )
+        return render_to_string(
+            "admin/members/member/tier_history.html",
+            {"changes": changes, "limit": TIER_HISTORY_ON_PAGE},
+        )
+
     # -- writes --------------------------------------------------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -206,13 +249,15 @@ class MemberAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not saved: {exc.detail}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
-    # -- extra pages: adjust points, block a card ----------------------------
+    # -- extra pages: adjust points, override the tier, block a card ----------
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view
         return [
             path("<path:object_id>/adjust-points/", view(self.adjust_points_view),
                  name="members_member_adjust_points"),
+            path("<path:object_id>/override-tier/", view(self.override_tier_view),
+                 name="members_member_override_tier"),
             path("<path:object_id>/cards/<str:number>/block/", view(self.block_card_view),
                  name="members_member_block_card"),
             *super().get_urls(),
@@ -269,6 +314,33 @@ class MemberAdmin(admin.ModelAdmin):
         return self._page(request, "admin/members/member/adjust_points.html", member,
                           f"Adjust points of {member}", form=form,
                           account=self._account(member))
+
+    def override_tier_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        member = self._member_to_change(request, object_id)
+        form = OverrideTierForm(request.POST if request.method == "POST" else None, member=member)
+        if request.method == "POST":
+            if form.is_valid():
+                tier, reason, until = (form.cleaned_data["tier"], form.cleaned_data["reason"],
+                                       form.cleaned_data["until"])
+                try:
+                    tier_override(member=member, tier=tier, reason=reason, until=until,
+                                  staff_user_id=request.user.pk)
+                except DomainError as exc:
+                    for field, errors in (exc.errors or {}).items():
+                        form.add_error(field if field in form.fields else None, errors)
+                    self.message_user(request, f"Not overridden: {exc.detail}", messages.ERROR)
+                else:
+                    self.log_change(request, member,
+                                    f"Overrode tier to {tier.code} until {until}: {reason}")
+                    self.message_user(
+                        request, f"{member} is now {tier} until {until:%Y-%m-%d}.", messages.SUCCESS
+                    )
+                    return HttpResponseRedirect(self._change_url(member))
+            else:
+                self.message_user(request, "Not overridden: please correct the errors below.",
+                                  messages.ERROR)
+        return self._page(request, "admin/members/member/override_tier.html", member,
+                          f"Override the tier of {member}", form=form)
 
     def block_card_view(self, request: HttpRequest, object_id: str, number: str) -> HttpResponse:
         member = self._member_to_change(request, object_id)
