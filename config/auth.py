@@ -109,7 +109,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, raw = header.partition(" ")
         raw = raw.strip()
-        if scheme != self.keyword or not raw or len(raw) > 128:
+        # RFC 9110 11.1: the scheme is case-insensitive.
+        if scheme.lower() != self.keyword.lower() or not raw or len(raw) > 128:
             raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'.")
         client = client_for_key(raw)
         if client is None:
@@ -127,7 +128,8 @@ class HasScope(permissions.BasePermission):
         client = request.user
         if not isinstance(client, Client):
             raise exceptions.NotAuthenticated("An API key is required.")
-        needed = getattr(view, "scopes", {}).get(request.method)
+        method = "GET" if request.method == "HEAD" else request.method  # HEAD runs get()
+        needed = getattr(view, "scopes", {}).get(method)
         if needed is None:
             return True
         if needed not in client.scopes:

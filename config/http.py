@@ -7,7 +7,7 @@ import base64
 import binascii
 from decimal import Decimal
 from typing import Any, Callable
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import orjson
 from django.conf import settings
@@ -46,7 +46,8 @@ class StrictJSONParser(parsers.BaseParser):
 
 
 class BodySizeLimitMiddleware:
-    """Refuse oversized bodies before anything reads them."""
+    """Refuse oversized bodies before anything reads them, and NUL characters
+    in the URL (PostgreSQL text cannot hold them: a query would fail with 500)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -65,6 +66,12 @@ class BodySizeLimitMiddleware:
                     "Request body too large",
                     f"The body may be at most {self.limit} bytes.",
                 )
+            )
+        if request.path.startswith("/api/") and (
+            "\x00" in request.path or "\x00" in unquote(request.META.get("QUERY_STRING", ""))
+        ):
+            return problem_response(
+                problem(400, "validation_error", "Bad request", "The URL contains a NUL character.")
             )
         return self.get_response(request)
 

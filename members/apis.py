@@ -168,7 +168,7 @@ class MemberDetailApi(APIView):
     def patch(self, request: Request, member_number: str) -> Response:
         member = visible_member(client=request.user, member_number=member_number)
         changes = parse(MemberPatchIn, request.data)
-        member = services.member_update(member=member, changes=changes)
+        member = services.member_update(member=member, changes=changes, client=request.user)
         return Response(member_detail(member=member))
 
 

@@ -43,7 +43,15 @@ def _existing_member(*, email: str | None, phone: str | None, exclude_id: int | 
     )
     if exclude_id is not None:
         qs = qs.exclude(pk=exclude_id)
-    return qs.only("member_number").first()
+    return qs.only("member_number", "market_id").first()
+
+
+def _member_exists(existing: Member, client: Client | None) -> MemberExists:
+    """Names the member only to a client that may see it (API.md: a client
+    never sees a member of another market)."""
+    if client is not None and not client.sees_market(existing.market_id):
+        return MemberExists("Email or phone already belongs to a member in another market.")
+    return MemberExists(f"Email or phone already belongs to member {existing.member_number}.")
 
 
 def _card_create(*, member: Member) -> Card:
@@ -97,9 +105,7 @@ def member_enrol(
         _lock_identifiers(*(v for v in ((email or "").lower(), phone or "") if v))
         existing = _existing_member(email=email, phone=phone)
         if existing is not None:
-            raise MemberExists(
-                f"Email or phone already belongs to member {existing.member_number}."
-            )
+            raise _member_exists(existing, client)
         member = Member.objects.create(
             market=market,
             email=email or None,
@@ -121,7 +127,7 @@ def member_enrol(
     return member
 
 
-def member_update(*, member: Member, changes: dict[str, Any]) -> Member:
+def member_update(*, member: Member, changes: dict[str, Any], client: Client | None = None) -> Member:
     """Profile and consents. The view lets only those fields through."""
     changes = dict(changes)
     if "phone" in changes and changes["phone"]:
@@ -144,9 +150,7 @@ def member_update(*, member: Member, changes: dict[str, Any]) -> Member:
             _lock_identifiers(*(v for v in ((check_email or "").lower(), check_phone or "") if v))
             existing = _existing_member(email=check_email, phone=check_phone, exclude_id=member.pk)
             if existing is not None:
-                raise MemberExists(
-                    f"Email or phone already belongs to member {existing.member_number}."
-                )
+                raise _member_exists(existing, client)
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.email = email
