@@ -195,6 +195,9 @@ class RedemptionCaptureApi(APIView):
 
     @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_capture")
     def post(self, request: Request, redemption_id: str) -> Response:
+        # Outside the idempotent transaction, which a hold_expired refusal rolls back.
+        services.redemption_expire_due(client=request.user, redemption_id=redemption_id)
+
         def capture() -> tuple[int, dict[str, Any], bool]:
             return 200, services.redemption_capture(client=request.user, redemption_id=redemption_id), False
 

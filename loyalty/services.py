@@ -142,14 +142,14 @@ def purchase_record(
     try:
         return _purchase_book(member, store, receipt_id, channel, occurred_at, currency, total,
                               lines, body_hash, now), False
-    except IntegrityError:
+    except IntegrityError as exc:
         # Another request booked this receipt first (a retry racing itself).
-        pass
+        conflict = exc
     existing = Purchase.objects.filter(store=store, receipt_id=receipt_id).values(
         "body_hash", "response"
     ).first()
     if existing is None:  # pragma: no cover - the conflict was on another constraint
-        raise
+        raise conflict
     if existing["body_hash"] != body_hash:
         raise ReceiptConflict(
             f"Receipt {receipt_id} of store {store_code} was recorded with another body."
@@ -300,6 +300,10 @@ def _return_book(
         )
         purchase.returned_amount += total
         purchase.returned_qualifying_amount += this_qualifying
+        if purchase.returned_amount >= purchase.total:
+            # All of it is back (a sku on lines of several categories counts
+            # by its first one above): so are all of its points.
+            purchase.returned_qualifying_amount = purchase.qualifying_amount
         returned_share = (purchase.returned_qualifying_amount, purchase.qualifying_amount)
         reversed_total = _share(purchase.points_earned, *returned_share)
         reverse = reversed_total - purchase.points_reversed
