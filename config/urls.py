@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from config.health import health
 from loyalty import apis as loyalty_apis
 from members import apis as members_apis
+from rewards import apis as rewards_apis
 
 api = [
     path("members", members_apis.MemberCollectionApi.as_view()),
@@ -15,6 +16,8 @@ api = [
     path("members/<str:member_number>/cards/<str:card>", members_apis.CardDetailApi.as_view()),
     path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
     path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
+    path("members/<str:member_number>/benefits", rewards_apis.MemberBenefitsApi.as_view()),
+    path("members/<str:member_number>/benefits/<str:code>/use", rewards_apis.BenefitUseApi.as_view()),
     path("purchases", loyalty_apis.PurchaseApi.as_view()),
     path("returns", loyalty_apis.ReturnApi.as_view()),
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),

@@ -101,4 +101,7 @@ def demo_club_seed() -> SeedReport:
         report.created += 1
         if points:
             points_adjust(member=member, points=points, reason="Demo club welcome points")
+    from rewards.demo import benefits_seed
+
+    report.created += benefits_seed()
     return report
