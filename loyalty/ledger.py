@@ -51,6 +51,13 @@ class Book:
     touched: dict[int, Lot] = field(default_factory=dict)
 
     @classmethod
+    def blank(cls, account: PointsAccount) -> "Book":
+        """For calls that only add a lot (a purchase): the member's other
+        lots are not read, however many there are. `expiring()` is then
+        not known here; members.selectors.points_expiring reads it."""
+        return cls(account=account, lots=[])
+
+    @classmethod
     def open(cls, account: PointsAccount) -> "Book":
         lots = list(
             Lot.objects.filter(member_id=account.member_id, remaining__gt=0)

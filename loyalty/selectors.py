@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 
 from config.http import decode_cursor, encode_cursor
-from loyalty.models import LedgerEntry, Market
+from loyalty.models import LedgerEntry, Market, Store
+
+
+_STORE_SECONDS = 30.0
+_stores: dict[str, tuple[Store, float]] = {}
+
+
+def store_by_code(code: str) -> Store | None:
+    """Stores change seldom and are asked for on every receipt: a store
+    found is kept in the process for 30 seconds (a store not found is
+    always looked up again, so a new one is known at once)."""
+    now = time.monotonic()
+    cached = _stores.get(code)
+    if cached is not None and now - cached[1] < _STORE_SECONDS:
+        return cached[0]
+    store = Store.objects.filter(code=code).first()
+    if store is not None:
+        if len(_stores) > 10_000:
+            _stores.clear()
+        _stores[code] = (store, now)
+    return store
+
+
+def forget_cached_stores() -> None:
+    _stores.clear()
 
 
 def market_by_id(market_id: int) -> Market:

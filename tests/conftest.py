@@ -53,9 +53,13 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_client_cache() -> Iterator[None]:
+    from loyalty.selectors import forget_cached_stores
+
     forget_cached_clients()
+    forget_cached_stores()
     yield
     forget_cached_clients()
+    forget_cached_stores()
 
 
 @pytest.fixture(autouse=True)
