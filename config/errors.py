@@ -96,6 +96,18 @@ class BenefitNotAvailable(DomainError):
     status, code, title = 422, "benefit_not_available", "Benefit not available"
 
 
+class RewardNotAvailable(DomainError):
+    """Not eligible (tier, market, dates, inactive) or out of stock."""
+
+    status, code, title = 422, "reward_not_available", "Reward not available"
+
+
+class VoucherNotValid(DomainError):
+    """A voucher that expired or was cancelled (a redeemed one is VoucherUsed)."""
+
+    status, code, title = 422, "voucher_not_valid", "Voucher not valid"
+
+
 class InvalidState(DomainError):
     """The object is in a state the operation does not apply to."""
 

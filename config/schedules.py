@@ -15,6 +15,13 @@ SCHEDULES: dict[str, tuple[str, int | dict[str, str]]] = {
     "points: expiry notices": ("loyalty.points_expiry_notices", {"minute": "20", "hour": "6"}),
     "holds: release expired": ("loyalty.holds_release", 60),
     "tiers: evaluate expired validity": ("loyalty.tiers_evaluate", {"minute": "30"}),
+    # Hourly, like the points jobs: every market's local midnight within the hour.
+    "missions: close missed": ("rewards.missions_close", {"minute": "40"}),
+    "gifts: tier upgrade": ("rewards.tier_upgrade_gifts", {"minute": "45"}),
+    "gifts: welcome": ("rewards.welcome_gifts", {"minute": "50"}),
+    # Daily: a birthday month is long, and the job is idempotent per year.
+    "gifts: birthday": ("rewards.birthday_gifts", {"minute": "35", "hour": "5"}),
+    "vouchers: expire": ("rewards.vouchers_expire", {"minute": "15"}),
 }
 
 

@@ -7,6 +7,7 @@ from config.health import health
 from loyalty import apis as loyalty_apis
 from members import apis as members_apis
 from rewards import apis as rewards_apis
+from rewards import journey_apis
 
 api = [
     path("members", members_apis.MemberCollectionApi.as_view()),
@@ -18,6 +19,15 @@ api = [
     path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
     path("members/<str:member_number>/benefits", rewards_apis.MemberBenefitsApi.as_view()),
     path("members/<str:member_number>/benefits/<str:code>/use", rewards_apis.BenefitUseApi.as_view()),
+    path("members/<str:member_number>/rewards", rewards_apis.RewardClaimApi.as_view()),
+    path("members/<str:member_number>/vouchers", rewards_apis.MemberVouchersApi.as_view()),
+    path("rewards", rewards_apis.RewardCatalogueApi.as_view()),
+    path("vouchers/<str:code>", rewards_apis.VoucherDetailApi.as_view()),
+    path("vouchers/<str:code>/redeem", rewards_apis.VoucherRedeemApi.as_view()),
+    path("vouchers/<str:code>/qr.png", rewards_apis.VoucherQrPngApi.as_view()),
+    path("vouchers/<str:code>/qr.svg", rewards_apis.VoucherQrSvgApi.as_view()),
+    path("members/<str:member_number>/missions", journey_apis.MemberMissionsApi.as_view()),
+    path("events", journey_apis.EventApi.as_view()),
     path("purchases", loyalty_apis.PurchaseApi.as_view()),
     path("returns", loyalty_apis.ReturnApi.as_view()),
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),

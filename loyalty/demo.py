@@ -104,4 +104,7 @@ def demo_club_seed() -> SeedReport:
     from rewards.demo import benefits_seed
 
     report.created += benefits_seed()
+    from rewards.journey_demo import journey_seed
+
+    report.created += journey_seed()
     return report

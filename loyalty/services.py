@@ -33,6 +33,7 @@ from config.errors import (
 )
 from loyalty.ledger import Book, account_lock, days, expiry_for, local_date, today_for
 from loyalty.models import LedgerEntry, Lot, Purchase, Redemption, Return, Store
+from loyalty.selectors import store_by_code
 from loyalty.tiers import qualifying_add, tier_upgrade_check
 from members.models import Member
 from members.selectors import member_summary, visible_member
@@ -67,8 +68,8 @@ def _require_active(member: Member) -> None:
 
 
 def _store_in_market(member: Member, store_code: str) -> Store:
-    store = Store.objects.filter(code=store_code, market_id=member.market_id).first()
-    if store is None:
+    store = store_by_code(store_code)
+    if store is None or store.market_id != member.market_id:
         raise UnknownStore(
             f"Store {store_code} is not registered in market {member.market.code}."
         )
@@ -180,7 +181,7 @@ def _purchase_book(
     # foreign keys of the entry and lot to it are checked at commit.
     with transaction.atomic():
         account = account_lock(member.pk)
-        book = Book.open(account)
+        book = Book.blank(account)  # a debt is paid from the new lot alone
         if points:
             entry = LedgerEntry.objects.create(
                 member_id=member.pk, kind=LedgerEntry.Kind.EARN, points=points,
@@ -193,6 +194,13 @@ def _purchase_book(
         if base_points:
             qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
             tier_changed = tier_upgrade_check(member=member, today=local_date(market, now))
+        from rewards.journey import journey_on_purchase  # here: rewards imports loyalty
+
+        journey_on_purchase(
+            member=member, purchase=purchase_id, channel=channel, occurred_at=occurred_at,
+            categories={l.category for l in lines if l.category not in excluded and l.amount > 0},
+            now=now, book=book,
+        )
         body = {
             "purchase_id": str(purchase_id),
             "receipt_id": receipt_id,
@@ -201,7 +209,7 @@ def _purchase_book(
             "available_on": available_on.isoformat(),
             "tier_changed": tier_changed,
             "member": member_summary(member=member, balance=account.balance,
-                                     pending=account.pending, expiring=book.expiring()),
+                                     pending=account.pending),
         }
         Purchase.objects.create(
             id=purchase_id, member=member, store=store, receipt_id=receipt_id, channel=channel,
@@ -349,6 +357,13 @@ def _return_book(
             lines=[{"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)}
                    for line in lines],
             response=body,
+        )
+        from rewards.journey import journey_on_return  # here: rewards imports loyalty
+
+        journey_on_return(
+            member=member, purchase=purchase_id, occurred_at=purchase.occurred_at, now=now,
+            kept_categories={category[sku] for sku in bought
+                             if returned[sku] < bought[sku] and category[sku] not in excluded},
         )
     return body, False
 
@@ -547,3 +562,35 @@ def points_adjust(
         summary = member_summary(member=member, balance=account.balance,
                                  pending=account.pending, expiring=book.expiring())
     return {"entry": entry_view(entry), "member": summary}
+
+
+def points_bonus(
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    reference: str,
+    now: datetime | None = None,
+) -> LedgerEntry:
+    """Points the club gives (a mission's reward, a gift): a `bonus` entry,
+    available at once and expiring like earned points. Runs in the caller's
+    transaction when there is one (a purchase that completes a mission),
+    else in its own; either way under the member's account lock."""
+    if points <= 0 or points > MAX_POINTS:
+        raise ValidationFailed(
+            "points must be a positive integer.", errors={"points": ["Must be positive."]}
+        )
+    now = now or timezone.now()
+    market = member.market
+    today = today_for(market, now)
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        book = Book.open(account)
+        book.settle(today)
+        entry = LedgerEntry.objects.create(
+            member_id=member.pk, kind=LedgerEntry.Kind.BONUS, points=points,
+            reference=reference[:128], reason=reason[:255], expires_on=expiry_for(market, today),
+        )
+        book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
+        book.save()
+    return entry

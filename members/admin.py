@@ -33,6 +33,8 @@ from loyalty.tiers import tier_override
 from members.models import Card, Member
 from members.selectors import normalize_phone
 from members.services import CONSENT_FIELDS, card_block, member_update
+from rewards.admin import MEMBER_VOUCHERS_ON_PAGE, member_vouchers_html
+from rewards.journey_admin import member_missions_html
 
 LEDGER_ON_PAGE = 100
 TIER_HISTORY_ON_PAGE = 50
@@ -151,7 +153,7 @@ class MemberAdmin(admin.ModelAdmin):
     readonly_fields = ["member_number", "market", "status", "channel", "enrolment_store",
                        "enrolled_at", "updated_at", "balance", "pending", "tier",
                        "tier_valid_until", "tier_override_until", "consents_updated_at", "ledger",
-                       "tier_history"]
+                       "tier_history", "vouchers", "missions"]
     fieldsets = [
         (None, {"fields": ["member_number", "market", "status", "channel", "enrolment_store",
                            "enrolled_at", "updated_at"]}),
@@ -161,6 +163,8 @@ class MemberAdmin(admin.ModelAdmin):
         ("Consents", {"fields": [*CONSENT_FIELDS, "consents_updated_at"]}),
         (f"Ledger (latest {LEDGER_ON_PAGE})", {"fields": ["ledger"]}),
         (f"Tier history (latest {TIER_HISTORY_ON_PAGE})", {"fields": ["tier_history"]}),
+        (f"Vouchers (latest {MEMBER_VOUCHERS_ON_PAGE})", {"fields": ["vouchers"]}),
+        ("Welcome journey", {"fields": ["missions"]}),
     ]
 
     # -- list and search ---------------------------------------------------
@@ -220,6 +224,14 @@ class MemberAdmin(admin.ModelAdmin):
             "admin/members/member/tier_history.html",
             {"changes": changes, "limit": TIER_HISTORY_ON_PAGE},
         )
+
+    @admin.display(description="vouchers")
+    def vouchers(self, member: Member) -> str:
+        return member_vouchers_html(member)
+
+    @admin.display(description="missions")
+    def missions(self, member: Member) -> str:
+        return member_missions_html(member)
 
     # -- writes --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ use; neither is ever edited by hand.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -139,3 +140,445 @@ class BenefitUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.benefit_id} by {self.member_id} at {self.used_at:%Y-%m-%d %H:%M}"
+
+
+# --- rewards and vouchers ----------------------------------------------------
+
+
+class Reward(models.Model):
+    """Something a member claims for points (or is given by a mission or
+    staff): it issues a single-use voucher with an unguessable code.
+
+    The voucher is worth `value_amount` in `value_currency`, or what
+    `value_text` says ("a free coffee"). `RewardPrice` sets another cost,
+    and another value, per market.
+    """
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, help_text="Shown where the member's language has no name.")
+    names = models.JSONField(
+        default=dict, blank=True,
+        help_text='Names per language, e.g. {"sv": "Presentkort 50 kr", "en": "50 SEK voucher"}.',
+    )
+    description = models.TextField(blank=True)
+    points_cost = models.PositiveIntegerField(
+        help_text="Points a claim costs, unless the member's market has its own price."
+    )
+    value_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="What the voucher is worth in money; empty for a benefit in kind.",
+    )
+    value_currency = models.CharField(max_length=3, blank=True)
+    value_text = models.CharField(
+        max_length=200, blank=True, help_text='What the voucher gives, e.g. "a free coffee".'
+    )
+    validity_days = models.PositiveIntegerField(default=30, help_text="A voucher is valid this long.")
+    stock = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Vouchers left to issue; empty means unlimited."
+    )
+    tiers = models.ManyToManyField(
+        "loyalty.Tier", blank=True, related_name="rewards",
+        help_text="The tiers whose members may claim it; none means every tier.",
+    )
+    markets = models.ManyToManyField(
+        "loyalty.Market", blank=True, related_name="rewards", help_text="None means every market."
+    )
+    active_from = models.DateTimeField(null=True, blank=True)
+    active_until = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    ordering = models.PositiveSmallIntegerField(default=0, help_text="Lower comes first.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["ordering", "code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(points_cost__gt=0), name="reward_points_cost_gt_0"),
+            models.CheckConstraint(condition=Q(stock__isnull=True) | Q(stock__gte=0),
+                                   name="reward_stock_gte_0"),
+            models.CheckConstraint(condition=Q(validity_days__gt=0), name="reward_validity_gt_0"),
+            models.CheckConstraint(
+                condition=Q(value_amount__isnull=True) | (Q(value_amount__gt=0)
+                                                          & ~Q(value_currency="")),
+                name="reward_value_amount_with_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        names = self.names
+        if not isinstance(names, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
+        ):
+            errors["names"] = 'An object of language and name, e.g. {"sv": "Presentkort"}.'
+        if self.value_amount is not None and not self.value_currency:
+            errors["value_currency"] = "Required with an amount."
+        if self.value_amount is None and not self.value_text:
+            errors["value_text"] = "Say what the voucher gives, or give it an amount."
+        if self.active_from and self.active_until and self.active_until <= self.active_from:
+            errors["active_until"] = "Must be after active from."
+        if errors:
+            raise ValidationError(errors)
+
+
+class RewardPrice(models.Model):
+    """A reward's cost in one market, and optionally its value there (a
+    50 SEK voucher is a 50 NOK one in Norway)."""
+
+    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="prices")
+    market = models.ForeignKey("loyalty.Market", on_delete=models.PROTECT, related_name="+")
+    points_cost = models.PositiveIntegerField()
+    value_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="The voucher's worth in this market's currency; empty: the reward's own.",
+    )
+
+    class Meta:
+        ordering = ["market__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["reward", "market"], name="reward_price_market_unique"),
+            models.CheckConstraint(condition=Q(points_cost__gt=0), name="reward_price_cost_gt_0"),
+            models.CheckConstraint(condition=Q(value_amount__isnull=True) | Q(value_amount__gt=0),
+                                   name="reward_price_value_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reward_id} in {self.market_id}: {self.points_cost}"
+
+
+class Voucher(models.Model):
+    """One single-use voucher. `code` is stored without dashes, upper case
+    (see rewards.codes); its value is copied from the reward when issued, so
+    a later edit of the reward does not change vouchers out there."""
+
+    class Status(models.TextChoices):
+        ISSUED = "issued"
+        REDEEMED = "redeemed"
+        EXPIRED = "expired"
+        CANCELLED = "cancelled"
+
+    class Source(models.TextChoices):
+        CLAIM = "claim"
+        GIFT = "gift"
+        MISSION = "mission"
+        STAFF = "staff"
+
+    code = models.CharField(max_length=16, unique=True)
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="vouchers",
+                               db_index=False)
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="vouchers")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ISSUED)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    points_cost = models.PositiveIntegerField(default=0, help_text="Points the member paid (claims).")
+    value_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    value_currency = models.CharField(max_length=3, blank=True)
+    value_text = models.CharField(max_length=200, blank=True)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_store = models.ForeignKey(
+        "loyalty.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
+    )
+    redeemed_receipt_id = models.CharField(max_length=64, blank=True)
+    dedupe_key = models.CharField(
+        max_length=200, unique=True, null=True, blank=True,
+        help_text="Issued once per key (a mission's or a gift job's own key).",
+    )
+    ledger_entry = models.OneToOneField(
+        "loyalty.LedgerEntry", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="voucher", help_text="The redeem entry that paid for a claim.",
+    )
+    api_client = models.ForeignKey(
+        "config.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
+    )
+    reactivated = models.BooleanField(default=False)
+    reactivated_at = models.DateTimeField(null=True, blank=True)
+    reactivated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", db_index=False,
+    )
+    reactivation_note = models.CharField(
+        max_length=255, blank=True, help_text="The redemption a reactivation undid."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["member", "-id"], name="voucher_member_newest"),
+            # The expiry job walks the issued vouchers by expiry.
+            models.Index(fields=["expires_at", "id"], condition=Q(status="issued"),
+                         name="voucher_issued_expiry"),
+            models.Index(fields=["redeemed_store", "redeemed_receipt_id"],
+                         condition=Q(redeemed_store__isnull=False), name="voucher_redeemed_receipt"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="redeemed") | (Q(redeemed_at__isnull=False)
+                                                   & Q(redeemed_store__isnull=False)),
+                name="voucher_redeemed_has_store",
+            ),
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("issued_at")),
+                                   name="voucher_expires_after_issue"),
+        ]
+
+    def __str__(self) -> str:
+        from rewards.codes import code_format
+
+        return code_format(self.code)
+
+
+# --- the welcome journey and gifts (see rewards/journey.py, rewards/gifts.py) --
+
+
+class Mission(models.Model):
+    """A small task of the welcome journey: done within a window of days
+    counted from the member's enrolment (day 0 is the day of enrolment, in
+    the member's market), for points or a reward's voucher."""
+
+    class Goal(models.TextChoices):
+        PROFILE_COMPLETED = "profile_completed", "profile completed (event profile_completed)"
+        FIRST_PURCHASE = "first_purchase", "a first purchase"
+        SECOND_PURCHASE_WITHIN = "second_purchase_within", "a second purchase within N days of the first"
+        STORE_AND_ONLINE = "store_and_online", "a purchase in a store and one online"
+        CATEGORY_PURCHASE = "category_purchase", "a purchase in a category"
+        SURVEY_ANSWERED = "survey_answered", "a survey answered (event survey_answered)"
+        EVENT = "event", "an activity event of a type"
+
+    MAX_WINDOW_DAY = 366
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, help_text="Shown where the member's language has no name.")
+    names = models.JSONField(
+        default=dict, blank=True,
+        help_text='Names per language, e.g. {"sv": "Fyll i din profil", "en": "Complete your profile"}.',
+    )
+    description = models.TextField(blank=True)
+    order = models.PositiveSmallIntegerField(default=0, help_text="Lower comes first.")
+    window_start_day = models.PositiveSmallIntegerField(
+        default=0, help_text="The first day that counts, from the day of enrolment (day 0)."
+    )
+    window_end_day = models.PositiveSmallIntegerField(
+        help_text="The last day that counts (inclusive), from the day of enrolment; at most 366."
+    )
+    goal = models.CharField(max_length=32, choices=Goal.choices)
+    days = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="second_purchase_within: the second purchase within this many days of the first.",
+    )
+    category = models.CharField(max_length=64, blank=True, help_text="category_purchase: the category.")
+    event_type = models.CharField(max_length=64, blank=True, help_text="event: the event type.")
+    reward_points = models.PositiveIntegerField(null=True, blank=True, help_text="Points, or:")
+    reward = models.ForeignKey(
+        Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="missions",
+        help_text="A voucher of this reward (no points spent).",
+    )
+    active = models.BooleanField(default=True)
+    markets = models.ManyToManyField(
+        "loyalty.Market", blank=True, related_name="missions", help_text="None means every market."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_end_day__gte=models.F("window_start_day"))
+                & Q(window_end_day__lte=366),
+                name="mission_window_valid",
+            ),
+            models.CheckConstraint(
+                condition=(Q(reward_points__gt=0) & Q(reward__isnull=True))
+                | (Q(reward_points__isnull=True) & Q(reward__isnull=False)),
+                name="mission_one_reward",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        names = self.names
+        if not isinstance(names, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
+        ):
+            errors["names"] = 'An object of language and name, e.g. {"sv": "Fyll i din profil"}.'
+        if self.window_end_day is not None and not (
+            self.window_start_day <= self.window_end_day <= self.MAX_WINDOW_DAY
+        ):
+            errors["window_end_day"] = f"From the start day to {self.MAX_WINDOW_DAY}."
+        if (self.reward_points is None) == (self.reward_id is None):
+            errors["reward_points"] = "Give points or a reward, not both."
+        if self.goal == self.Goal.SECOND_PURCHASE_WITHIN and not self.days:
+            errors["days"] = "Required for a second purchase within N days."
+        if self.goal == self.Goal.CATEGORY_PURCHASE and not self.category:
+            errors["category"] = "Required for a purchase in a category."
+        if self.goal == self.Goal.EVENT and not self.event_type:
+            errors["event_type"] = "Required for an activity event."
+        if errors:
+            raise ValidationError(errors)
+
+
+class MemberMission(models.Model):
+    """A member's progress on one mission, made when something first counts.
+    It completes once (the unique row, and an UPDATE ... WHERE status =
+    'in_progress'), and its reward is paid once, in the same transaction."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        MISSED = "missed"
+
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="missions", db_index=False
+    )
+    mission = models.ForeignKey(Mission, on_delete=models.PROTECT, related_name="member_missions")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    progress = models.JSONField(default=dict, blank=True,
+                                help_text="What counted: purchases, channels, events.")
+    current = models.PositiveSmallIntegerField(default=0)
+    target = models.PositiveSmallIntegerField(default=1)
+    starts_on = models.DateField()
+    deadline = models.DateField(help_text="The last day that counts, in the member's market.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    rewarded_at = models.DateTimeField(null=True, blank=True)
+    reward_entry = models.OneToOneField(
+        "loyalty.LedgerEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    voucher = models.OneToOneField(
+        Voucher, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "mission"], name="member_mission_unique"),
+        ]
+        indexes = [
+            # missions_close walks the open ones by deadline.
+            models.Index(fields=["deadline", "id"], condition=Q(status="in_progress"),
+                         name="member_mission_open"),
+            models.Index(fields=["mission", "status"], name="member_mission_by_status"),
+            # Completed but not yet rewarded (a voucher out of stock): retried.
+            models.Index(fields=["completed_at"],
+                         condition=Q(status="completed", rewarded_at__isnull=True),
+                         name="member_mission_unrewarded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mission_id} of {self.member_id}: {self.status}"
+
+
+class ActivityEvent(models.Model):
+    """Something a member did elsewhere (profile completed, survey answered),
+    posted by a client to POST /api/v1/events. Counted once: by the client's
+    `event_id` when given, else by a hash of its time and properties."""
+
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="activity_events", db_index=False
+    )
+    type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    event_id = models.CharField(max_length=100, blank=True)
+    dedupe_key = models.CharField(max_length=120)
+    body_hash = models.CharField(max_length=64)
+    api_client = models.ForeignKey(
+        "config.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
+    )
+    response = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Its index also serves "this member's events" (member first).
+            models.UniqueConstraint(fields=["member", "type", "dedupe_key"],
+                                    name="activity_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} of {self.member_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class GiftRule(models.Model):
+    """What the gift jobs give: on a birthday (once a year, in the birthday
+    month), on a tier upgrade (once per upgrade), on enrolment (once)."""
+
+    class Kind(models.TextChoices):
+        BIRTHDAY = "birthday"
+        TIER_UPGRADE = "tier_upgrade", "tier upgrade"
+        WELCOME = "welcome"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reward_points = models.PositiveIntegerField(null=True, blank=True, help_text="Points, or:")
+    reward = models.ForeignKey(
+        Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="gift_rules",
+        help_text="A voucher of this reward (no points spent).",
+    )
+    tier = models.ForeignKey(
+        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Tier upgrade: only upgrades to this tier; empty means any upgrade.",
+    )
+    active = models.BooleanField(default=True)
+    markets = models.ManyToManyField(
+        "loyalty.Market", blank=True, related_name="gift_rules", help_text="None means every market."
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True,
+        help_text="Upgrades and enrolments before this are not gifted after the fact.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(reward_points__gt=0) & Q(reward__isnull=True))
+                | (Q(reward_points__isnull=True) & Q(reward__isnull=False)),
+                name="gift_rule_one_reward",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if (self.reward_points is None) == (self.reward_id is None):
+            raise ValidationError({"reward_points": "Give points or a reward, not both."})
+        if self.tier_id is not None and self.kind != self.Kind.TIER_UPGRADE:
+            raise ValidationError({"tier": "Only for a tier upgrade gift."})
+
+
+class Gift(models.Model):
+    """One gift given: `dedupe_key` (e.g. "birthday:2026:<member id>",
+    "tier_upgrade:<tier change id>", "welcome:<member id>") makes each
+    happen once however often, or however many at once, the jobs run."""
+
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="gifts", db_index=False
+    )
+    rule = models.ForeignKey(GiftRule, on_delete=models.PROTECT, related_name="gifts")
+    kind = models.CharField(max_length=16, choices=GiftRule.Kind.choices)
+    dedupe_key = models.CharField(max_length=100, unique=True)
+    points = models.PositiveIntegerField(default=0)
+    entry = models.OneToOneField(
+        "loyalty.LedgerEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    voucher = models.OneToOneField(
+        Voucher, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-id"], name="gift_member_newest")]
+
+    def __str__(self) -> str:
+        return self.dedupe_key

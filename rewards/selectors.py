@@ -256,3 +256,225 @@ def member_benefits(*, member_id: int, now: datetime | None = None) -> list[dict
     "remaining", "period", "resets_on", "channel", "description"}]."""
     _, views = _evaluate(member_id, now or timezone.now(), fresh=True)
     return views
+
+
+# --- rewards and vouchers ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A reward's terms in one market: its price there, and what its voucher is worth."""
+
+    points_cost: int
+    value_amount: Any  # Decimal | None
+    value_currency: str
+    value_text: str
+
+    def value(self) -> dict[str, str] | None:
+        if self.value_amount is None:
+            return None
+        return {"amount": str(self.value_amount), "currency": self.value_currency}
+
+
+def reward_offer(reward: Any, market: Any, prices: dict[int, Any] | None = None) -> Offer:
+    """The reward in `market`: a RewardPrice there overrides the reward's own
+    cost (and, if it has one, its value, in the market's currency).
+    `prices` (market id -> RewardPrice) spares a query when preloaded."""
+    from rewards.models import RewardPrice
+
+    if prices is None:
+        price = RewardPrice.objects.filter(reward_id=reward.pk, market_id=market.pk).first()
+    else:
+        price = prices.get(market.pk)
+    amount, currency = reward.value_amount, reward.value_currency
+    if price is not None and price.value_amount is not None:
+        amount, currency = price.value_amount, market.currency
+    return Offer(
+        points_cost=price.points_cost if price is not None else reward.points_cost,
+        value_amount=amount, value_currency=currency if amount is not None else "",
+        value_text=reward.value_text,
+    )
+
+
+def reward_offered_now(reward: Any, now: datetime) -> bool:
+    return bool(
+        reward.active
+        and (reward.active_from is None or reward.active_from <= now)
+        and (reward.active_until is None or now < reward.active_until)
+    )
+
+
+def reward_refusal(reward: Any, *, member: Any, offer: Offer, now: datetime,
+                   tier_ids: set[int], market_ids: set[int]) -> tuple[str, str] | None:
+    """Why the member may not claim the reward now, as (reason code, text),
+    points aside; None if they may. `tier_ids` and `market_ids` are the
+    reward's (empty: every tier, every market)."""
+    if member.status != "active":
+        return "member_inactive", f"Member {member.member_number} is {member.status}."
+    if not reward_offered_now(reward, now):
+        return "not_offered", f"Reward {reward.code} is not offered at the moment."
+    if market_ids and member.market_id not in market_ids:
+        return "market", f"Reward {reward.code} is not offered in market {member.market.code}."
+    if offer.value_amount is not None and offer.value_currency != member.market.currency:
+        return "market", (f"Reward {reward.code} has no value in {member.market.currency} "
+                          f"(market {member.market.code}).")
+    if tier_ids and member.tier_id not in tier_ids:
+        return "tier", f"Reward {reward.code} is not for the {member.tier.name} tier."
+    if reward.stock is not None and reward.stock <= 0:
+        return "out_of_stock", f"Reward {reward.code} is out of stock."
+    return None
+
+
+def rewards_catalogue(*, client: Any, member: Any = None, market: Any = None,
+                      now: datetime | None = None) -> list[dict[str, Any]]:
+    """The rewards on offer now. For a member: those of their market, at its
+    price, each with whether they can claim it now (`claimable`, and
+    `reason` and `reason_detail` when not). Without one: those of `market`,
+    or of every market the client sees, with the price in each."""
+    from loyalty.models import Market, PointsAccount
+    from rewards.models import Reward
+
+    now = now or timezone.now()
+    if member is not None:
+        markets = [member.market]
+    elif market is not None:
+        markets = [market]
+    else:
+        qs = Market.objects.order_by("code")
+        if client.market_ids is not None:
+            qs = qs.filter(pk__in=client.market_ids)
+        markets = list(qs)
+    market_pks = {m.pk for m in markets}
+    rewards = list(
+        Reward.objects.filter(active=True).prefetch_related("tiers", "markets", "prices")
+        .order_by("ordering", "code")
+    )
+    balance = None
+    if member is not None:
+        balance = PointsAccount.objects.filter(member_id=member.pk).values_list(
+            "balance", flat=True).first() or 0
+    if member is not None:
+        language = member.language
+    elif len(markets) == 1:
+        language = markets[0].language
+    else:
+        language = ""
+    out = []
+    for reward in rewards:
+        if not reward_offered_now(reward, now):
+            continue
+        market_ids = {m.pk for m in reward.markets.all()}
+        in_scope = [m for m in markets if not market_ids or m.pk in market_ids]
+        if not in_scope:
+            continue
+        tier_ids = {t.pk for t in reward.tiers.all()}
+        prices = {p.market_id: p for p in reward.prices.all() if p.market_id in market_pks}
+        offers = [(m, reward_offer(reward, m, prices)) for m in in_scope]
+        default = offers[0][1] if len(offers) == 1 else reward_offer(reward, in_scope[0], {})
+        item: dict[str, Any] = {
+            "code": reward.code,
+            "name": localized_name(reward.name, reward.names if isinstance(reward.names, dict)
+                                   else {}, language),
+            "description": reward.description,
+            "points_cost": default.points_cost,
+            "value": default.value(),
+            "value_text": default.value_text,
+            "validity_days": reward.validity_days,
+            "stock": reward.stock,
+            "tiers": sorted(t.code for t in reward.tiers.all()),
+            "active_until": reward.active_until.isoformat() if reward.active_until else None,
+            "prices": [{"market": m.code, "points_cost": o.points_cost, "value": o.value()}
+                       for m, o in offers],
+        }
+        if member is not None:
+            offer = offers[0][1]
+            refusal = reward_refusal(reward, member=member, offer=offer, now=now,
+                                     tier_ids=tier_ids, market_ids=market_ids)
+            if refusal is None and balance < offer.points_cost:
+                refusal = ("insufficient_points",
+                           f"Balance {max(balance, 0)} is below {offer.points_cost}.")
+            if refusal is not None and refusal[0] == "market":
+                continue  # e.g. a money voucher in another currency: not on offer here
+            item["claimable"] = refusal is None
+            item["reason"] = refusal[0] if refusal else None
+            item["reason_detail"] = refusal[1] if refusal else None
+        out.append(item)
+    return out
+
+
+def voucher_status(voucher: Any, now: datetime) -> str:
+    """What the voucher is now: an issued one past its time is expired even
+    before the expiry job has marked it."""
+    if voucher.status == "issued" and voucher.expires_at <= now:
+        return "expired"
+    return voucher.status
+
+
+def voucher_view(voucher: Any, *, now: datetime | None = None,
+                 language: str | None = None) -> dict[str, Any]:
+    """The voucher as the API shows it; `voucher` with reward, member and
+    redeemed_store loaded."""
+    from rewards.codes import code_format
+
+    now = now or timezone.now()
+    reward = voucher.reward
+    value = None
+    if voucher.value_amount is not None:
+        value = {"amount": str(voucher.value_amount), "currency": voucher.value_currency}
+    lang = voucher.member.language if language is None else language
+    return {
+        "code": code_format(voucher.code),
+        "reward": reward.code,
+        "name": localized_name(reward.name, reward.names if isinstance(reward.names, dict) else {},
+                               lang),
+        "status": voucher_status(voucher, now),
+        "source": voucher.source,
+        "value": value,
+        "value_text": voucher.value_text,
+        "points_cost": voucher.points_cost,
+        "issued_at": voucher.issued_at.isoformat(),
+        "expires_at": voucher.expires_at.isoformat(),
+        "redeemed_at": voucher.redeemed_at.isoformat() if voucher.redeemed_at else None,
+        "store_code": voucher.redeemed_store.code if voucher.redeemed_store_id else None,
+        "receipt_id": voucher.redeemed_receipt_id or None,
+        "member_number": voucher.member.member_number,
+    }
+
+
+def visible_voucher(*, client: Any, code: str) -> Any:
+    """The voucher a code names, if this client sees its member's market;
+    else not_found, exactly as for a code that does not exist."""
+    from config.errors import NotFound
+    from rewards.codes import code_normalize
+    from rewards.models import Voucher
+
+    normalized = code_normalize(code)
+    voucher = None
+    if normalized is not None:
+        voucher = (
+            Voucher.objects.select_related("reward", "member", "redeemed_store")
+            .filter(code=normalized).first()
+        )
+    if (voucher is None or not client.sees_market(voucher.member.market_id)
+            or voucher.member.status == "erased"):
+        raise NotFound("No such voucher.")
+    return voucher
+
+
+def member_vouchers(*, member: Any, cursor: str | None, size: int,
+                    now: datetime | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """The member's vouchers, newest first, a page at a time: (views, next cursor)."""
+    from config.http import decode_cursor, encode_cursor
+    from rewards.models import Voucher
+
+    qs = Voucher.objects.filter(member_id=member.pk).select_related("reward", "redeemed_store")
+    if cursor:
+        qs = qs.filter(pk__lt=decode_cursor(cursor))
+    rows = list(qs.order_by("-id")[:size + 1])
+    for row in rows:
+        row.member = member
+    more = len(rows) > size
+    rows = rows[:size]
+    now = now or timezone.now()
+    return ([voucher_view(v, now=now) for v in rows],
+            encode_cursor(rows[-1].pk) if more and rows else None)

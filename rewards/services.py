@@ -17,6 +17,27 @@ from rewards.models import Benefit, BenefitUsage, BenefitUse
 from rewards.periods import period_bounds
 from rewards.selectors import localized_name
 
+# rewards and vouchers
+from datetime import timedelta
+
+from django.db import IntegrityError
+from django.db.models import F, Q
+
+from config.errors import (
+    InsufficientPoints,
+    RewardNotAvailable,
+    ValidationFailed,
+    VoucherNotValid,
+    VoucherUsed,
+)
+from loyalty.ledger import Book, account_lock, today_for
+from loyalty.lifecycle import JobResult, Progress
+from loyalty.models import LedgerEntry, Purchase
+from members.selectors import member_summary
+from rewards.codes import code_new, code_normalize
+from rewards.models import Reward, Voucher
+from rewards.selectors import Offer, reward_offer, reward_refusal, voucher_view
+
 # One statement counts the use and refuses to pass the allowance: a second
 # transaction that conflicts on the same (member, benefit, period) row waits
 # for the first, then re-reads the row and checks the condition again, so no
@@ -128,3 +149,304 @@ def benefit_use(
         "store_code": store.code,
         "member_number": member.member_number,
     }
+
+
+# --- rewards and vouchers ----------------------------------------------------
+
+REACTIVATION_MIN_DAYS = 30  # a reactivated voucher is valid at least this long again
+_CODE_ATTEMPTS = 5
+
+
+def _stock_take(reward_id: int) -> bool:
+    """Take one from the reward's stock in one statement: a parallel claim
+    waits for the row, then checks the condition again, so the stock never
+    goes below zero. An unlimited reward (stock NULL) always has one."""
+    return Reward.objects.filter(
+        Q(stock__isnull=True) | Q(stock__gt=0), pk=reward_id
+    ).update(stock=F("stock") - 1) == 1
+
+
+def _voucher_create(
+    *, member: Member, reward: Reward, offer: Offer, source: str, now: datetime,
+    points_cost: int = 0, dedupe_key: str | None = None, ledger_entry: LedgerEntry | None = None,
+    client: Client | None = None,
+) -> Voucher:
+    """Take one from the stock and insert the voucher, inside the caller's
+    transaction. RewardNotAvailable when out of stock."""
+    if not _stock_take(reward.pk):
+        raise RewardNotAvailable(f"Reward {reward.code} is out of stock.")
+    for attempt in range(_CODE_ATTEMPTS):
+        try:
+            with transaction.atomic():  # a savepoint: a clash of codes is retried
+                voucher = Voucher.objects.create(
+                    code=code_new(), member=member, reward=reward, source=source,
+                    points_cost=points_cost, value_amount=offer.value_amount,
+                    value_currency=offer.value_currency, value_text=offer.value_text,
+                    issued_at=now, expires_at=now + timedelta(days=reward.validity_days),
+                    dedupe_key=dedupe_key, ledger_entry=ledger_entry,
+                    api_client_id=client.id if client and client.id else None,
+                )
+        except IntegrityError:
+            if dedupe_key is not None and Voucher.objects.filter(dedupe_key=dedupe_key).exists():
+                raise  # issued by a parallel call: voucher_issue answers with that one
+            if attempt == _CODE_ATTEMPTS - 1:
+                raise
+            continue
+        break
+    outbox_add(
+        topic="voucher.issued", dedupe_key=f"voucher.issued:{voucher.pk}", member_id=member.pk,
+        payload={
+            "member_number": member.member_number, "reward": reward.code, "source": source,
+            "points_cost": points_cost, "issued_at": now.isoformat(),
+            "expires_at": voucher.expires_at.isoformat(),
+        },
+    )
+    return voucher
+
+
+def _dedupe_hit(dedupe_key: str, member: Member) -> Voucher | None:
+    existing = Voucher.objects.filter(dedupe_key=dedupe_key).first()
+    if existing is not None and existing.member_id != member.pk:
+        raise ValidationFailed(
+            f"dedupe_key {dedupe_key} already issued a voucher to another member.",
+            errors={"dedupe_key": ["Used for another member."]},
+        )
+    return existing
+
+
+def voucher_issue(
+    *,
+    member: Member,
+    reward: Reward,
+    source: str,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> Voucher:
+    """Give the member a voucher of `reward` without spending points (a
+    mission's reward, a gift, staff goodwill). Runs inside the caller's
+    transaction if there is one.
+
+    With a `dedupe_key`, the voucher is issued once per key: a second call,
+    or a parallel one, answers with the voucher the first issued. Eligibility
+    (tier, market, dates) is the caller's decision; the stock is not:
+    a stocked reward that has none left raises RewardNotAvailable, and then
+    nothing of this call remains.
+    """
+    now = now or timezone.now()
+    if source not in Voucher.Source.values:
+        raise ValidationFailed(f"Unknown voucher source {source}.",
+                               errors={"source": ["Unknown source."]})
+    if dedupe_key is not None:
+        existing = _dedupe_hit(dedupe_key, member)
+        if existing is not None:
+            return existing
+    offer = reward_offer(reward, member.market)
+    try:
+        with transaction.atomic():  # the stock and the voucher together, or neither
+            return _voucher_create(member=member, reward=reward, offer=offer, source=source,
+                                   now=now, dedupe_key=dedupe_key)
+    except IntegrityError:
+        if dedupe_key is not None:
+            existing = _dedupe_hit(dedupe_key, member)
+            if existing is not None:
+                return existing
+        raise
+
+
+def reward_claim(
+    *,
+    client: Client | None,
+    member: Member,
+    reward_code: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Spend the member's points on a reward: the points (first-expiring
+    lots first), one from the stock and the voucher, in one transaction.
+
+    Refuses with not_found (no such reward), member_inactive,
+    reward_not_available (not offered now, not in the member's market or
+    tier, out of stock) or insufficient_points; then nothing changes.
+    """
+    now = now or timezone.now()
+    reward = Reward.objects.filter(code=reward_code).first()
+    if reward is None:
+        raise NotFound(f"No reward {reward_code}.")
+    if member.status != Member.Status.ACTIVE:
+        raise MemberInactive(f"Member {member.member_number} is {member.status}.")
+    market = member.market
+    offer = reward_offer(reward, market)
+    refusal = reward_refusal(
+        reward, member=member, offer=offer, now=now,
+        tier_ids=set(reward.tiers.values_list("pk", flat=True)),
+        market_ids=set(reward.markets.values_list("pk", flat=True)),
+    )
+    if refusal is not None:
+        raise RewardNotAvailable(refusal[1])
+    cost = offer.points_cost
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        book = Book.open(account)
+        book.settle(today_for(market, now))
+        spendable = min(book.spendable(), max(account.balance, 0))
+        if cost > spendable:
+            raise InsufficientPoints(f"Balance {spendable} is below {cost}.")
+        entry = LedgerEntry.objects.create(
+            member_id=member.pk, kind=LedgerEntry.Kind.REDEEM, points=-cost,
+            reference=f"reward:{reward.code}",
+            api_client_id=client.id if client and client.id else None,
+        )
+        book.spend(entry, cost)
+        account.balance -= cost
+        voucher = _voucher_create(member=member, reward=reward, offer=offer,
+                                  source=Voucher.Source.CLAIM, now=now, points_cost=cost,
+                                  ledger_entry=entry, client=client)
+        book.save()
+        summary = member_summary(member=member, balance=account.balance,
+                                 pending=account.pending, expiring=book.expiring())
+    voucher.member = member
+    view = voucher_view(voucher, now=now)
+    return {"voucher": view, "member": summary}
+
+
+def voucher_redeem(
+    *,
+    client: Client,
+    code: str,
+    store_code: str,
+    receipt_id: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Use a voucher once, in a store of its member's market.
+
+    The voucher row is locked: of any number of parallel redemptions one
+    succeeds, the others answer voucher_used. An expired or cancelled
+    voucher answers voucher_not_valid; a code this client cannot see,
+    not_found.
+    """
+    now = now or timezone.now()
+    normalized = code_normalize(code)
+    if normalized is None:
+        raise NotFound("No such voucher.")
+    with transaction.atomic():
+        voucher = (
+            Voucher.objects.select_for_update(of=("self",))
+            .select_related("reward", "member__market", "member__tier", "redeemed_store")
+            .filter(code=normalized).first()
+        )
+        if (voucher is None or not client.sees_market(voucher.member.market_id)
+                or voucher.member.status == Member.Status.ERASED):
+            raise NotFound("No such voucher.")
+        member = voucher.member
+        if voucher.status == Voucher.Status.REDEEMED:
+            store = voucher.redeemed_store
+            raise VoucherUsed(
+                f"Voucher was redeemed on {voucher.redeemed_at:%Y-%m-%d %H:%M} UTC"
+                f" in store {store.code if store else '?'}."
+            )
+        if voucher.status != Voucher.Status.ISSUED:
+            raise VoucherNotValid(f"Voucher is {voucher.status}.")
+        if voucher.expires_at <= now:
+            raise VoucherNotValid(f"Voucher expired at {voucher.expires_at.isoformat()}.")
+        if member.status != Member.Status.ACTIVE:
+            raise MemberInactive(f"Member {member.member_number} is {member.status}.")
+        store = Store.objects.filter(code=store_code, market_id=member.market_id).first()
+        if store is None:
+            raise UnknownStore(
+                f"Store {store_code} is not registered in market {member.market.code}."
+            )
+        voucher.status = Voucher.Status.REDEEMED
+        voucher.redeemed_at = now
+        voucher.redeemed_store = store
+        voucher.redeemed_receipt_id = receipt_id
+        voucher.save(update_fields=["status", "redeemed_at", "redeemed_store",
+                                    "redeemed_receipt_id"])
+        outbox_add(
+            topic="voucher.redeemed", dedupe_key=f"voucher.redeemed:{voucher.pk}:{int(voucher.reactivated)}",
+            member_id=member.pk,
+            payload={"member_number": member.member_number, "reward": voucher.reward.code,
+                     "store_code": store.code, "receipt_id": receipt_id,
+                     "redeemed_at": now.isoformat()},
+        )
+    return voucher_view(voucher, now=now)
+
+
+def vouchers_expire(*, as_of: datetime | None = None, batch_size: int = 5000,
+                    progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+    """Mark the issued vouchers whose time has run out as expired.
+
+    A batch at a time, each batch one UPDATE. A voucher done no longer
+    matches, so a second run finds nothing and a run stopped half way resumes."""
+    as_of = as_of or timezone.now()
+    result = JobResult("vouchers_expire")
+    while max_batches is None or result.batches < max_batches:
+        due = Voucher.objects.filter(status=Voucher.Status.ISSUED, expires_at__lte=as_of)
+        with transaction.atomic():
+            # The conditions again on the outer statement: a voucher redeemed
+            # meanwhile is re-checked after its lock, and left alone.
+            done = due.filter(
+                pk__in=due.order_by("expires_at", "id").values("id")[:batch_size]
+            ).update(status=Voucher.Status.EXPIRED)
+        if not done:
+            break
+        result.rows += done
+        result.batches += 1
+        if progress:
+            progress(done)
+    return result
+
+
+def voucher_reactivate(*, voucher: Voucher, staff_user_id: int | None,
+                       now: datetime | None = None) -> Voucher:
+    """Give a redeemed voucher back when the purchase it paid is fully
+    returned: once per voucher. The purchase is the one recorded with the
+    store and receipt id of the redemption. The voucher keeps its expiry,
+    but is valid at least REACTIVATION_MIN_DAYS from now.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            Voucher.objects.select_for_update(of=("self",))
+            .select_related("member", "reward", "redeemed_store").get(pk=voucher.pk)
+        )
+        if locked.reactivated:
+            raise ValidationFailed("This voucher was already reactivated once.")
+        if locked.status != Voucher.Status.REDEEMED:
+            raise ValidationFailed(f"Only a redeemed voucher can be reactivated; this one is "
+                                   f"{locked.status}.")
+        store = locked.redeemed_store
+        purchase = Purchase.objects.filter(
+            store_id=locked.redeemed_store_id, receipt_id=locked.redeemed_receipt_id
+        ).first()
+        if purchase is None:
+            raise ValidationFailed(
+                f"No purchase with receipt {locked.redeemed_receipt_id} of store "
+                f"{store.code if store else '?'} is recorded."
+            )
+        if purchase.returned_amount < purchase.total:
+            raise ValidationFailed(
+                f"Receipt {purchase.receipt_id} is not fully returned "
+                f"({purchase.returned_amount} of {purchase.total})."
+            )
+        note = (f"Redeemed {locked.redeemed_at:%Y-%m-%d %H:%M} UTC in {store.code}, "
+                f"receipt {locked.redeemed_receipt_id}; fully returned.")
+        locked.status = Voucher.Status.ISSUED
+        locked.reactivated = True
+        locked.reactivated_at = now
+        locked.reactivated_by_id = staff_user_id
+        locked.reactivation_note = note[:255]
+        locked.redeemed_at = None
+        locked.redeemed_store = None
+        locked.redeemed_receipt_id = ""
+        locked.expires_at = max(locked.expires_at, now + timedelta(days=REACTIVATION_MIN_DAYS))
+        locked.save(update_fields=[
+            "status", "reactivated", "reactivated_at", "reactivated_by", "reactivation_note",
+            "redeemed_at", "redeemed_store", "redeemed_receipt_id", "expires_at",
+        ])
+        outbox_add(
+            topic="voucher.reactivated", dedupe_key=f"voucher.reactivated:{locked.pk}",
+            member_id=locked.member_id,
+            payload={"member_number": locked.member.member_number, "reward": locked.reward.code,
+                     "receipt_id": purchase.receipt_id, "store_code": store.code if store else None,
+                     "expires_at": locked.expires_at.isoformat()},
+        )
+    return locked

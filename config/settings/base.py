@@ -204,3 +204,5 @@ LOGGING = {
 LOJAL_DEFAULT_RATE_PER_MINUTE = env.int("LOJAL_DEFAULT_RATE_PER_MINUTE", default=6000)
 # How long a worker heartbeat counts as alive for /health/.
 LOJAL_WORKER_HEARTBEAT_SECONDS = 120
+# Count purchases and events for the welcome journey's missions (rewards/journey.py).
+LOJAL_JOURNEY_ENABLED = env.bool("LOJAL_JOURNEY_ENABLED", default=True)

@@ -5,6 +5,10 @@ from .base import *  # noqa: F401,F403
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOJAL_DEFAULT_RATE_PER_MINUTE = 100_000
+# The demo club's welcome journey would pay a fresh member's first purchase
+# a mission's points, and the other suites count points exactly; the
+# journey's own tests (tests/rewards/test_journey_*) switch it on.
+LOJAL_JOURNEY_ENABLED = False
 
 # `make test` on a machine without DATABASE_URL: Postgres on localhost if it
 # answers, else SQLite, with the Postgres-only tests skipped (tests/conftest.py

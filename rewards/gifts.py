@@ -1,0 +1,280 @@
+"""Gifts: the jobs that give points or a voucher on a birthday, a tier
+upgrade and enrolment, as staff configure them in `GiftRule`.
+
+Each gift is a `Gift` row with a unique `dedupe_key`, so each happens once
+per member and period however often, or however many at once, the jobs run:
+
+- birthday: members with a birth date, in their birthday month (in their
+  market's time zone), once a year: `birthday:<year>:<member id>`;
+- tier upgrade: once per upgrade, a `TierChange` with cause purchase or
+  evaluation to a higher tier: `tier_upgrade:<tier change id>`;
+- welcome: once per member, picked up after enrolment:
+  `welcome:<member id>`.
+
+Upgrades and enrolments from before a rule existed are not gifted after the
+fact, and the jobs look back LOOKBACK at most (enough for a job that was
+down a while). Where several active rules of a kind apply to a market, the
+one naming the market (then the one naming the tier) comes first; the key
+is per kind, so a member gets one gift, from the first rule that applies.
+
+Set-based, like loyalty/lifecycle.py: candidates are walked in batches on a
+key (member id, tier change id); a batch locks the accounts it credits
+(accounts first, in member order), and then one statement inserts the
+gifts (INSERT ... ON CONFLICT DO NOTHING RETURNING), their `bonus` entries
+and matured lots, their outbox events, and adds the points to the
+accounts. A member in debt, a voucher gift and SQLite go member by member
+through the ledger code (rewards.services.voucher_issue for vouchers, with
+the gift's key as the voucher's). A run killed half way resumes: what is
+done is found by its key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from config.errors import DomainError
+from config.outbox import outbox_add
+from loyalty.ledger import account_lock, expiry_for, local_date
+from loyalty.lifecycle import BATCH, JobResult, Progress, _lock_accounts, _members_in_debt, _set_based
+from loyalty.models import Market, TierChange
+from members.models import Member
+from rewards.models import Gift, GiftRule
+
+logger = logging.getLogger(__name__)
+
+LOOKBACK = timedelta(days=30)
+
+# (keyset id, member id, dedupe key)
+Candidate = tuple[int, int, str]
+Candidates = Callable[[GiftRule, Market, date, datetime, int, int], list[Candidate]]
+
+_GIVE_POINTS_SQL = """
+WITH candidates AS (
+    SELECT * FROM unnest(%(member_ids)s::bigint[], %(keys)s::text[]) AS c(member_id, dedupe_key)
+), gifts AS (
+    INSERT INTO rewards_gift (member_id, rule_id, kind, dedupe_key, points, entry_id, created_at)
+    SELECT member_id, %(rule)s, %(kind)s, dedupe_key, %(points)s,
+           nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')), %(now)s
+    FROM candidates
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING member_id, entry_id, dedupe_key
+), entries AS (
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason)
+    SELECT entry_id, member_id, 'bonus', %(points)s, %(now)s, 'gift:' || dedupe_key,
+           %(expires_on)s, %(reason)s
+    FROM gifts
+), lots AS (
+    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
+                             matured)
+    SELECT member_id, entry_id, %(points)s, %(points)s, %(today)s, %(expires_on)s, TRUE
+    FROM gifts
+), events AS (
+    INSERT INTO config_outboxevent (topic, dedupe_key, member_id, payload, created_at)
+    SELECT 'gift.given', 'gift.given:' || g.dedupe_key, g.member_id,
+           json_build_object('member_number', m.member_number, 'kind', %(kind)s::text,
+                             'points', %(points)s::int, 'reward', NULL,
+                             'gift', g.dedupe_key)::jsonb,
+           %(now)s
+    FROM gifts g JOIN members_member m ON m.id = g.member_id
+    ON CONFLICT (dedupe_key) DO NOTHING
+), per_member AS (
+    SELECT member_id, COUNT(*) AS gifts FROM gifts GROUP BY member_id
+), accounts AS (
+    UPDATE loyalty_pointsaccount a
+    SET balance = a.balance + p.gifts * %(points)s, updated_at = %(now)s
+    FROM per_member p WHERE a.member_id = p.member_id
+)
+SELECT COUNT(*) FROM gifts
+"""
+
+
+def _give_points_sql(rule: GiftRule, market: Market, today: date, todo: list[tuple[int, str]],
+                     now: datetime) -> int:
+    """Credit a batch of members in debt to nobody, in one statement. The
+    accounts are locked by the caller."""
+    if not todo:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(_GIVE_POINTS_SQL, {
+            "member_ids": [m for m, _ in todo], "keys": [k for _, k in todo],
+            "rule": rule.pk, "kind": rule.kind, "points": rule.reward_points,
+            "reason": rule.name[:255], "today": today, "expires_on": expiry_for(market, today),
+            "now": now,
+        })
+        return int(cursor.fetchone()[0])
+
+
+def gift_give(*, rule: GiftRule, member: Member, dedupe_key: str,
+              now: datetime | None = None) -> Gift | None:
+    """Give one member the rule's gift under `dedupe_key`, once: None when
+    the key was given before. In the caller's transaction or its own."""
+    from loyalty.services import points_bonus
+    from rewards.services import voucher_issue
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        account_lock(member.pk)  # the lock order: the account first
+        if Gift.objects.filter(dedupe_key=dedupe_key).exists():
+            return None
+        gift = Gift(member=member, rule=rule, kind=rule.kind, dedupe_key=dedupe_key,
+                    points=rule.reward_points or 0, created_at=now)
+        if rule.reward_points:
+            gift.entry = points_bonus(member=member, points=rule.reward_points,
+                                      reason=rule.name, reference=f"gift:{dedupe_key}", now=now)
+        else:
+            gift.voucher = voucher_issue(member=member, reward=rule.reward, source="gift",
+                                         dedupe_key=f"gift:{dedupe_key}", now=now)
+        gift.save()
+        outbox_add(topic="gift.given", dedupe_key=f"gift.given:{dedupe_key}", member_id=member.pk,
+                   payload={"member_number": member.member_number, "kind": rule.kind,
+                            "points": rule.reward_points or 0,
+                            "reward": rule.reward.code if rule.reward_id else None,
+                            "gift": dedupe_key})
+    return gift
+
+
+def _give_each(rule: GiftRule, todo: list[tuple[int, str]], now: datetime) -> int:
+    members = {m.pk: m for m in Member.objects.select_related("market").filter(
+        pk__in=[member_id for member_id, _ in todo])}
+    given = 0
+    for member_id, key in sorted(todo):  # member order: the lock order
+        try:
+            given += gift_give(rule=rule, member=members[member_id], dedupe_key=key,
+                               now=now) is not None
+        except DomainError as exc:  # a voucher out of stock: the next run tries again
+            logger.warning("gift %s not given: %s", key, exc.detail)
+    return given
+
+
+def _give_batch(rule: GiftRule, market: Market, candidates: list[Candidate]) -> int:
+    keys = [key for _, _, key in candidates]
+    done = set(Gift.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+    todo = [(member_id, key) for _, member_id, key in candidates if key not in done]
+    if not todo:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        if not (rule.reward_points and _set_based()):
+            return _give_each(rule, todo, now)
+        member_ids = sorted({member_id for member_id, _ in todo})
+        _lock_accounts(member_ids)
+        # Points that pay a debt go lot by lot: the few in debt take the
+        # per-member path.
+        debtors = _members_in_debt(member_ids)
+        # Credited today (the job's as-of only chose who is due), like points_bonus.
+        given = _give_points_sql(rule, market, local_date(market, now),
+                                 [(m, k) for m, k in todo if m not in debtors], now)
+        if debtors:
+            given += _give_each(rule, [(m, k) for m, k in todo if m in debtors], now)
+        return given
+
+
+def _rules_for(rules: list[GiftRule], market: Market) -> list[GiftRule]:
+    """The active rules that apply to the market, the most specific first."""
+    applying = []
+    for rule in rules:
+        market_ids = {m.pk for m in rule.markets.all()}
+        if market_ids and market.pk not in market_ids:
+            continue
+        applying.append((not market_ids, rule.tier_id is None, rule.pk, rule))
+    return [rule for *_, rule in sorted(applying, key=lambda item: item[:3])]
+
+
+def _job(name: str, kind: str, candidates: Candidates, as_of: datetime | None, batch_size: int,
+         progress: Progress | None, max_batches: int | None) -> JobResult:
+    as_of = as_of or timezone.now()
+    result = JobResult(name)
+    rules = list(GiftRule.objects.filter(kind=kind, active=True)
+                 .select_related("reward", "tier").prefetch_related("markets"))
+    if not rules:
+        return result
+    for market in Market.objects.order_by("code"):
+        today = local_date(market, as_of)
+        for rule in _rules_for(rules, market):
+            after = 0
+            while max_batches is None or result.batches < max_batches:
+                rows = candidates(rule, market, today, as_of, after, batch_size)
+                if not rows:
+                    break
+                after = rows[-1][0]
+                given = _give_batch(rule, market, rows)
+                result.rows += given
+                result.batches += 1
+                if progress:
+                    progress(given)
+    return result
+
+
+# --- birthday -------------------------------------------------------------------
+
+
+def _birthday_candidates(rule: GiftRule, market: Market, today: date, as_of: datetime,
+                         after: int, size: int) -> list[Candidate]:
+    ids = (Member.objects.filter(market=market, status=Member.Status.ACTIVE,
+                                 birth_date__month=today.month, enrolled_at__lte=as_of,
+                                 id__gt=after)
+           .order_by("id").values_list("id", flat=True)[:size])
+    return [(member_id, member_id, f"birthday:{today.year}:{member_id}") for member_id in ids]
+
+
+def birthday_gifts(*, as_of: datetime | None = None, batch_size: int = BATCH,
+                   progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+    """Birthday gifts: members in their birthday month, once a year."""
+    return _job("birthday_gifts", GiftRule.Kind.BIRTHDAY, _birthday_candidates, as_of,
+                batch_size, progress, max_batches)
+
+
+# --- tier upgrade ------------------------------------------------------------------
+
+
+def _since(rule: GiftRule, as_of: datetime) -> datetime:
+    return max(rule.created_at, as_of - LOOKBACK)
+
+
+def _upgrade_candidates(rule: GiftRule, market: Market, today: date, as_of: datetime,
+                        after: int, size: int) -> list[Candidate]:
+    changes = TierChange.objects.filter(
+        member__market=market, member__status=Member.Status.ACTIVE,
+        cause__in=[TierChange.Cause.PURCHASE, TierChange.Cause.EVALUATION],
+        to_tier__rank__gt=F("from_tier__rank"),
+        changed_at__gte=_since(rule, as_of), changed_at__lte=as_of, id__gt=after,
+    )
+    if rule.tier_id is not None:
+        changes = changes.filter(to_tier_id=rule.tier_id)
+    rows = changes.order_by("id").values_list("id", "member_id")[:size]
+    return [(change_id, member_id, f"tier_upgrade:{change_id}") for change_id, member_id in rows]
+
+
+def tier_upgrade_gifts(*, as_of: datetime | None = None, batch_size: int = BATCH,
+                       progress: Progress | None = None,
+                       max_batches: int | None = None) -> JobResult:
+    """Tier-upgrade gifts: once per upgrade (by a purchase or the evaluation)."""
+    return _job("tier_upgrade_gifts", GiftRule.Kind.TIER_UPGRADE, _upgrade_candidates, as_of,
+                batch_size, progress, max_batches)
+
+
+# --- welcome -------------------------------------------------------------------------
+
+
+def _welcome_candidates(rule: GiftRule, market: Market, today: date, as_of: datetime,
+                        after: int, size: int) -> list[Candidate]:
+    ids = (Member.objects.filter(market=market, status=Member.Status.ACTIVE,
+                                 enrolled_at__gte=_since(rule, as_of), enrolled_at__lte=as_of,
+                                 id__gt=after)
+           .order_by("id").values_list("id", flat=True)[:size])
+    return [(member_id, member_id, f"welcome:{member_id}") for member_id in ids]
+
+
+def welcome_gifts(*, as_of: datetime | None = None, batch_size: int = BATCH,
+                  progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+    """Welcome gifts: once per member, for those who enrolled lately."""
+    return _job("welcome_gifts", GiftRule.Kind.WELCOME, _welcome_candidates, as_of,
+                batch_size, progress, max_batches)
+
