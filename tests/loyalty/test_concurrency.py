@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,25 +16,9 @@ from loyalty.models import LedgerEntry, PointsAccount, Purchase, Redemption
 from tests.conftest import purchase_body
 from tests.loyalty.helpers import account
 
+from tests.threads import in_parallel
+
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_parallel(n: int, work: Callable[[int, APIClient], Any], raw_key: str) -> list[Any]:
-    """Run work(i, client) in n threads that start together; each thread has its own
-    HTTP client and database connection, and closes the connection at the end."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> Any:
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-            barrier.wait(timeout=30)
-            return work(i, client)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
 
 
 def check_ledger() -> None:

@@ -3,15 +3,10 @@ once however many purchases or events arrive at the same moment."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -24,25 +19,9 @@ from tests.rewards.journey_support import (
     mission_row,
 )
 
+from tests.threads import in_parallel
+
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_parallel(n: int, work: Callable[[int, APIClient], Any], raw_key: str) -> list[Any]:
-    """work(i, client) in n threads that start together, each with its own
-    HTTP client and database connection, closed at the end."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> Any:
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-            barrier.wait(timeout=30)
-            return work(i, client)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
 
 
 def test_ten_parallel_purchases_complete_and_pay_each_mission_once(journey_on, api, make_member):

@@ -3,39 +3,18 @@ below its stock, and never overspend a balance."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from loyalty.models import LedgerEntry
 from rewards.models import Reward, Voucher
 from tests.rewards.voucher_helpers import assert_ledger_consistent, balance, claim, make_reward
 
+from tests.threads import in_parallel
+
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def in_parallel(n: int, work: Callable[[int, APIClient], Any], raw_key: str) -> list[Any]:
-    """work(i, client) in n threads that start together, each with its own
-    HTTP client and database connection, closed at the end."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> Any:
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-            barrier.wait(timeout=30)
-            return work(i, client)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
 
 
 def outcome(response: Any) -> tuple[int, str | None]:
