@@ -32,7 +32,7 @@ from config.errors import (
     ValidationFailed,
 )
 from loyalty.ledger import Book, account_lock, days, expiry_for, local_date, today_for
-from loyalty.models import LedgerEntry, Lot, Purchase, Redemption, Return, Store
+from loyalty.models import LedgerEntry, Purchase, Redemption, Return, Store
 from loyalty.selectors import store_by_code
 from loyalty.tiers import qualifying_add, tier_upgrade_check
 from members.models import Member
