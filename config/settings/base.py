@@ -92,7 +92,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A health check is a round trip before every request; a connection
+    # that broke is replaced after the request that found it (CONN_MAX_AGE).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+    # Server-side binding lets psycopg prepare the statements a process runs
+    # again and again (prepare_threshold), so Postgres plans them once, not
+    # per request. Not for pgbouncer in transaction pooling mode.
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True),
+        "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=5),
+    }
+
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -201,6 +211,8 @@ LOGGING = {
 }
 
 # Per-client default rate (requests per minute); each API client may set its own.
+# Counted in Redis when there is one (config/throttling.py), else in the cache.
+LOJAL_THROTTLE_IN_REDIS = bool(REDIS_URL)
 LOJAL_DEFAULT_RATE_PER_MINUTE = env.int("LOJAL_DEFAULT_RATE_PER_MINUTE", default=6000)
 # How long a worker heartbeat counts as alive for /health/.
 LOJAL_WORKER_HEARTBEAT_SECONDS = 120

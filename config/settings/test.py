@@ -5,6 +5,8 @@ from .base import *  # noqa: F401,F403
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOJAL_DEFAULT_RATE_PER_MINUTE = 100_000
+# Counted in the per-test cache, so that runs never share a window's count.
+LOJAL_THROTTLE_IN_REDIS = False
 # The demo club's welcome journey would pay a fresh member's first purchase
 # a mission's points, and the other suites count points exactly; the
 # journey's own tests (tests/rewards/test_journey_*) switch it on.
@@ -22,6 +24,7 @@ if not os.environ.get("DATABASE_URL"):
         DATABASES = {"default": env.db_url_config(  # noqa: F405
             f"postgres://{os.environ.get('PGUSER', 'postgres')}@127.0.0.1:5432/lojal")}
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
     except OSError:
         pass
 
