@@ -181,7 +181,7 @@ def _per_member(member_ids: list[int], apply: Callable[[Book], Any], *, lock: bo
 _EXPIRE_SQL = """
 WITH lots AS MATERIALIZED (
     SELECT id, member_id, remaining, matured, expires_on,
-           nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')) AS entry_id
+           nextval('{sequence}'::regclass) AS entry_id
     FROM loyalty_lot
     WHERE id = ANY(%(lot_ids)s) AND remaining > 0 AND expires_on < %(today)s
 ), entries AS (
@@ -204,6 +204,13 @@ UPDATE loyalty_pointsaccount a
 SET balance = a.balance - p.balance, pending = a.pending - p.pending, updated_at = %(now)s
 FROM per_member p WHERE a.member_id = p.member_id
 """
+
+
+def _entry_sequence(cursor: Any) -> str:
+    """The ledger entry id sequence's name, resolved once per batch rather
+    than once per row."""
+    cursor.execute("SELECT pg_get_serial_sequence('loyalty_ledgerentry', 'id')")
+    return str(cursor.fetchone()[0])
 
 
 def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
@@ -232,8 +239,9 @@ def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
                     return len(rows)
                 _lock_accounts(member_ids)
                 with connection.cursor() as cursor:
-                    cursor.execute(_EXPIRE_SQL, {"lot_ids": [i for i, _ in rows], "today": today,
-                                                 "now": timezone.now()})
+                    cursor.execute(_EXPIRE_SQL.replace("{sequence}", _entry_sequence(cursor)),
+                                   {"lot_ids": [i for i, _ in rows], "today": today,
+                                    "now": timezone.now()})
                 return len(rows)
         return batch
 
