@@ -9,11 +9,24 @@ use; neither is ever edited by hand.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+
+
+def names_valid(names: Any) -> bool:
+    """Names per language: {"sv": "...", "en": "..."}, none empty."""
+    return isinstance(names, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
+    )
+
+
+def names_hint(example: str) -> str:
+    return f'An object of language and name, e.g. {{"sv": "{example}"}}.'
 
 class MemberList(models.Model):
     """A named segment of members (e.g. "Press", "Staff", "Pilot 2026"):
@@ -87,13 +100,8 @@ class Benefit(models.Model):
         return self.name
 
     def clean(self) -> None:
-        names = self.names
-        if not isinstance(names, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
-        ):
-            raise ValidationError(
-                {"names": 'An object of language and name, e.g. {"sv": "Gratis kaffe"}.'}
-            )
+        if not names_valid(self.names):
+            raise ValidationError({"names": names_hint("Gratis kaffe")})
 
 
 class BenefitUsage(models.Model):
@@ -209,11 +217,8 @@ class Reward(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        names = self.names
-        if not isinstance(names, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
-        ):
-            errors["names"] = 'An object of language and name, e.g. {"sv": "Presentkort"}.'
+        if not names_valid(self.names):
+            errors["names"] = names_hint("Presentkort")
         if self.value_amount is not None and not self.value_currency:
             errors["value_currency"] = "Required with an amount."
         if self.value_amount is None and not self.value_text:
@@ -403,11 +408,8 @@ class Mission(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        names = self.names
-        if not isinstance(names, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
-        ):
-            errors["names"] = 'An object of language and name, e.g. {"sv": "Fyll i din profil"}.'
+        if not names_valid(self.names):
+            errors["names"] = names_hint("Fyll i din profil")
         if self.window_end_day is not None and not (
             self.window_start_day <= self.window_end_day <= self.MAX_WINDOW_DAY
         ):
