@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.utils import timezone
 
 from loyalty.models import LedgerEntry, Lot, LotMovement, Market, PointsAccount
@@ -37,7 +38,66 @@ def expiry_for(market: Market, earned_on: date) -> date:
 
 
 def account_lock(member_id: int) -> PointsAccount:
-    return PointsAccount.objects.select_for_update().get(member_id=member_id)
+    """The member's account, locked until the transaction ends (one plain
+    statement: every points-changing call of the API starts here)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT balance, pending FROM loyalty_pointsaccount WHERE member_id = %s"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
+            [member_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise PointsAccount.DoesNotExist(f"no account for member {member_id}")
+    return PointsAccount.from_db(connection.alias, ["member_id", "balance", "pending"],
+                                 [member_id, row[0], row[1]])
+
+
+# A purchase's points, when no debt waits for them: the entry (its id drawn
+# from the sequence up front), the lot and the account in one statement.
+_EARN_SQL = """
+WITH ids AS MATERIALIZED (
+    SELECT nextval('{sequence}'::regclass) AS entry_id
+), entry AS (
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason, purchase_id)
+    SELECT entry_id, %(member)s, 'earn', %(points)s, %(now)s, %(reference)s, %(expires_on)s,
+           '', %(purchase)s FROM ids
+), lot AS (
+    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
+                             matured, purchase_id)
+    SELECT %(member)s, entry_id, %(points)s, %(points)s, %(available_on)s, %(expires_on)s,
+           %(matured)s, %(purchase)s FROM ids
+)
+UPDATE loyalty_pointsaccount
+SET balance = balance + %(to_balance)s, pending = pending + %(to_pending)s, updated_at = %(now)s
+WHERE member_id = %(member)s
+"""
+_sequence: dict[str, str] = {}
+
+
+def earn_book(*, account: PointsAccount, points: int, reference: str, available_on: date,
+              expires_on: date, matured: bool, purchase_id: object) -> bool:
+    """Book earned points in one statement when nothing else is due (no debt
+    to pay from them, Postgres). Answers False to let the caller take the
+    general path (Book.add_lot)."""
+    if connection.vendor != "postgresql" or (matured and account.balance < 0):
+        return False
+    with connection.cursor() as cursor:
+        if "entry" not in _sequence:
+            cursor.execute("SELECT pg_get_serial_sequence('loyalty_ledgerentry', 'id')")
+            _sequence["entry"] = str(cursor.fetchone()[0])
+        cursor.execute(_EARN_SQL.replace("{sequence}", _sequence["entry"]), {
+            "member": account.member_id, "points": points, "now": timezone.now(),
+            "reference": reference, "expires_on": expires_on, "available_on": available_on,
+            "matured": matured, "purchase": purchase_id,
+            "to_balance": points if matured else 0, "to_pending": 0 if matured else points,
+        })
+    if matured:
+        account.balance += points
+    else:
+        account.pending += points
+    return True
 
 
 @dataclass

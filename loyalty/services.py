@@ -31,7 +31,15 @@ from config.errors import (
     UnknownStore,
     ValidationFailed,
 )
-from loyalty.ledger import Book, account_lock, days, expiry_for, local_date, today_for
+from loyalty.ledger import (
+    Book,
+    account_lock,
+    days,
+    earn_book,
+    expiry_for,
+    local_date,
+    today_for,
+)
 from loyalty.models import LedgerEntry, Purchase, Redemption, Return, Store
 from loyalty.selectors import store_by_code
 from loyalty.tiers import qualifying_add, tier_upgrade_check
@@ -182,7 +190,9 @@ def _purchase_book(
     with transaction.atomic():
         account = account_lock(member.pk)
         book = Book.blank(account)  # a debt is paid from the new lot alone
-        if points:
+        if points and not earn_book(account=account, points=points, reference=receipt_id,
+                                    available_on=available_on, expires_on=expires_on,
+                                    matured=matured, purchase_id=purchase_id):
             entry = LedgerEntry.objects.create(
                 member_id=member.pk, kind=LedgerEntry.Kind.EARN, points=points,
                 reference=receipt_id, expires_on=expires_on, purchase_id=purchase_id,
