@@ -262,6 +262,19 @@ class Book:
         return sum(lot.remaining for lot in open_lots if lot.expires_on == on), on
 
 
+def book_to_spend(*, member_id: int, today: date, points: int) -> Book:
+    """Lock the member's account, bring its lots up to `today` and make sure
+    `points` can be spent now: what every spending call starts with."""
+    from config.errors import InsufficientPoints
+
+    book = Book.open(account_lock(member_id))
+    book.settle(today)
+    spendable = min(book.spendable(), max(book.account.balance, 0))
+    if points > spendable:
+        raise InsufficientPoints(f"Balance {spendable} is below {points}.")
+    return book
+
+
 def today_for(market: Market, now: datetime | None = None) -> date:
     return local_date(market, now or timezone.now())
 

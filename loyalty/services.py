@@ -23,7 +23,6 @@ from config.auth import Client
 from config.errors import (
     CurrencyMismatch,
     HoldExpired,
-    InsufficientPoints,
     MemberInactive,
     NotFound,
     ReceiptConflict,
@@ -34,6 +33,7 @@ from config.errors import (
 from loyalty.ledger import (
     Book,
     account_lock,
+    book_to_spend,
     days,
     earn_book,
     expiry_for,
@@ -408,12 +408,8 @@ def points_redeem(
     store = _store_in_market(member, store_code)
     market = member.market
     with transaction.atomic():
-        account = account_lock(member.pk)
-        book = Book.open(account)
-        book.settle(today_for(market, now))
-        spendable = min(book.spendable(), max(account.balance, 0))
-        if points > spendable:
-            raise InsufficientPoints(f"Balance {spendable} is below {points}.")
+        book = book_to_spend(member_id=member.pk, today=today_for(market, now), points=points)
+        account = book.account
         redemption = Redemption.objects.create(
             id=uuid.uuid4(), member=member, store=store, points=points,
             value=(points * market.point_value).quantize(CENT), currency=market.currency,

@@ -24,13 +24,12 @@ from django.db import IntegrityError
 from django.db.models import F, Q
 
 from config.errors import (
-    InsufficientPoints,
     RewardNotAvailable,
     ValidationFailed,
     VoucherNotValid,
     VoucherUsed,
 )
-from loyalty.ledger import Book, account_lock, today_for
+from loyalty.ledger import book_to_spend, today_for
 from loyalty.lifecycle import JobResult, Progress
 from loyalty.models import LedgerEntry, Purchase
 from members.selectors import member_summary
@@ -284,12 +283,8 @@ def reward_claim(
         raise RewardNotAvailable(refusal[1])
     cost = offer.points_cost
     with transaction.atomic():
-        account = account_lock(member.pk)
-        book = Book.open(account)
-        book.settle(today_for(market, now))
-        spendable = min(book.spendable(), max(account.balance, 0))
-        if cost > spendable:
-            raise InsufficientPoints(f"Balance {spendable} is below {cost}.")
+        book = book_to_spend(member_id=member.pk, today=today_for(market, now), points=cost)
+        account = book.account
         entry = LedgerEntry.objects.create(
             member_id=member.pk, kind=LedgerEntry.Kind.REDEEM, points=-cost,
             reference=f"reward:{reward.code}",
