@@ -23,6 +23,7 @@ from config.auth import Client
 from config.errors import (
     CurrencyMismatch,
     HoldExpired,
+    InsufficientPoints,  # noqa: F401  raised through book_to_spend; callers name it here
     MemberInactive,
     NotFound,
     ReceiptConflict,
