@@ -119,8 +119,8 @@ def ensure_template(base_url: str) -> None:
     subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
     with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
-        se = conn.execute("SELECT id FROM loyalty_market WHERE code = 'SE'").fetchone()[0]
-        silver = conn.execute("SELECT id FROM loyalty_tier WHERE code = 'silver'").fetchone()[0]
+        se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
+        silver = conn.execute("SELECT id FROM club_tier WHERE code = 'silver'").fetchone()[0]
         for sql in seed_sql(se, silver):
             conn.execute(sql)
         conn.execute("CREATE TABLE bench_marker (value text)")

@@ -22,8 +22,9 @@ def main() -> None:
     from django.db import transaction
     from django.utils.dateparse import parse_datetime
 
-    from loyalty.ledger import local_date
-    from loyalty.models import LedgerEntry, Lot, LotMovement, Market, PointsAccount
+    from club.dates import local_date
+    from club.models import Market
+    from loyalty.models import LedgerEntry, Lot, LotMovement, PointsAccount
 
     as_of = parse_datetime(args.as_of)
     done = 0

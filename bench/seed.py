@@ -168,7 +168,8 @@ def seed_members(total: int) -> int:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from loyalty.models import LedgerEntry, Lot, Market, PointsAccount, Tier
+    from club.models import Market, Tier
+    from loyalty.models import LedgerEntry, Lot, PointsAccount
     from members.models import Card, Member
     from members.numbers import member_number_for
 
@@ -246,9 +247,9 @@ def seed_members(total: int) -> int:
 
 
 def ensure_api_key(path: Path) -> str:
-    from config.auth import client_for_key
-    from config.models import ApiClient
-    from config.services import api_client_create
+    from core.auth import client_for_key
+    from core.models import ApiClient
+    from core.services import api_client_create
     from django.utils import timezone
 
     if path.exists():
@@ -272,7 +273,7 @@ def write_cards(path: Path, total: int) -> int:
     first physical store of the member's market, so every purchase books."""
     from django.db import connection
 
-    from loyalty.models import Market, Store
+    from club.models import Market, Store
 
     stores: dict[int, tuple[str, str]] = {}
     for market in Market.objects.all():
@@ -320,7 +321,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from loyalty.demo import demo_club_seed
+    from backoffice.demo import demo_club_seed
 
     args.out.mkdir(parents=True, exist_ok=True)
     ensure_database()

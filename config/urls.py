@@ -3,16 +3,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from config.health import health
+from checkout import apis as checkout_apis
+from core.health import health
+from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
 from members import apis as members_apis
 from rewards import apis as rewards_apis
-from rewards import journey_apis
 
 api = [
-    path("members", members_apis.MemberCollectionApi.as_view()),
-    path("members/lookup", members_apis.MemberLookupApi.as_view()),
-    path("members/<str:member_number>", members_apis.MemberDetailApi.as_view()),
+    path("members", checkout_apis.MemberCollectionApi.as_view()),
+    path("members/lookup", checkout_apis.MemberLookupApi.as_view()),
+    path("members/<str:member_number>", checkout_apis.MemberDetailApi.as_view()),
     path("members/<str:member_number>/cards", members_apis.CardCollectionApi.as_view()),
     path("members/<str:member_number>/cards/<str:card>", members_apis.CardDetailApi.as_view()),
     path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
@@ -28,8 +29,8 @@ api = [
     path("vouchers/<str:code>/qr.svg", rewards_apis.VoucherQrSvgApi.as_view()),
     path("members/<str:member_number>/missions", journey_apis.MemberMissionsApi.as_view()),
     path("events", journey_apis.EventApi.as_view()),
-    path("purchases", loyalty_apis.PurchaseApi.as_view()),
-    path("returns", loyalty_apis.ReturnApi.as_view()),
+    path("purchases", checkout_apis.PurchaseApi.as_view()),
+    path("returns", checkout_apis.ReturnApi.as_view()),
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),
     path("redemptions/<str:redemption_id>/capture", loyalty_apis.RedemptionCaptureApi.as_view()),
     path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
@@ -46,6 +47,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "config.http.bad_request_view"
-handler404 = "config.http.not_found_view"
-handler500 = "config.http.server_error_view"
+handler400 = "core.http.bad_request_view"
+handler404 = "core.http.not_found_view"
+handler500 = "core.http.server_error_view"

@@ -1,4 +1,4 @@
-"""Staff admin for markets, stores, tiers and the points ledger.
+"""Staff admin for the points ledger.
 
 The ledger and everything that records money or points is read-only here,
 for everyone: points change only through the services (e.g. the member's
@@ -13,71 +13,13 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from config.admin import ReadOnlyAdmin
-from loyalty.models import (
-    LedgerEntry,
-    Lot,
-    LotMovement,
-    Market,
-    Purchase,
-    Redemption,
-    Return,
-    Store,
-    Tier,
-)
-from members.models import Member
-
-
-class MemberFilter(admin.SimpleListFilter):
-    """Rows of one member, chosen by link (?member=<id>, e.g. from the
-    member's page) or by searching the member number: no list of every
-    member, of which there are millions."""
-
-    title = "member"
-    parameter_name = "member"
-    member_field = "member_id"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        value = self.value()
-        if not value or not value.isdigit():
-            return []
-        member = Member.objects.filter(pk=value).only("member_number").first()
-        return [(value, str(member) if member else f"member #{value}")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(**{self.member_field: int(value)})
-        return queryset
+from core.admin import ReadOnlyAdmin
+from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Redemption, Return
+from members.admin import MemberFilter
 
 
 class LotMemberFilter(MemberFilter):
     member_field = "lot__member_id"
-
-
-@admin.register(Market)
-class MarketAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "currency", "time_zone", "language", "earn_rate",
-                    "point_value", "return_window_days", "points_validity_months", "hold_minutes"]
-    search_fields = ["code", "name"]
-
-
-@admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "market", "channel"]
-    list_filter = ["market", "channel"]
-    list_select_related = ["market"]
-    search_fields = ["code", "name"]
-
-
-@admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "rank", "threshold", "multiplier"]
-    list_display_links = ["code"]
-    ordering = ["rank"]
-    # `names` is JSON per language ({"sv": "Guld", "en": "Gold"}): the default
-    # JSON widget edits it; `name` is the fallback.
-    fields = ["code", "name", "names", "rank", "threshold", "multiplier"]
 
 
 class LedgerAdmin(ReadOnlyAdmin):

@@ -1,4 +1,5 @@
-"""Points endpoints: purchases, returns, redemptions, ledger, adjustments."""
+"""Points endpoints: redemptions, the ledger, adjustments; and the member
+summary every points-changing answer carries."""
 
 from __future__ import annotations
 
@@ -10,49 +11,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.fields import AwareDateTimeField, MemberRefIn, currency, money
-from config.http import StrictSerializer, next_link, page_size, parse
-from config.idempotency import run_idempotent
+from core.fields import MemberRefIn
+from core.http import StrictSerializer, next_link, page_size, parse
+from core.idempotency import run_idempotent
 from loyalty import services
 from loyalty.selectors import member_ledger
-from loyalty.services import Line
-from members.apis import MemberSummaryOut
 from members.selectors import visible_member
 
 CREATED = status.HTTP_201_CREATED
-
-
-class LineIn(StrictSerializer):
-    sku = serializers.CharField(max_length=64)
-    category = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False, default=1)
-    amount = money()
-
-
-class PurchaseIn(StrictSerializer):
-    member = MemberRefIn()
-    store_code = serializers.CharField(max_length=32)
-    receipt_id = serializers.CharField(max_length=64)
-    channel = serializers.ChoiceField(choices=["store", "online"], required=False, default="store")
-    occurred_at = AwareDateTimeField()
-    currency = currency()
-    total = money()
-    lines = LineIn(many=True, allow_empty=False, max_length=500)
-
-
-class OriginalIn(StrictSerializer):
-    store_code = serializers.CharField(max_length=32)
-    receipt_id = serializers.CharField(max_length=64)
-
-
-class ReturnIn(StrictSerializer):
-    store_code = serializers.CharField(max_length=32)
-    receipt_id = serializers.CharField(max_length=64)
-    original = OriginalIn()
-    occurred_at = AwareDateTimeField()
-    currency = currency()
-    total = money()
-    lines = LineIn(many=True, allow_empty=False, max_length=500)
 
 
 class RedemptionIn(StrictSerializer):
@@ -73,22 +39,27 @@ class AdjustmentIn(StrictSerializer):
         return value
 
 
-class PurchaseOut(serializers.Serializer):
-    purchase_id = serializers.UUIDField()
-    receipt_id = serializers.CharField()
-    points_earned = serializers.IntegerField()
-    points_status = serializers.ChoiceField(choices=["pending", "available"])
-    available_on = serializers.DateField()
-    tier_changed = serializers.BooleanField()
-    member = MemberSummaryOut()
+class TierOut(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    valid_until = serializers.DateField(allow_null=True)
 
 
-class ReturnOut(serializers.Serializer):
-    return_id = serializers.UUIDField()
-    receipt_id = serializers.CharField()
-    purchase_id = serializers.UUIDField()
-    points_reversed = serializers.IntegerField()
-    member = MemberSummaryOut()
+class ExpiringOut(serializers.Serializer):
+    points = serializers.IntegerField()
+    on = serializers.DateField()
+
+
+class PointsOut(serializers.Serializer):
+    balance = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    expiring = ExpiringOut(allow_null=True)
+
+
+class MemberSummaryOut(serializers.Serializer):
+    member_number = serializers.CharField()
+    tier = TierOut()
+    points = PointsOut()
 
 
 class ValueOut(serializers.Serializer):
@@ -126,50 +97,6 @@ class AdjustmentOut(serializers.Serializer):
     member = MemberSummaryOut()
 
 
-def _lines(raw: list[dict[str, Any]]) -> list[Line]:
-    return [Line(sku=l["sku"], amount=l["amount"], quantity=l["quantity"],
-                 category=l.get("category", "")) for l in raw]
-
-
-class PurchaseApi(APIView):
-    scopes = {"POST": "purchases:write"}
-
-    @extend_schema(request=PurchaseIn, responses={201: PurchaseOut}, operation_id="purchases_record")
-    def post(self, request: Request) -> Response:
-        data = parse(PurchaseIn, request.data)
-
-        def record() -> tuple[int, dict[str, Any], bool]:
-            body, replayed = services.purchase_record(
-                client=request.user, member_ref=data["member"], store_code=data["store_code"],
-                receipt_id=data["receipt_id"], channel=data["channel"],
-                occurred_at=data["occurred_at"], currency=data["currency"], total=data["total"],
-                lines=_lines(data["lines"]),
-            )
-            return CREATED, body, replayed
-
-        return run_idempotent(request, required=False, action=record)
-
-
-class ReturnApi(APIView):
-    scopes = {"POST": "purchases:write"}
-
-    @extend_schema(request=ReturnIn, responses={201: ReturnOut}, operation_id="returns_record")
-    def post(self, request: Request) -> Response:
-        data = parse(ReturnIn, request.data)
-
-        def record() -> tuple[int, dict[str, Any], bool]:
-            body, replayed = services.return_record(
-                client=request.user, store_code=data["store_code"], receipt_id=data["receipt_id"],
-                original_store_code=data["original"]["store_code"],
-                original_receipt_id=data["original"]["receipt_id"],
-                occurred_at=data["occurred_at"], currency=data["currency"], total=data["total"],
-                lines=_lines(data["lines"]),
-            )
-            return CREATED, body, replayed
-
-        return run_idempotent(request, required=False, action=record)
-
-
 class RedemptionApi(APIView):
     scopes = {"POST": "points:redeem"}
 
@@ -181,7 +108,7 @@ class RedemptionApi(APIView):
 
         def redeem() -> tuple[int, dict[str, Any], bool]:
             body = services.points_redeem(
-                client=request.user, member_ref=data["member"], points=data["points"],
+                actor=request.user, member_ref=data["member"], points=data["points"],
                 store_code=data["store_code"], reference=data["reference"],
                 capture=data["capture"],
             )
@@ -196,10 +123,10 @@ class RedemptionCaptureApi(APIView):
     @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_capture")
     def post(self, request: Request, redemption_id: str) -> Response:
         # Outside the idempotent transaction, which a hold_expired refusal rolls back.
-        services.redemption_expire_due(client=request.user, redemption_id=redemption_id)
+        services.redemption_expire_due(actor=request.user, redemption_id=redemption_id)
 
         def capture() -> tuple[int, dict[str, Any], bool]:
-            return 200, services.redemption_capture(client=request.user, redemption_id=redemption_id), False
+            return 200, services.redemption_capture(actor=request.user, redemption_id=redemption_id), False
 
         return run_idempotent(request, required=False, action=capture)
 
@@ -210,7 +137,7 @@ class RedemptionCancelApi(APIView):
     @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_cancel")
     def post(self, request: Request, redemption_id: str) -> Response:
         def cancel() -> tuple[int, dict[str, Any], bool]:
-            return 200, services.redemption_cancel(client=request.user, redemption_id=redemption_id), False
+            return 200, services.redemption_cancel(actor=request.user, redemption_id=redemption_id), False
 
         return run_idempotent(request, required=False, action=cancel)
 
@@ -224,7 +151,7 @@ class LedgerApi(APIView):
         operation_id="members_ledger",
     )
     def get(self, request: Request, member_number: str) -> Response:
-        member = visible_member(client=request.user, member_number=member_number)
+        member = visible_member(actor=request.user, member_number=member_number)
         results, cursor = member_ledger(
             member_id=member.pk,
             cursor=request.query_params.get("cursor"),
@@ -240,12 +167,12 @@ class AdjustmentApi(APIView):
                    operation_id="members_adjust",
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)])
     def post(self, request: Request, member_number: str) -> Response:
-        member = visible_member(client=request.user, member_number=member_number)
+        member = visible_member(actor=request.user, member_number=member_number)
         data = parse(AdjustmentIn, request.data)
 
         def adjust() -> tuple[int, dict[str, Any], bool]:
             body = services.points_adjust(member=member, points=data["points"],
-                                          reason=data["reason"], client=request.user)
+                                          reason=data["reason"], actor=request.user)
             return CREATED, body, False
 
         return run_idempotent(request, required=True, action=adjust)

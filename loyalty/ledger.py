@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
-from loyalty.models import LedgerEntry, Lot, LotMovement, Market, PointsAccount
-
-
-def local_date(market: Market, moment: datetime) -> date:
-    return moment.astimezone(ZoneInfo(market.time_zone)).date()
+from club.models import Market
+from core.errors import InsufficientPoints
+from loyalty.models import LedgerEntry, Lot, LotMovement, PointsAccount
 
 
 def expiry_for(market: Market, earned_on: date) -> date:
@@ -53,6 +51,29 @@ def account_lock(member_id: int) -> PointsAccount:
                                  [member_id, row[0], row[1]])
 
 
+LOCK_TIMEOUT = "5s"
+
+
+def accounts_lock_many(member_ids: list[int]) -> None:
+    """Lock many accounts at once, in member order (the lock order), for a
+    job's batch; waits at most LOCK_TIMEOUT for a request holding one."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        cursor.execute(
+            "SELECT member_id FROM loyalty_pointsaccount WHERE member_id = ANY(%s) "
+            "ORDER BY member_id FOR UPDATE",
+            [member_ids],
+        )
+
+
+def members_in_debt(member_ids: list[int]) -> set[int]:
+    return set(
+        PointsAccount.objects.filter(member_id__in=member_ids, balance__lt=0).values_list(
+            "member_id", flat=True
+        )
+    )
+
+
 # A purchase's points, when no debt waits for them: the entry (its id drawn
 # from the sequence up front), the lot and the account in one statement.
 _EARN_SQL = """
@@ -76,13 +97,19 @@ WHERE member_id = %(member)s
 _sequence: dict[str, str] = {}
 
 
-def earn_book(*, account: PointsAccount, points: int, reference: str, available_on: date,
-              expires_on: date, matured: bool, purchase_id: object) -> bool:
-    """Book earned points in one statement when nothing else is due (no debt
-    to pay from them, Postgres). Answers False to let the caller take the
-    general path (Book.add_lot)."""
+def earn_book(*, book: "Book", points: int, reference: str, available_on: date,
+              expires_on: date, matured: bool, purchase_id: object) -> None:
+    """A purchase's earned points: an `earn` entry and its lot. In one
+    statement when nothing else is due (no debt to pay from them, Postgres),
+    else through the book, lot by lot."""
+    account = book.account
     if connection.vendor != "postgresql" or (matured and account.balance < 0):
-        return False
+        entry = book.book_entry(LedgerEntry.Kind.EARN, points, reference=reference,
+                                expires_on=expires_on, purchase_id=purchase_id)
+        book.add_lot(entry, available_on=available_on, expires_on=expires_on,
+                     matured=matured, purchase_id=purchase_id)
+        book.save()
+        return
     with connection.cursor() as cursor:
         if "entry" not in _sequence:
             cursor.execute("SELECT pg_get_serial_sequence('loyalty_ledgerentry', 'id')")
@@ -97,7 +124,6 @@ def earn_book(*, account: PointsAccount, points: int, reference: str, available_
         account.balance += points
     else:
         account.pending += points
-    return True
 
 
 @dataclass
@@ -125,6 +151,11 @@ class Book:
         )
         return cls(account=account, lots=lots)
 
+    def book_entry(self, kind: str, points: int, **fields: Any) -> LedgerEntry:
+        """A new entry of this member's ledger (entries are never changed)."""
+        return LedgerEntry.objects.create(member_id=self.account.member_id, kind=kind,
+                                          points=points, **fields)
+
     def _move(self, lot: Lot, entry: LedgerEntry | None, kind: str, points: int) -> None:
         lot.remaining += points
         self.touched[lot.pk] = lot
@@ -138,13 +169,8 @@ class Book:
                 self.mature(lot)
         for lot in self.lots:
             if lot.matured and lot.remaining > 0 and lot.expires_on < today:
-                entry = LedgerEntry.objects.create(
-                    member_id=self.account.member_id,
-                    kind=LedgerEntry.Kind.EXPIRE,
-                    points=-lot.remaining,
-                    expires_on=lot.expires_on,
-                    reference=f"lot:{lot.pk}",
-                )
+                entry = self.book_entry(LedgerEntry.Kind.EXPIRE, -lot.remaining,
+                                        expires_on=lot.expires_on, reference=f"lot:{lot.pk}")
                 self.account.balance -= lot.remaining
                 self._move(lot, entry, LotMovement.Kind.SPEND, -lot.remaining)
 
@@ -219,6 +245,33 @@ class Book:
             self.account.pending += entry.points
         return lot
 
+    def spend_now(self, entry: LedgerEntry, points: int) -> None:
+        """Spend `points` the caller checked are there (book_to_spend)."""
+        self.spend(entry, points)
+        self.account.balance -= points
+
+    def take_back(self, entry: LedgerEntry, points: int) -> None:
+        """Take `points` from the balance: from the first-expiring lots, and
+        what is not there becomes a debt (a negative adjustment)."""
+        self.spend(entry, points)
+        self.account.balance -= points
+
+    def reverse_purchase(self, *, points: int, purchase_id: object, reference: str,
+                         return_id: object) -> LedgerEntry:
+        """A return's entry: the purchase's pending points first, then from
+        the balance (this purchase's lot first, then the first-expiring);
+        what was already spent becomes a debt."""
+        entry = self.book_entry(LedgerEntry.Kind.RETURN, -points, reference=reference,
+                                purchase_id=purchase_id, return_record_id=return_id)
+        own = next((lot for lot in self.lots if lot.purchase_id == purchase_id), None)
+        left = points
+        if own is not None and not own.matured:
+            left -= self.take_pending(entry, own, left)
+        if left:
+            self.spend(entry, left, first=own)
+            self.account.balance -= left
+        return entry
+
     def restore(self, spent_entry: LedgerEntry, entry: LedgerEntry) -> None:
         """Give back, lot by lot, what `spent_entry` took (a cancelled redemption)."""
         spent = list(
@@ -265,18 +318,12 @@ class Book:
 def book_to_spend(*, member_id: int, today: date, points: int) -> Book:
     """Lock the member's account, bring its lots up to `today` and make sure
     `points` can be spent now: what every spending call starts with."""
-    from config.errors import InsufficientPoints
-
     book = Book.open(account_lock(member_id))
     book.settle(today)
     spendable = min(book.spendable(), max(book.account.balance, 0))
     if points > spendable:
         raise InsufficientPoints(f"Balance {spendable} is below {points}.")
     return book
-
-
-def today_for(market: Market, now: datetime | None = None) -> date:
-    return local_date(market, now or timezone.now())
 
 
 def days(n: int) -> timedelta:

@@ -22,82 +22,18 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from loyalty.ledger import Book, local_date
-from loyalty.models import Lot, Market, PointsAccount, Redemption
+from club.dates import local_date
+from club.dates import market_days
+from core.jobs import JobResult, Keyset, Progress, run_batches, set_based
+from loyalty.ledger import Book, accounts_lock_many, members_in_debt
+from club.models import Market
+from loyalty.models import Lot, PointsAccount, Redemption
+from loyalty.services import redemption_release
+from core.outbox import outbox_add
 
 BATCH = 5000
 LOCK_TIMEOUT = "5s"
 NOTICE_DAYS = 30
-
-Progress = Callable[[int], None]
-
-
-@dataclass
-class JobResult:
-    job: str
-    rows: int = 0
-    batches: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.job}: {self.rows} rows in {self.batches} batches"
-
-
-def _set_based() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _lock_accounts(member_ids: list[int]) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        cursor.execute(
-            "SELECT member_id FROM loyalty_pointsaccount WHERE member_id = ANY(%s) "
-            "ORDER BY member_id FOR UPDATE",
-            [member_ids],
-        )
-
-
-def _members_in_debt(member_ids: list[int]) -> set[int]:
-    return set(
-        PointsAccount.objects.filter(member_id__in=member_ids, balance__lt=0).values_list(
-            "member_id", flat=True
-        )
-    )
-
-
-class _Keyset:
-    """Walks a partial index on (date, id) in order, batch after batch, so
-    that each batch starts where the last ended rather than rescanning the
-    rows already done (which a million-row run would pay for quadratically)."""
-
-    def __init__(self) -> None:
-        self.last: tuple[date, int] | None = None
-
-    def page(self, qs: Any, date_field: str, size: int) -> list[tuple[int, int]]:
-        if self.last is not None:
-            last_date, last_id = self.last
-            qs = qs.filter(Q(**{f"{date_field}__gt": last_date})
-                           | Q(**{date_field: last_date, "id__gt": last_id}))
-        rows = list(qs.order_by(date_field, "id").values_list(date_field, "id", "member_id")[:size])
-        if rows:
-            self.last = (rows[-1][0], rows[-1][1])
-        return [(lot_id, member_id) for _, lot_id, member_id in rows]
-
-
-def _run(job: str, market_batches: Callable[[Market, date], Callable[[], int]], as_of: datetime,
-         progress: Progress | None, max_batches: int | None) -> JobResult:
-    result = JobResult(job)
-    for market in Market.objects.order_by("code"):
-        run_batch = market_batches(market, local_date(market, as_of))
-        while max_batches is None or result.batches < max_batches:
-            done = run_batch()
-            if done == 0:
-                break
-            result.rows += done
-            result.batches += 1
-            if progress:
-                progress(done)
-    return result
-
 
 # --- maturing -----------------------------------------------------------
 
@@ -122,7 +58,7 @@ def points_mature(*, as_of: datetime | None = None, batch_size: int = BATCH,
     as_of = as_of or timezone.now()
 
     def batches(market: Market, today: date) -> Callable[[], int]:
-        after = _Keyset()
+        after = Keyset()
 
         def batch() -> int:
             with transaction.atomic():
@@ -142,14 +78,14 @@ def points_mature(*, as_of: datetime | None = None, batch_size: int = BATCH,
                         if lot.pk in wanted and not lot.matured:
                             book.mature(lot)
 
-                if not _set_based():
+                if not set_based():
                     _per_member(member_ids, mature)
                     _mature_empty(lot_ids)
                     return len(rows)
-                _lock_accounts(member_ids)
+                accounts_lock_many(member_ids)
                 # A debt is paid from maturing points lot by lot: the few
                 # members in debt take the per-member path.
-                debtors = _members_in_debt(member_ids)
+                debtors = members_in_debt(member_ids)
                 if debtors:
                     _per_member(sorted(debtors), mature, lock=False)
                 with connection.cursor() as cursor:
@@ -157,7 +93,7 @@ def points_mature(*, as_of: datetime | None = None, batch_size: int = BATCH,
                 return len(rows)
         return batch
 
-    return _run("points_mature", batches, as_of, progress, max_batches)
+    return run_batches("points_mature", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches)
 
 
 def _mature_empty(lot_ids: list[int]) -> None:
@@ -219,10 +155,10 @@ def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
     """Lots past `expires_on` (a date in the market's time zone: a lot is
     spendable through that day) lose what remains, an `expire` entry each."""
     as_of = as_of or timezone.now()
-    use_sql = _set_based() if set_based is None else set_based
+    use_sql = set_based() if set_based is None else set_based
 
     def batches(market: Market, today: date) -> Callable[[], int]:
-        after = _Keyset()
+        after = Keyset()
 
         def batch() -> int:
             with transaction.atomic():
@@ -237,7 +173,7 @@ def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
                     # settle() expires exactly the lots past their date.
                     _per_member(member_ids, lambda book: book.settle(today))
                     return len(rows)
-                _lock_accounts(member_ids)
+                accounts_lock_many(member_ids)
                 with connection.cursor() as cursor:
                     cursor.execute(_EXPIRE_SQL.replace("{sequence}", _entry_sequence(cursor)),
                                    {"lot_ids": [i for i, _ in rows], "today": today,
@@ -245,7 +181,7 @@ def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
                 return len(rows)
         return batch
 
-    return _run("points_expire", batches, as_of, progress, max_batches)
+    return run_batches("points_expire", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches)
 
 
 # --- holds ----------------------------------------------------------------
@@ -254,8 +190,6 @@ def holds_release(*, as_of: datetime | None = None, batch_size: int = 500,
                   progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
     """Holds past their expiry that nobody captured or cancelled: their
     points go back to the lots they came from."""
-    from loyalty.services import redemption_release
-
     as_of = as_of or timezone.now()
     result = JobResult("holds_release")
     while max_batches is None or result.batches < max_batches:
@@ -288,7 +222,7 @@ def holds_release(*, as_of: datetime | None = None, batch_size: int = 500,
 # --- expiry notices ---------------------------------------------------------
 
 _NOTICE_SQL = """
-INSERT INTO config_outboxevent (topic, dedupe_key, member_id, payload, created_at)
+INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
 SELECT 'points.expiring_soon',
        'points.expiring_soon:' || l.id || ':' || l.expires_on,
        l.member_id,
@@ -306,8 +240,6 @@ def points_expiry_notices(*, as_of: datetime | None = None, batch_size: int = 20
                           progress: Progress | None = None) -> JobResult:
     """One `points.expiring_soon` notice per lot and expiry date, for lots
     expiring in the next 30 days; never two, however often it runs."""
-    from config.outbox import outbox_add
-
     as_of = as_of or timezone.now()
     result = JobResult("points_expiry_notices")
     for market in Market.objects.order_by("code"):
@@ -315,7 +247,7 @@ def points_expiry_notices(*, as_of: datetime | None = None, batch_size: int = 20
         until = today + timedelta(days=NOTICE_DAYS)
         open_lots = Lot.objects.filter(remaining__gt=0, expires_on__gte=today,
                                        expires_on__lte=until, member__market=market)
-        if not _set_based():
+        if not set_based():
             for lot in open_lots.select_related("member").iterator(chunk_size=batch_size):
                 outbox_add(topic="points.expiring_soon",
                            dedupe_key=f"points.expiring_soon:{lot.pk}:{lot.expires_on}",

@@ -1,4 +1,4 @@
-"""Markets, stores, tiers and the points ledger.
+"""The points ledger, purchases and returns as records, redemptions and tier history.
 
 The ledger is append-only: `LedgerEntry` and `LotMovement` rows are never
 updated or deleted (a Postgres trigger refuses it). `PointsAccount` and
@@ -11,80 +11,6 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-
-
-class Market(models.Model):
-    code = models.CharField(max_length=2, unique=True)
-    name = models.CharField(max_length=100)
-    currency = models.CharField(max_length=3)
-    time_zone = models.CharField(max_length=64)
-    language = models.CharField(max_length=8)
-    earn_rate = models.DecimalField(
-        max_digits=8, decimal_places=4, help_text="Points per currency unit."
-    )
-    point_value = models.DecimalField(
-        max_digits=8, decimal_places=4, help_text="Currency per point."
-    )
-    return_window_days = models.PositiveIntegerField(
-        default=30, help_text="Earned points stay pending this long."
-    )
-    points_validity_months = models.PositiveIntegerField(default=24)
-    hold_minutes = models.PositiveIntegerField(default=15)
-    excluded_categories = models.JSONField(
-        default=list, blank=True, help_text="Product categories that earn nothing."
-    )
-    first_day_of_week = models.PositiveSmallIntegerField(
-        default=0, help_text="0 = Monday ... 6 = Sunday."
-    )
-
-    class Meta:
-        ordering = ["code"]
-        constraints = [
-            models.CheckConstraint(condition=Q(earn_rate__gte=0), name="market_earn_rate_gte_0"),
-            models.CheckConstraint(condition=Q(point_value__gt=0), name="market_point_value_gt_0"),
-        ]
-
-    def __str__(self) -> str:
-        return self.code
-
-
-class Store(models.Model):
-    class Channel(models.TextChoices):
-        STORE = "store"
-        ONLINE = "online"
-
-    code = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=100)
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="stores")
-    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.STORE)
-
-    class Meta:
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return self.code
-
-
-class Tier(models.Model):
-    code = models.SlugField(max_length=32, unique=True)
-    name = models.CharField(max_length=64)
-    names = models.JSONField(
-        default=dict, blank=True, help_text='Per language, e.g. {"sv": "Guld", "en": "Gold"}.'
-    )
-    rank = models.PositiveSmallIntegerField(unique=True, help_text="0 is the base tier.")
-    threshold = models.PositiveIntegerField(
-        default=0, help_text="Qualifying points over a rolling 12 months."
-    )
-    multiplier = models.DecimalField(max_digits=4, decimal_places=2, default=1)
-
-    class Meta:
-        ordering = ["rank"]
-        constraints = [
-            models.CheckConstraint(condition=Q(multiplier__gt=0), name="tier_multiplier_gt_0"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class QualifyingMonth(models.Model):
@@ -113,8 +39,8 @@ class TierChange(models.Model):
         STAFF = "staff"
 
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_changes")
-    from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
-    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    from_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
+    to_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
     cause = models.CharField(max_length=12, choices=Cause.choices)
     reason = models.CharField(max_length=255, blank=True)
     qualifying_points = models.IntegerField(null=True, blank=True)
@@ -152,7 +78,7 @@ class PointsAccount(models.Model):
 class Purchase(models.Model):
     id = models.UUIDField(primary_key=True)
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="purchases")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    store = models.ForeignKey("club.Store", on_delete=models.PROTECT, related_name="+")
     receipt_id = models.CharField(max_length=64)
     channel = models.CharField(max_length=8)
     occurred_at = models.DateTimeField()
@@ -186,7 +112,7 @@ class Purchase(models.Model):
 class Return(models.Model):
     id = models.UUIDField(primary_key=True)
     purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="returns")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    store = models.ForeignKey("club.Store", on_delete=models.PROTECT, related_name="+")
     receipt_id = models.CharField(max_length=64)
     occurred_at = models.DateTimeField()
     total = models.DecimalField(max_digits=12, decimal_places=2)
@@ -213,7 +139,7 @@ class Redemption(models.Model):
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="redemptions"
     )
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    store = models.ForeignKey("club.Store", on_delete=models.PROTECT, related_name="+")
     points = models.PositiveIntegerField()
     value = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -266,7 +192,7 @@ class LedgerEntry(models.Model):
         Redemption, null=True, blank=True, on_delete=models.PROTECT, db_index=False
     )
     api_client = models.ForeignKey(
-        "config.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         db_index=False,
     )
     staff_user = models.ForeignKey(

@@ -1,43 +1,90 @@
-"""Reads about markets, the ledger and its proof."""
+"""Reads of the ledger: a member's points and entries, the member object
+that carries them, and the proof that the cached figures equal the entries."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.db import connection
 
-from config.http import decode_cursor, encode_cursor
-from loyalty.models import LedgerEntry, Market, Store
+from core.http import decode_cursor, encode_cursor
+from loyalty.models import LedgerEntry, PointsAccount
+from members.models import Card, Member
+from members.selectors import tier_view
 
 
-_STORE_SECONDS = 30.0
-_stores: dict[str, tuple[Store, float]] = {}
+def points_view(balance: int, pending: int, expiring_points: int | None, expiring_on: date | str | None) -> dict[str, Any]:
+    expiring = None
+    if expiring_on is not None and expiring_points:
+        on = expiring_on if isinstance(expiring_on, str) else expiring_on.isoformat()
+        expiring = {"points": int(expiring_points), "on": on}
+    return {"balance": balance, "pending": pending, "expiring": expiring}
 
 
-def store_by_code(code: str) -> Store | None:
-    """Stores change seldom and are asked for on every receipt: a store
-    found is kept in the process for 30 seconds (a store not found is
-    always looked up again, so a new one is known at once)."""
-    now = time.monotonic()
-    cached = _stores.get(code)
-    if cached is not None and now - cached[1] < _STORE_SECONDS:
-        return cached[0]
-    store = Store.objects.filter(code=code).first()
-    if store is not None:
-        if len(_stores) > 10_000:
-            _stores.clear()
-        _stores[code] = (store, now)
-    return store
+_EXPIRING_SQL = """
+SELECT l.expires_on, SUM(l.remaining) FROM loyalty_lot l
+WHERE l.member_id = %s AND l.remaining > 0
+  AND l.expires_on = (SELECT MIN(l2.expires_on) FROM loyalty_lot l2
+                      WHERE l2.member_id = %s AND l2.remaining > 0)
+GROUP BY l.expires_on
+"""
 
 
-def forget_cached_stores() -> None:
-    _stores.clear()
+def points_expiring(*, member_id: int) -> tuple[int | None, date | None]:
+    """The next expiry: one query on the index of open lots."""
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPIRING_SQL, [member_id, member_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    on = date.fromisoformat(row[0]) if isinstance(row[0], str) else row[0]
+    return int(row[1]), on
 
 
-def market_by_id(market_id: int) -> Market:
-    return Market.objects.get(pk=market_id)
+def member_summary(*, member: Member, balance: int, pending: int,
+                   expiring: tuple[int | None, date | None] | None = None) -> dict[str, Any]:
+    """The `member` object every points-changing call answers with."""
+    if expiring is None:
+        expiring = points_expiring(member_id=member.pk)
+    return {
+        "member_number": member.member_number,
+        "tier": tier_view(member.tier.code, member.tier.name, member.tier_valid_until),
+        "points": points_view(balance, pending, *expiring),
+    }
+
+
+def member_detail(*, member: Member) -> dict[str, Any]:
+    """The full member object of API.md."""
+    account = PointsAccount.objects.get(member_id=member.pk)
+    cards = list(
+        Card.objects.filter(member_id=member.pk, status=Card.Status.ACTIVE)
+        .order_by("issued_at", "id")
+        .values_list("number", flat=True)
+    )
+    summary = member_summary(member=member, balance=account.balance, pending=account.pending)
+    return {
+        "member_number": member.member_number,
+        "cards": cards,
+        "status": member.status,
+        "market": member.market.code,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "email": member.email,
+        "phone": member.phone,
+        "birth_date": member.birth_date.isoformat() if member.birth_date else None,
+        "language": member.language,
+        "channel": member.channel,
+        "enrolled_at": member.enrolled_at.isoformat(),
+        "consents": {
+            "marketing_email": member.marketing_email,
+            "marketing_sms": member.marketing_sms,
+            "profiling": member.profiling,
+        },
+        "tier": summary["tier"],
+        "points": summary["points"],
+    }
 
 
 def member_ledger(*, member_id: int, cursor: str | None, size: int) -> tuple[list[dict[str, Any]], str | None]:

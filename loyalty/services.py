@@ -11,46 +11,35 @@ import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import orjson
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from config.auth import Client
-from config.errors import (
-    CurrencyMismatch,
+from club.dates import local_date, occurred_at_check, today_for
+from club.models import Store
+from club.selectors import store_in_market
+from core.actors import Actor
+from core.errors import (
     HoldExpired,
     InsufficientPoints,  # noqa: F401  raised through book_to_spend; callers name it here
-    MemberInactive,
     NotFound,
     ReceiptConflict,
     ReturnExceedsPurchase,
-    UnknownStore,
     ValidationFailed,
 )
-from loyalty.ledger import (
-    Book,
-    account_lock,
-    book_to_spend,
-    days,
-    earn_book,
-    expiry_for,
-    local_date,
-    today_for,
-)
-from loyalty.models import LedgerEntry, Purchase, Redemption, Return, Store
-from loyalty.selectors import store_by_code
+from loyalty.ledger import Book, account_lock, book_to_spend, days, earn_book, expiry_for
+from loyalty.models import LedgerEntry, PointsAccount, Purchase, Redemption, Return
+from loyalty.selectors import member_summary
 from loyalty.tiers import qualifying_add, tier_upgrade_check
 from members.models import Member
-from members.selectors import member_summary, visible_member
+from members.selectors import visible_member
 
 CENT = Decimal("0.01")
 MAX_POINTS = 10_000_000
-FUTURE_TOLERANCE = timedelta(minutes=5)
-MAX_BACKDATE = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -61,50 +50,12 @@ class Line:
     category: str = ""
 
 
-def _hash(payload: dict[str, Any]) -> str:
+def receipt_hash(payload: dict[str, Any]) -> str:
+    """What makes two posts of one receipt the same: a digest of its body."""
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
 
 
-def _member(client: Client, member_ref: dict[str, str]) -> Member:
-    return visible_member(
-        client=client, card=member_ref.get("card"), member_number=member_ref.get("member_number")
-    )
-
-
-def _require_active(member: Member) -> None:
-    if member.status != Member.Status.ACTIVE:
-        raise MemberInactive(f"Member {member.member_number} is {member.status}.")
-
-
-def _store_in_market(member: Member, store_code: str) -> Store:
-    store = store_by_code(store_code)
-    if store is None or store.market_id != member.market_id:
-        raise UnknownStore(
-            f"Store {store_code} is not registered in market {member.market.code}."
-        )
-    return store
-
-
-def _check_currency(member: Member, currency: str) -> None:
-    if currency != member.market.currency:
-        raise CurrencyMismatch(
-            f"Market {member.market.code} books in {member.market.currency}, not {currency}."
-        )
-
-
-def _check_time(occurred_at: datetime, now: datetime) -> None:
-    if occurred_at > now + FUTURE_TOLERANCE:
-        raise ValidationFailed(
-            "occurred_at lies in the future.", errors={"occurred_at": ["Lies in the future."]}
-        )
-    if occurred_at < now - MAX_BACKDATE:
-        raise ValidationFailed(
-            "occurred_at is more than 90 days old.",
-            errors={"occurred_at": ["More than 90 days old."]},
-        )
-
-
-def _check_total(total: Decimal, lines: list[Line]) -> None:
+def lines_total_check(total: Decimal, lines: list[Line]) -> None:
     if sum((line.amount for line in lines), Decimal(0)) != total:
         raise ValidationFailed(
             "total must equal the sum of the line amounts.",
@@ -126,55 +77,33 @@ def _share(points: int, returned: Decimal, of: Decimal) -> int:
     return _floor(points * returned / of)
 
 
-def purchase_record(
-    *,
-    client: Client,
-    member_ref: dict[str, str],
-    store_code: str,
-    receipt_id: str,
-    channel: str,
-    occurred_at: datetime,
-    currency: str,
-    total: Decimal,
-    lines: list[Line],
-    now: datetime | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Book a receipt's points exactly once. Answers (body, replayed): the
-    same receipt with the same body replays the first answer."""
-    now = now or timezone.now()
-    member = _member(client, member_ref)
-    store = _store_in_market(member, store_code)
-    body_hash = _hash({
-        "member": member.pk, "receipt_id": receipt_id, "channel": channel,
-        "occurred_at": occurred_at.isoformat(), "currency": currency, "total": str(total),
-        "lines": [[line.sku, line.category, line.quantity, str(line.amount)] for line in lines],
-    })
-    try:
-        return _purchase_book(member, store, receipt_id, channel, occurred_at, currency, total,
-                              lines, body_hash, now), False
-    except IntegrityError as exc:
-        # Another request booked this receipt first (a retry racing itself).
-        conflict = exc
-    existing = Purchase.objects.filter(store=store, receipt_id=receipt_id).values(
-        "body_hash", "response"
-    ).first()
-    if existing is None:  # pragma: no cover - the conflict was on another constraint
-        raise conflict
-    if existing["body_hash"] != body_hash:
-        raise ReceiptConflict(
-            f"Receipt {receipt_id} of store {store_code} was recorded with another body."
-        )
-    return existing["response"], True
+@dataclass
+class PurchaseBooking:
+    """What booking a receipt's points did, for the caller that composes
+    the rest of the purchase (missions) and then records it."""
+
+    purchase_id: uuid.UUID
+    points: int
+    base_points: int
+    qualifying_amount: Decimal
+    available_on: date
+    matured: bool
+    tier_changed: bool
+    book: Book
+    qualifying_categories: set[str]
 
 
-def _purchase_book(
-    member: Member, store: Store, receipt_id: str, channel: str, occurred_at: datetime,
-    currency: str, total: Decimal, lines: list[Line], body_hash: str, now: datetime,
-) -> dict[str, Any]:
-    _require_active(member)
-    _check_currency(member, currency)
-    _check_total(total, lines)
-    _check_time(occurred_at, now)
+def account_open(*, member: Member) -> PointsAccount:
+    """The new member's points account, empty: every ledger call locks it."""
+    return PointsAccount.objects.create(member=member)
+
+
+def purchase_book(*, member: Member, receipt_id: str, occurred_at: datetime,
+                  lines: list[Line], now: datetime) -> PurchaseBooking:
+    """Book a receipt's earned points (pending for the market's return
+    window), count its qualifying points and upgrade the tier at once when
+    a threshold is crossed. In the caller's transaction: it locks the
+    member's account, which stays locked until the caller commits."""
     market = member.market
     excluded = set(market.excluded_categories or ())
     qualifying = sum((line.amount for line in lines if line.category not in excluded), Decimal(0))
@@ -185,198 +114,158 @@ def _purchase_book(
     matured = available_on <= local_date(market, now)
     expires_on = expiry_for(market, earned_on)
     purchase_id = uuid.uuid4()
-    # Raises IntegrityError on a duplicate receipt (the caller replays). The
-    # purchase row goes in last, carrying the answer for such replays; the
-    # foreign keys of the entry and lot to it are checked at commit.
-    with transaction.atomic():
-        account = account_lock(member.pk)
-        book = Book.blank(account)  # a debt is paid from the new lot alone
-        if points and not earn_book(account=account, points=points, reference=receipt_id,
-                                    available_on=available_on, expires_on=expires_on,
-                                    matured=matured, purchase_id=purchase_id):
-            entry = LedgerEntry.objects.create(
-                member_id=member.pk, kind=LedgerEntry.Kind.EARN, points=points,
-                reference=receipt_id, expires_on=expires_on, purchase_id=purchase_id,
-            )
-            book.add_lot(entry, available_on=available_on, expires_on=expires_on,
-                         matured=matured, purchase_id=purchase_id)
-            book.save()
-        tier_changed = False
-        if base_points:
-            qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
-            tier_changed = tier_upgrade_check(member=member, today=local_date(market, now))
-        from rewards.journey import journey_on_purchase  # here: rewards imports loyalty
-
-        journey_on_purchase(
-            member=member, purchase=purchase_id, channel=channel, occurred_at=occurred_at,
-            categories={l.category for l in lines if l.category not in excluded and l.amount > 0},
-            now=now, book=book,
-        )
-        body = {
-            "purchase_id": str(purchase_id),
-            "receipt_id": receipt_id,
-            "points_earned": points,
-            "points_status": "available" if matured else "pending",
-            "available_on": available_on.isoformat(),
-            "tier_changed": tier_changed,
-            "member": member_summary(member=member, balance=account.balance,
-                                     pending=account.pending),
-        }
-        Purchase.objects.create(
-            id=purchase_id, member=member, store=store, receipt_id=receipt_id, channel=channel,
-            occurred_at=occurred_at, currency=currency, total=total,
-            qualifying_amount=qualifying,
-            lines=[{"sku": line.sku, "category": line.category, "quantity": line.quantity,
-                    "amount": str(line.amount)} for line in lines],
-            points_earned=points, base_points=base_points, body_hash=body_hash, response=body,
-        )
-    return body
-
-
-def return_record(
-    *,
-    client: Client,
-    store_code: str,
-    receipt_id: str,
-    original_store_code: str,
-    original_receipt_id: str,
-    occurred_at: datetime,
-    currency: str,
-    total: Decimal,
-    lines: list[Line],
-    now: datetime | None = None,
-) -> tuple[dict[str, Any], bool]:
-    now = now or timezone.now()
-    purchase = (
-        Purchase.objects.select_related("member__market", "member__tier")
-        .filter(store__code=original_store_code, receipt_id=original_receipt_id)
-        .first()
+    # The purchase row goes in last (purchase_save), carrying the answer for
+    # replays; the foreign keys of the entry and lot to it are checked at commit.
+    account = account_lock(member.pk)
+    book = Book.blank(account)  # a debt is paid from the new lot alone
+    if points:
+        earn_book(book=book, points=points, reference=receipt_id, available_on=available_on,
+                  expires_on=expires_on, matured=matured, purchase_id=purchase_id)
+    tier_changed = False
+    if base_points:
+        qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
+        tier_changed = tier_upgrade_check(member=member, today=local_date(market, now))
+    return PurchaseBooking(
+        purchase_id=purchase_id, points=points, base_points=base_points,
+        qualifying_amount=qualifying, available_on=available_on, matured=matured,
+        tier_changed=tier_changed, book=book,
+        qualifying_categories={line.category for line in lines
+                               if line.category not in excluded and line.amount > 0},
     )
-    if purchase is None or not client.sees_market(purchase.member.market_id):
-        raise NotFound("No such purchase.")
-    member = purchase.member
-    store = _store_in_market(member, store_code)
-    body_hash = _hash({
-        "original": str(purchase.pk), "receipt_id": receipt_id,
-        "occurred_at": occurred_at.isoformat(), "currency": currency, "total": str(total),
-        "lines": [[line.sku, line.quantity, str(line.amount)] for line in lines],
-    })
-    try:
-        return _return_book(member, purchase.pk, store, receipt_id, occurred_at, currency,
-                            total, lines, body_hash, now)
-    except IntegrityError:
-        # The same return receipt booked at this moment for another purchase.
+
+
+def purchase_save(*, booking: PurchaseBooking, member: Member, store: Store, receipt_id: str,
+                  channel: str, occurred_at: datetime, currency: str, total: Decimal,
+                  lines: list[Line], body_hash: str, response: dict[str, Any]) -> None:
+    """The purchase as a record, with the answer a replay gets. Raises
+    IntegrityError on a receipt already recorded (the caller replays)."""
+    Purchase.objects.create(
+        id=booking.purchase_id, member=member, store=store, receipt_id=receipt_id,
+        channel=channel, occurred_at=occurred_at, currency=currency, total=total,
+        qualifying_amount=booking.qualifying_amount,
+        lines=[{"sku": line.sku, "category": line.category, "quantity": line.quantity,
+                "amount": str(line.amount)} for line in lines],
+        points_earned=booking.points, base_points=booking.base_points, body_hash=body_hash,
+        response=response,
+    )
+
+
+def purchase_replay(*, store: Store, receipt_id: str, body_hash: str) -> dict[str, Any] | None:
+    """The first answer to this receipt when the body is the same; None when
+    it was never recorded; receipt_conflict when it was, with another body."""
+    existing = Purchase.objects.filter(store=store, receipt_id=receipt_id).values(
+        "body_hash", "response"
+    ).first()
+    if existing is None:
+        return None
+    if existing["body_hash"] != body_hash:
         raise ReceiptConflict(
-            f"Return receipt {receipt_id} of store {store_code} was recorded with another body."
-        ) from None
+            f"Receipt {receipt_id} of store {store.code} was recorded with another body."
+        )
+    return existing["response"]
 
 
-def _return_book(
-    member: Member, purchase_id: uuid.UUID, store: Store, receipt_id: str,
-    occurred_at: datetime, currency: str, total: Decimal, lines: list[Line], body_hash: str,
-    now: datetime,
-) -> tuple[dict[str, Any], bool]:
-    _check_currency(member, currency)
-    _check_total(total, lines)
-    with transaction.atomic():
-        account = account_lock(member.pk)
-        # Under the account lock, so a retry racing its first call waits
-        # for it and then finds it.
-        existing = Return.objects.filter(store=store, receipt_id=receipt_id).values(
-            "body_hash", "response"
-        ).first()
-        if existing is not None:
-            if existing["body_hash"] != body_hash:
-                raise ReceiptConflict(
-                    f"Return receipt {receipt_id} of store {store.code} was recorded with "
-                    "another body."
-                )
-            return existing["response"], True
-        _check_time(occurred_at, now)
-        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
-        bought: dict[str, Decimal] = defaultdict(Decimal)
-        category: dict[str, str] = {}
-        for line in purchase.lines:
-            bought[line["sku"]] += Decimal(line["amount"])
-            category.setdefault(line["sku"], line.get("category", ""))
-        returned: dict[str, Decimal] = defaultdict(Decimal)
-        for earlier in Return.objects.filter(purchase_id=purchase_id).values_list("lines", flat=True):
-            for line in earlier:
-                returned[line["sku"]] += Decimal(line["amount"])
-        for line in lines:
-            returned[line.sku] += line.amount
-            if line.sku not in bought or returned[line.sku] > bought[line.sku]:
-                raise ReturnExceedsPurchase(
-                    f"Returns of {line.sku} would exceed what receipt {purchase.receipt_id} had."
-                )
-        if purchase.returned_amount + total > purchase.total:
+@dataclass
+class ReturnBooking:
+    body: dict[str, Any]
+    replayed: bool
+    purchase: Purchase | None = None
+    kept_categories: set[str] | None = None
+
+
+def return_book(*, member: Member, purchase_id: uuid.UUID, store: Store, receipt_id: str,
+                occurred_at: datetime, currency: str, total: Decimal, lines: list[Line],
+                body_hash: str, now: datetime) -> ReturnBooking:
+    """Reverse a purchase's points in proportion to what comes back,
+    pending points first, and its qualifying points alike; record the
+    return with its answer. In the caller's transaction, under the
+    member's account lock. Idempotent on (store, return receipt id)."""
+    member.market.check_currency(currency)
+    lines_total_check(total, lines)
+    account = account_lock(member.pk)
+    # Under the account lock, so a retry racing its first call waits
+    # for it and then finds it.
+    existing = Return.objects.filter(store=store, receipt_id=receipt_id).values(
+        "body_hash", "response"
+    ).first()
+    if existing is not None:
+        if existing["body_hash"] != body_hash:
+            raise ReceiptConflict(
+                f"Return receipt {receipt_id} of store {store.code} was recorded with "
+                "another body."
+            )
+        return ReturnBooking(body=existing["response"], replayed=True)
+    occurred_at_check(occurred_at, now)
+    purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+    bought: dict[str, Decimal] = defaultdict(Decimal)
+    category: dict[str, str] = {}
+    for line in purchase.lines:
+        bought[line["sku"]] += Decimal(line["amount"])
+        category.setdefault(line["sku"], line.get("category", ""))
+    returned: dict[str, Decimal] = defaultdict(Decimal)
+    for earlier in Return.objects.filter(purchase_id=purchase_id).values_list("lines", flat=True):
+        for line in earlier:
+            returned[line["sku"]] += Decimal(line["amount"])
+    for line in lines:
+        returned[line.sku] += line.amount
+        if line.sku not in bought or returned[line.sku] > bought[line.sku]:
             raise ReturnExceedsPurchase(
-                f"Returns would exceed the purchase total {purchase.total}."
+                f"Returns of {line.sku} would exceed what receipt {purchase.receipt_id} had."
             )
-        excluded = set(member.market.excluded_categories or ())
-        this_qualifying = sum(
-            (line.amount for line in lines if category[line.sku] not in excluded), Decimal(0)
+    if purchase.returned_amount + total > purchase.total:
+        raise ReturnExceedsPurchase(
+            f"Returns would exceed the purchase total {purchase.total}."
         )
-        purchase.returned_amount += total
-        purchase.returned_qualifying_amount += this_qualifying
-        if purchase.returned_amount >= purchase.total:
-            # All of it is back (a sku on lines of several categories counts
-            # by its first one above): so are all of its points.
-            purchase.returned_qualifying_amount = purchase.qualifying_amount
-        returned_share = (purchase.returned_qualifying_amount, purchase.qualifying_amount)
-        reversed_total = _share(purchase.points_earned, *returned_share)
-        reverse = reversed_total - purchase.points_reversed
-        purchase.points_reversed = reversed_total
-        # Qualifying points go back alike; a return never downgrades at once.
-        base_reversed = _share(purchase.base_points, *returned_share)
-        qualifying_add(member_id=member.pk, on=local_date(member.market, purchase.occurred_at),
-                       points=-(base_reversed - purchase.base_points_reversed))
-        purchase.base_points_reversed = base_reversed
-        return_id = uuid.uuid4()
-        book = Book.open(account)
-        book.settle(today_for(member.market, now))
-        if reverse:
-            entry = LedgerEntry.objects.create(
-                member_id=member.pk, kind=LedgerEntry.Kind.RETURN, points=-reverse,
-                reference=receipt_id, purchase_id=purchase_id, return_record_id=return_id,
-            )
-            own = next((lot for lot in book.lots if lot.purchase_id == purchase_id), None)
-            left = reverse
-            if own is not None and not own.matured:
-                left -= book.take_pending(entry, own, left)
-            if left:
-                # From the balance: this purchase's points first, then the
-                # first-expiring; what was already spent becomes a debt.
-                book.spend(entry, left, first=own)
-                book.account.balance -= left
-        purchase.save(update_fields=[
-            "returned_amount", "returned_qualifying_amount", "points_reversed",
-            "base_points_reversed",
-        ])
-        body = {
-            "return_id": str(return_id),
-            "receipt_id": receipt_id,
-            "purchase_id": str(purchase_id),
-            "points_reversed": reverse,
-            "member": member_summary(member=member, balance=account.balance,
-                                     pending=account.pending, expiring=book.expiring()),
-        }
-        book.save()
-        Return.objects.create(
-            id=return_id, purchase_id=purchase_id, store=store, receipt_id=receipt_id,
-            occurred_at=occurred_at, total=total, points_reversed=reverse, body_hash=body_hash,
-            lines=[{"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)}
-                   for line in lines],
-            response=body,
-        )
-        from rewards.journey import journey_on_return  # here: rewards imports loyalty
-
-        journey_on_return(
-            member=member, purchase=purchase_id, occurred_at=purchase.occurred_at, now=now,
-            kept_categories={category[sku] for sku in bought
-                             if returned[sku] < bought[sku] and category[sku] not in excluded},
-        )
-    return body, False
+    excluded = set(member.market.excluded_categories or ())
+    this_qualifying = sum(
+        (line.amount for line in lines if category[line.sku] not in excluded), Decimal(0)
+    )
+    purchase.returned_amount += total
+    purchase.returned_qualifying_amount += this_qualifying
+    if purchase.returned_amount >= purchase.total:
+        # All of it is back (a sku on lines of several categories counts
+        # by its first one above): so are all of its points.
+        purchase.returned_qualifying_amount = purchase.qualifying_amount
+    returned_share = (purchase.returned_qualifying_amount, purchase.qualifying_amount)
+    reversed_total = _share(purchase.points_earned, *returned_share)
+    reverse = reversed_total - purchase.points_reversed
+    purchase.points_reversed = reversed_total
+    # Qualifying points go back alike; a return never downgrades at once.
+    base_reversed = _share(purchase.base_points, *returned_share)
+    qualifying_add(member_id=member.pk, on=local_date(member.market, purchase.occurred_at),
+                   points=-(base_reversed - purchase.base_points_reversed))
+    purchase.base_points_reversed = base_reversed
+    return_id = uuid.uuid4()
+    book = Book.open(account)
+    book.settle(today_for(member.market, now))
+    if reverse:
+        book.reverse_purchase(points=reverse, purchase_id=purchase_id, reference=receipt_id,
+                              return_id=return_id)
+    purchase.save(update_fields=[
+        "returned_amount", "returned_qualifying_amount", "points_reversed",
+        "base_points_reversed",
+    ])
+    body = {
+        "return_id": str(return_id),
+        "receipt_id": receipt_id,
+        "purchase_id": str(purchase_id),
+        "points_reversed": reverse,
+        "member": member_summary(member=member, balance=account.balance,
+                                 pending=account.pending, expiring=book.expiring()),
+    }
+    book.save()
+    Return.objects.create(
+        id=return_id, purchase_id=purchase_id, store=store, receipt_id=receipt_id,
+        occurred_at=occurred_at, total=total, points_reversed=reverse, body_hash=body_hash,
+        lines=[{"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)}
+               for line in lines],
+        response=body,
+    )
+    return ReturnBooking(
+        body=body, replayed=False, purchase=purchase,
+        kept_categories={category[sku] for sku in bought
+                         if returned[sku] < bought[sku] and category[sku] not in excluded},
+    )
 
 
 def _redemption_view(redemption: Redemption, member: dict[str, Any]) -> dict[str, Any]:
@@ -394,7 +283,7 @@ def _redemption_view(redemption: Redemption, member: dict[str, Any]) -> dict[str
 
 def points_redeem(
     *,
-    client: Client,
+    actor: Actor,
     member_ref: dict[str, str],
     points: int,
     store_code: str,
@@ -404,10 +293,10 @@ def points_redeem(
 ) -> dict[str, Any]:
     """Points as payment: spent at once, or held until captured or released."""
     now = now or timezone.now()
-    member = _member(client, member_ref)
-    _require_active(member)
-    store = _store_in_market(member, store_code)
+    member = visible_member(actor=actor, **member_ref)
+    member.check_active()
     market = member.market
+    store = store_in_market(market=market, store_code=store_code)
     with transaction.atomic():
         book = book_to_spend(member_id=member.pk, today=today_for(market, now), points=points)
         account = book.account
@@ -418,19 +307,17 @@ def points_redeem(
             status=Redemption.Status.CAPTURED if capture else Redemption.Status.HELD,
             expires_at=None if capture else now + timedelta(minutes=market.hold_minutes),
         )
-        entry = LedgerEntry.objects.create(
-            member_id=member.pk, kind=LedgerEntry.Kind.REDEEM, points=-points,
-            reference=reference or str(redemption.pk), redemption=redemption,
-        )
-        book.spend(entry, points)
-        account.balance -= points
+        entry = book.book_entry(LedgerEntry.Kind.REDEEM, -points,
+                                reference=reference or str(redemption.pk), redemption=redemption,
+                                api_client_id=actor.api_client_id)
+        book.spend_now(entry, points)
         book.save()
         summary = member_summary(member=member, balance=account.balance,
                                  pending=account.pending, expiring=book.expiring())
     return _redemption_view(redemption, summary)
 
 
-def _redemption_for_update(client: Client, redemption_id: str) -> tuple[Redemption, Book, Member]:
+def _redemption_for_update(actor: Actor, redemption_id: str) -> tuple[Redemption, Book, Member]:
     try:
         key = uuid.UUID(str(redemption_id))
     except ValueError:
@@ -442,7 +329,7 @@ def _redemption_for_update(client: Client, redemption_id: str) -> tuple[Redempti
     redemption = Redemption.objects.select_for_update().select_related(
         "member__market", "member__tier", "store"
     ).get(pk=key)
-    if not client.sees_market(redemption.member.market_id):
+    if not actor.sees_market(redemption.member.market_id):
         raise NotFound("No such redemption.")
     return redemption, Book.open(account), redemption.member
 
@@ -450,17 +337,15 @@ def _redemption_for_update(client: Client, redemption_id: str) -> tuple[Redempti
 def redemption_release(*, book: Book, redemption: Redemption, status: str) -> None:
     """Give a held or captured redemption's points back to the lots they came from."""
     spent = LedgerEntry.objects.get(redemption=redemption, kind=LedgerEntry.Kind.REDEEM)
-    entry = LedgerEntry.objects.create(
-        member_id=redemption.member_id, kind=LedgerEntry.Kind.REDEEM_CANCEL,
-        points=redemption.points, reference=spent.reference, redemption=redemption,
-    )
+    entry = book.book_entry(LedgerEntry.Kind.REDEEM_CANCEL, redemption.points,
+                            reference=spent.reference, redemption=redemption)
     book.restore(spent, entry)
     redemption.status = status
     redemption.save(update_fields=["status", "updated_at"])
     book.save()
 
 
-def redemption_expire_due(*, client: Client, redemption_id: str, now: datetime | None = None) -> bool:
+def redemption_expire_due(*, actor: Actor, redemption_id: str, now: datetime | None = None) -> bool:
     """Release a hold whose time has run out, in a transaction of its own:
     a caller's enclosing transaction (an idempotent request) that then
     answers hold_expired must not roll the release back."""
@@ -474,7 +359,7 @@ def redemption_expire_due(*, client: Client, redemption_id: str, now: datetime |
     ).exists():
         return False
     with transaction.atomic():
-        redemption, book, _ = _redemption_for_update(client, str(key))
+        redemption, book, _ = _redemption_for_update(actor, str(key))
         if (redemption.status != Redemption.Status.HELD or redemption.expires_at is None
                 or redemption.expires_at > now):
             return False
@@ -482,11 +367,11 @@ def redemption_expire_due(*, client: Client, redemption_id: str, now: datetime |
     return True
 
 
-def redemption_capture(*, client: Client, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
+def redemption_capture(*, actor: Actor, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     expired = False
     with transaction.atomic():
-        redemption, book, member = _redemption_for_update(client, redemption_id)
+        redemption, book, member = _redemption_for_update(actor, redemption_id)
         if redemption.status == Redemption.Status.HELD:
             if redemption.expires_at is not None and redemption.expires_at <= now:
                 # Release it now rather than wait for the job; then refuse.
@@ -505,11 +390,11 @@ def redemption_capture(*, client: Client, redemption_id: str, now: datetime | No
     return _redemption_view(redemption, summary)
 
 
-def redemption_cancel(*, client: Client, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
+def redemption_cancel(*, actor: Actor, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Release a hold, or give a captured redemption's points back. Cancelling
     what is already cancelled or expired changes nothing."""
     with transaction.atomic():
-        redemption, book, member = _redemption_for_update(client, redemption_id)
+        redemption, book, member = _redemption_for_update(actor, redemption_id)
         if redemption.status in (Redemption.Status.HELD, Redemption.Status.CAPTURED):
             redemption_release(book=book, redemption=redemption,
                                status=Redemption.Status.CANCELLED)
@@ -534,8 +419,7 @@ def points_adjust(
     member: Member,
     points: int,
     reason: str,
-    client: Client | None = None,
-    staff_user_id: int | None = None,
+    actor: Actor,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """A correction by staff or a back office. A positive one is available
@@ -554,17 +438,15 @@ def points_adjust(
         account = account_lock(member.pk)
         book = Book.open(account)
         book.settle(today)
-        entry = LedgerEntry.objects.create(
-            member_id=member.pk, kind=LedgerEntry.Kind.ADJUST, points=points,
-            reference=reason[:128], reason=reason,
+        entry = book.book_entry(
+            LedgerEntry.Kind.ADJUST, points, reference=reason[:128], reason=reason,
             expires_on=expiry_for(market, today) if points > 0 else None,
-            api_client_id=client.id if client else None, staff_user_id=staff_user_id,
+            api_client_id=actor.api_client_id, staff_user_id=actor.staff_user_id,
         )
         if points > 0:
             book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
         else:
-            book.spend(entry, -points)
-            account.balance += points
+            book.take_back(entry, -points)
         book.save()
         summary = member_summary(member=member, balance=account.balance,
                                  pending=account.pending, expiring=book.expiring())
@@ -594,10 +476,8 @@ def points_bonus(
         account = account_lock(member.pk)
         book = Book.open(account)
         book.settle(today)
-        entry = LedgerEntry.objects.create(
-            member_id=member.pk, kind=LedgerEntry.Kind.BONUS, points=points,
-            reference=reference[:128], reason=reason[:255], expires_on=expiry_for(market, today),
-        )
+        entry = book.book_entry(LedgerEntry.Kind.BONUS, points, reference=reference[:128],
+                                reason=reason[:255], expires_on=expiry_for(market, today))
         book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
         book.save()
     return entry

@@ -19,11 +19,14 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.errors import ValidationFailed
-from config.outbox import outbox_add
-from loyalty.ledger import local_date
-from loyalty.models import Market, Tier, TierChange
+from core.actors import Actor
+from core.errors import ValidationFailed
+from core.outbox import outbox_add
+from club.dates import local_date
+from club.models import Market, Tier
+from loyalty.models import TierChange
 from members.models import Member
+from core.jobs import JobResult
 
 BATCH = 5000
 
@@ -93,7 +96,7 @@ def tier_upgrade_check(*, member: Member, today: date) -> bool:
         return False  # the override wins until its end
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT q.total, (SELECT t.id FROM loyalty_tier t WHERE t.rank > %s "
+            "SELECT q.total, (SELECT t.id FROM club_tier t WHERE t.rank > %s "
             "                 AND t.threshold <= q.total ORDER BY t.rank DESC LIMIT 1) "
             "FROM (SELECT COALESCE(SUM(points), 0) AS total FROM loyalty_qualifyingmonth "
             "      WHERE member_id = %s AND month >= %s AND month <= %s) q",
@@ -111,8 +114,8 @@ def tier_upgrade_check(*, member: Member, today: date) -> bool:
     return True
 
 
-def tier_override(*, member: Member, tier: Tier, reason: str, until: date,
-                  staff_user_id: int | None = None, now: datetime | None = None) -> Member:
+def tier_override(*, member: Member, tier: Tier, reason: str, until: date, actor: Actor,
+                  now: datetime | None = None) -> Member:
     """Staff set a tier with a reason and an end date; it wins until then."""
     today = local_date(member.market, now or timezone.now())
     if not reason.strip():
@@ -126,7 +129,7 @@ def tier_override(*, member: Member, tier: Tier, reason: str, until: date,
         locked.save(update_fields=["tier", "tier_valid_until", "tier_override_until", "updated_at"])
         _record(locked, old, tier, TierChange.Cause.STAFF, reason=reason,
                 qualifying=qualifying_points(member_id=locked.pk, today=today),
-                staff_user_id=staff_user_id)
+                staff_user_id=actor.staff_user_id)
     return locked
 
 
@@ -140,13 +143,13 @@ WITH batch AS (
            COALESCE((SELECT SUM(q.points) FROM loyalty_qualifyingmonth q
                      WHERE q.member_id = m.id AND q.month >= %(window)s
                        AND q.month <= %(month)s), 0) AS qualifying
-    FROM members_member m JOIN loyalty_tier t ON t.id = m.tier_id
+    FROM members_member m JOIN club_tier t ON t.id = m.tier_id
     WHERE m.id = ANY(%(ids)s) AND m.tier_valid_until < %(today)s
       AND (m.tier_override_until IS NULL OR m.tier_override_until < %(today)s)
     FOR UPDATE OF m
 ), decided AS (
     SELECT b.*,
-           (SELECT MAX(t.rank) FROM loyalty_tier t WHERE t.threshold <= b.qualifying) AS earned_rank
+           (SELECT MAX(t.rank) FROM club_tier t WHERE t.threshold <= b.qualifying) AS earned_rank
     FROM batch b
 ), target AS (
     SELECT d.*,
@@ -156,9 +159,9 @@ WITH batch AS (
 ), resolved AS (
     SELECT tg.id, tg.member_number, tg.tier_id AS old_tier, nt.id AS new_tier, nt.rank AS new_rank,
            tg.qualifying,
-           CASE WHEN nt.rank = (SELECT MIN(rank) FROM loyalty_tier) THEN NULL
+           CASE WHEN nt.rank = (SELECT MIN(rank) FROM club_tier) THEN NULL
                 ELSE %(valid_until)s::date END AS valid_until
-    FROM target tg JOIN loyalty_tier nt ON nt.rank = tg.new_rank
+    FROM target tg JOIN club_tier nt ON nt.rank = tg.new_rank
 ), updated AS (
     UPDATE members_member m
     SET tier_id = r.new_tier, tier_valid_until = r.valid_until, tier_override_until = NULL,
@@ -174,13 +177,13 @@ WITH batch AS (
     FROM resolved
     RETURNING id, member_id, from_tier_id, to_tier_id, valid_until
 ), events AS (
-    INSERT INTO config_outboxevent (topic, dedupe_key, member_id, payload, created_at)
+    INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
     SELECT 'tier.changed', 'tier.changed:' || h.id, h.member_id,
            json_build_object('member_number', r.member_number, 'from', ft.code, 'to', tt.code,
                              'cause', 'evaluation', 'valid_until', h.valid_until)::jsonb,
            %(now)s
     FROM history h JOIN resolved r ON r.id = h.member_id
-    JOIN loyalty_tier ft ON ft.id = h.from_tier_id JOIN loyalty_tier tt ON tt.id = h.to_tier_id
+    JOIN club_tier ft ON ft.id = h.from_tier_id JOIN club_tier tt ON tt.id = h.to_tier_id
     WHERE h.from_tier_id <> h.to_tier_id
     ON CONFLICT (dedupe_key) DO NOTHING
 )
@@ -216,8 +219,6 @@ def tiers_evaluate(*, as_of: datetime | None = None, batch_size: int = BATCH,
                    max_batches: int | None = None) -> Any:
     """Members whose tier validity has run out are re-evaluated on their
     last 12 months: they keep or renew their tier, or drop one level."""
-    from loyalty.lifecycle import JobResult
-
     as_of = as_of or timezone.now()
     result = JobResult("tiers_evaluate")
     for market in Market.objects.order_by("code"):

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from core.errors import MemberInactive
+
 
 class Member(models.Model):
     class Status(models.TextChoices):
@@ -21,7 +23,7 @@ class Member(models.Model):
         STAFF = "staff"
 
     member_number = models.CharField(max_length=10, unique=True, null=True, blank=True)
-    market = models.ForeignKey("loyalty.Market", on_delete=models.PROTECT, related_name="members")
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="members")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     # Neither is unique in the database: the merged national clubs brought
     # duplicates along. Enrolment refuses new ones; lookups answer
@@ -34,14 +36,14 @@ class Member(models.Model):
     language = models.CharField(max_length=8, blank=True)
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.STORE)
     enrolment_store = models.ForeignKey(
-        "loyalty.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "club.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     enrolled_at = models.DateTimeField(auto_now_add=True)
     marketing_email = models.BooleanField(default=False)
     marketing_sms = models.BooleanField(default=False)
     profiling = models.BooleanField(default=False)
     consents_updated_at = models.DateTimeField(null=True, blank=True)
-    tier = models.ForeignKey("loyalty.Tier", on_delete=models.PROTECT, related_name="members")
+    tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="members")
     tier_valid_until = models.DateField(null=True, blank=True)
     tier_override_until = models.DateField(
         null=True, blank=True, help_text="Set by staff: the tier is kept as set until this day."
@@ -65,6 +67,12 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.member_number or f"member #{self.pk}"
+
+    def check_active(self) -> None:
+        """Every write about a member needs an active one (not suspended,
+        closed or erased)."""
+        if self.status != self.Status.ACTIVE:
+            raise MemberInactive(f"Member {self.member_number} is {self.status}.")
 
 
 class Card(models.Model):

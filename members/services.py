@@ -10,9 +10,10 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from config.auth import Client
-from config.errors import MemberExists, NotFound, UnknownStore, ValidationFailed
-from loyalty.models import Market, PointsAccount, Store, Tier
+from club.selectors import market_by_code, store_in_market
+from core.actors import Actor
+from core.errors import MemberExists, NotFound, ValidationFailed
+from club.models import Tier
 from members.models import Card, Member
 from members.numbers import member_number_for, new_card_number
 from members.selectors import normalize_phone
@@ -46,10 +47,10 @@ def _existing_member(*, email: str | None, phone: str | None, exclude_id: int | 
     return qs.only("member_number", "market_id").first()
 
 
-def _member_exists(existing: Member, client: Client | None) -> MemberExists:
+def _member_exists(existing: Member, actor: Actor | None) -> MemberExists:
     """Names the member only to a client that may see it (API.md: a client
     never sees a member of another market)."""
-    if client is not None and not client.sees_market(existing.market_id):
+    if actor is not None and not actor.sees_market(existing.market_id):
         return MemberExists("Email or phone already belongs to a member in another market.")
     return MemberExists(f"Email or phone already belongs to member {existing.member_number}.")
 
@@ -64,9 +65,9 @@ def _card_create(*, member: Member) -> Card:
     raise RuntimeError("could not draw a free card number")
 
 
-def member_enrol(
+def member_create(
     *,
-    client: Client,
+    actor: Actor,
     market_code: str,
     email: str | None = None,
     phone: str | None = None,
@@ -78,8 +79,8 @@ def member_enrol(
     store_code: str | None = None,
     consents: dict[str, bool] | None = None,
 ) -> Member:
-    market = Market.objects.filter(code=market_code).first()
-    if market is None or not client.sees_market(market.pk):
+    market = market_by_code(market_code)
+    if market is None or not actor.sees_market(market.pk):
         raise ValidationFailed(
             f"Unknown market {market_code}.", errors={"market": ["Unknown market."]}
         )
@@ -93,9 +94,7 @@ def member_enrol(
         email = email.strip()
     store = None
     if store_code:
-        store = Store.objects.filter(code=store_code, market=market).first()
-        if store is None:
-            raise UnknownStore(f"Store {store_code} is not registered in market {market.code}.")
+        store = store_in_market(market=market, store_code=store_code)
     base_tier = Tier.objects.order_by("rank").first()
     if base_tier is None:
         raise RuntimeError("no tier configured")
@@ -105,7 +104,7 @@ def member_enrol(
         _lock_identifiers(*(v for v in ((email or "").lower(), phone or "") if v))
         existing = _existing_member(email=email, phone=phone)
         if existing is not None:
-            raise _member_exists(existing, client)
+            raise _member_exists(existing, actor)
         member = Member.objects.create(
             market=market,
             email=email or None,
@@ -122,12 +121,11 @@ def member_enrol(
         )
         member.member_number = member_number_for(member.pk)
         Member.objects.filter(pk=member.pk).update(member_number=member.member_number)
-        PointsAccount.objects.create(member=member)
         _card_create(member=member)
     return member
 
 
-def member_update(*, member: Member, changes: dict[str, Any], client: Client | None = None) -> Member:
+def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | None = None) -> Member:
     """Profile and consents. The view lets only those fields through."""
     changes = dict(changes)
     if "phone" in changes and changes["phone"]:
@@ -150,7 +148,7 @@ def member_update(*, member: Member, changes: dict[str, Any], client: Client | N
             _lock_identifiers(*(v for v in ((check_email or "").lower(), check_phone or "") if v))
             existing = _existing_member(email=check_email, phone=check_phone, exclude_id=member.pk)
             if existing is not None:
-                raise _member_exists(existing, client)
+                raise _member_exists(existing, actor)
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.email = email

@@ -10,25 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
-
-from config.admin import ReadOnlyAdmin
-from loyalty.admin import MemberFilter
-from rewards.models import Benefit, BenefitUse, MemberList
-from rewards.selectors import catalogue_forget
-
-# rewards and vouchers
 from django.contrib import messages
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from config.errors import DomainError
+from core.actors import staff_actor
+from core.admin import ReadOnlyAdmin
+from core.errors import DomainError
+from members.admin import MemberFilter
 from rewards.codes import code_format, code_normalize
+from rewards.models import Benefit, BenefitUse, MemberList
 from rewards.models import Reward, RewardPrice, Voucher
+from rewards.selectors import catalogue_forget
 from rewards.selectors import voucher_status
 from rewards.services import voucher_reactivate
+
+
+# rewards and vouchers
 
 
 class CatalogueAdmin(admin.ModelAdmin):
@@ -93,9 +94,6 @@ class BenefitUseAdmin(ReadOnlyAdmin):
     ordering = ["-id"]
     show_full_result_count = False
     list_per_page = 100
-
-
-# --- rewards and vouchers ----------------------------------------------------
 
 
 class RewardPriceInline(admin.TabularInline):
@@ -198,7 +196,7 @@ class VoucherAdmin(ReadOnlyAdmin):
         done = 0
         for voucher in queryset.order_by("id"):
             try:
-                voucher_reactivate(voucher=voucher, staff_user_id=request.user.pk)
+                voucher_reactivate(voucher=voucher, actor=staff_actor(request.user))
             except DomainError as exc:
                 self.message_user(request, f"{code_format(voucher.code)} not reactivated: "
                                            f"{exc.detail}", messages.ERROR)
@@ -230,4 +228,3 @@ def member_vouchers_html(member: Any) -> str:
 
 
 # Missions, gift rules, members' missions, gifts and events (registers them).
-from rewards import journey_admin  # noqa: E402,F401

@@ -4,35 +4,33 @@ vouchers (the catalogue, claiming, the member's vouchers, redeeming one, its QR 
 from __future__ import annotations
 
 from typing import Any
+import io
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import renderers
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+import segno
 
-from config.http import StrictSerializer, parse
-from config.idempotency import run_idempotent
+from club.models import Market
+from core.errors import NotFound
+from core.http import OrjsonRenderer, next_link, page_size
+from core.http import StrictSerializer, parse
+from core.idempotency import run_idempotent
+from loyalty.apis import ValueOut
+from loyalty.apis import MemberSummaryOut
 from members.selectors import visible_member
 from rewards import services
-from rewards.models import Benefit
-from rewards.selectors import member_benefits
-
-# rewards and vouchers
-import io
-
-import segno
-from django.http import HttpResponse
-from rest_framework import renderers
-
-from config.errors import NotFound
-from config.http import OrjsonRenderer, next_link, page_size
-from loyalty.apis import ValueOut
-from loyalty.models import Market
-from members.apis import MemberSummaryOut
 from rewards.codes import code_format
+from rewards.models import Benefit
 from rewards.models import Voucher
+from rewards.selectors import member_benefits
 from rewards.selectors import member_vouchers, rewards_catalogue, visible_voucher, voucher_view
+
+
 
 
 class BenefitOut(serializers.Serializer):
@@ -67,7 +65,7 @@ class MemberBenefitsApi(APIView):
 
     @extend_schema(responses={200: BenefitOut(many=True)}, operation_id="benefits_list")
     def get(self, request: Request, member_number: str) -> Response:
-        member = visible_member(client=request.user, member_number=member_number)
+        member = visible_member(actor=request.user, member_number=member_number)
         return Response(member_benefits(member_id=member.pk))
 
 
@@ -79,11 +77,11 @@ class BenefitUseApi(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
     )
     def post(self, request: Request, member_number: str, code: str) -> Response:
-        member = visible_member(client=request.user, member_number=member_number)
+        member = visible_member(actor=request.user, member_number=member_number)
         data = parse(BenefitUseIn, request.data)
 
         def use() -> tuple[int, dict[str, Any], bool]:
-            body = services.benefit_use(client=request.user, member=member, benefit_code=code,
+            body = services.benefit_use(actor=request.user, member=member, benefit_code=code,
                                         store_code=data["store_code"])
             return status.HTTP_201_CREATED, body, False
 
@@ -172,12 +170,12 @@ class RewardCatalogueApi(APIView):
         market_code = request.query_params.get("market")
         member = market = None
         if member_number is not None:
-            member = visible_member(client=request.user, member_number=member_number)
+            member = visible_member(actor=request.user, member_number=member_number)
         elif market_code is not None:
             market = Market.objects.filter(code=market_code.upper()[:2]).first()
             if market is None or not request.user.sees_market(market.pk):
                 raise NotFound("No such market.")
-        return Response(rewards_catalogue(client=request.user, member=member, market=market))
+        return Response(rewards_catalogue(actor=request.user, member=member, market=market))
 
 
 class RewardClaimApi(APIView):
@@ -188,11 +186,11 @@ class RewardClaimApi(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
     )
     def post(self, request: Request, member_number: str) -> Response:
-        member = visible_member(client=request.user, member_number=member_number)
+        member = visible_member(actor=request.user, member_number=member_number)
         data = parse(RewardClaimIn, request.data)
 
         def claim() -> tuple[int, dict[str, Any], bool]:
-            body = services.reward_claim(client=request.user, member=member,
+            body = services.reward_claim(actor=request.user, member=member,
                                          reward_code=data["reward"])
             return status.HTTP_201_CREATED, body, False
 
@@ -207,7 +205,7 @@ class MemberVouchersApi(APIView):
         responses={200: VoucherPageOut}, operation_id="vouchers_list",
     )
     def get(self, request: Request, member_number: str) -> Response:
-        member = visible_member(client=request.user, member_number=member_number)
+        member = visible_member(actor=request.user, member_number=member_number)
         results, cursor = member_vouchers(
             member=member, cursor=request.query_params.get("cursor"),
             size=page_size(request.query_params.get("page_size")),
@@ -220,7 +218,7 @@ class VoucherDetailApi(APIView):
 
     @extend_schema(responses={200: VoucherOut}, operation_id="vouchers_read")
     def get(self, request: Request, code: str) -> Response:
-        return Response(voucher_view(visible_voucher(client=request.user, code=code)))
+        return Response(voucher_view(visible_voucher(actor=request.user, code=code)))
 
 
 class VoucherRedeemApi(APIView):
@@ -234,7 +232,7 @@ class VoucherRedeemApi(APIView):
         data = parse(VoucherRedeemIn, request.data)
 
         def redeem() -> tuple[int, dict[str, Any], bool]:
-            body = services.voucher_redeem(client=request.user, code=code,
+            body = services.voucher_redeem(actor=request.user, code=code,
                                            store_code=data["store_code"],
                                            receipt_id=data["receipt_id"])
             return status.HTTP_200_OK, body, False
@@ -272,7 +270,7 @@ class VoucherQrApi(APIView):
         return [image, OrjsonRenderer()]
 
     def qr(self, request: Request, code: str) -> HttpResponse:
-        voucher = visible_voucher(client=request.user, code=code)
+        voucher = visible_voucher(actor=request.user, code=code)
         qr = segno.make(code_format(voucher.code), error="m")
         out = io.BytesIO()
         if self.kind == "png":

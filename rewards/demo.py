@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from loyalty.models import Market, Tier
+from club.models import Market, Tier
 from rewards.models import Benefit, Reward, RewardPrice
 from rewards.selectors import catalogue_forget
 

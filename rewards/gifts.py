@@ -38,13 +38,18 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.errors import DomainError
-from config.outbox import outbox_add
-from loyalty.ledger import account_lock, expiry_for, local_date
-from loyalty.lifecycle import BATCH, JobResult, Progress, _lock_accounts, _members_in_debt, _set_based
-from loyalty.models import Market, TierChange
+from core.errors import DomainError
+from core.outbox import outbox_add
+from club.dates import local_date
+from core.jobs import JobResult, Progress, set_based
+from loyalty.ledger import account_lock, accounts_lock_many, expiry_for, members_in_debt
+from loyalty.lifecycle import BATCH
+from club.models import Market
+from loyalty.models import TierChange
+from loyalty.services import points_bonus
 from members.models import Member
 from rewards.models import Gift, GiftRule
+from rewards.services import voucher_issue
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ WITH candidates AS (
     SELECT member_id, entry_id, %(points)s, %(points)s, %(today)s, %(expires_on)s, TRUE
     FROM gifts
 ), events AS (
-    INSERT INTO config_outboxevent (topic, dedupe_key, member_id, payload, created_at)
+    INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
     SELECT 'gift.given', 'gift.given:' || g.dedupe_key, g.member_id,
            json_build_object('member_number', m.member_number, 'kind', %(kind)s::text,
                              'points', %(points)s::int, 'reward', NULL,
@@ -115,9 +120,6 @@ def gift_give(*, rule: GiftRule, member: Member, dedupe_key: str,
               now: datetime | None = None) -> Gift | None:
     """Give one member the rule's gift under `dedupe_key`, once: None when
     the key was given before. In the caller's transaction or its own."""
-    from loyalty.services import points_bonus
-    from rewards.services import voucher_issue
-
     now = now or timezone.now()
     with transaction.atomic():
         account_lock(member.pk)  # the lock order: the account first
@@ -161,13 +163,13 @@ def _give_batch(rule: GiftRule, market: Market, candidates: list[Candidate]) -> 
         return 0
     now = timezone.now()
     with transaction.atomic():
-        if not (rule.reward_points and _set_based()):
+        if not (rule.reward_points and set_based()):
             return _give_each(rule, todo, now)
         member_ids = sorted({member_id for member_id, _ in todo})
-        _lock_accounts(member_ids)
+        accounts_lock_many(member_ids)
         # Points that pay a debt go lot by lot: the few in debt take the
         # per-member path.
-        debtors = _members_in_debt(member_ids)
+        debtors = members_in_debt(member_ids)
         # Credited today (the job's as-of only chose who is due), like points_bonus.
         given = _give_points_sql(rule, market, local_date(market, now),
                                  [(m, k) for m, k in todo if m not in debtors], now)

@@ -22,6 +22,18 @@ from django.db import connection
 from django.utils import timezone
 
 from rewards.periods import period_bounds
+from club.models import Market
+from rewards.models import Benefit
+from members.models import Member
+from rewards.models import BenefitUsage, MemberList
+from rewards.models import RewardPrice
+from loyalty.models import PointsAccount
+from rewards.models import Reward
+from rewards.codes import code_format
+from core.errors import NotFound
+from rewards.codes import code_normalize
+from rewards.models import Voucher
+from core.http import decode_cursor, encode_cursor
 
 CATALOGUE_TTL = 5.0  # seconds: how long a staff edit may take to reach the lookup
 
@@ -54,9 +66,6 @@ class Catalogue:
 
 def catalogue_load() -> Catalogue:
     """The active benefits and the markets, read from the database now."""
-    from loyalty.models import Market
-    from rewards.models import Benefit
-
     rows = list(
         Benefit.objects.filter(active=True).order_by("ordering", "code").values_list(
             "id", "code", "name", "names", "description", "kind", "allowance", "period", "channel"
@@ -138,9 +147,6 @@ def _as_date(value: Any) -> date:
 
 def member_state(*, member_id: int, catalogue: Catalogue, now: datetime) -> MemberState | None:
     """What decides a member's benefits, in one query; None if no such member."""
-    from members.models import Member
-    from rewards.models import BenefitUsage, MemberList
-
     parts = [
         f"SELECT 0, tier_id, market_id, NULL, status, language FROM {Member._meta.db_table}"
         " WHERE id = %s"
@@ -280,8 +286,6 @@ def reward_offer(reward: Any, market: Any, prices: dict[int, Any] | None = None)
     """The reward in `market`: a RewardPrice there overrides the reward's own
     cost (and, if it has one, its value, in the market's currency).
     `prices` (market id -> RewardPrice) spares a query when preloaded."""
-    from rewards.models import RewardPrice
-
     if prices is None:
         price = RewardPrice.objects.filter(reward_id=reward.pk, market_id=market.pk).first()
     else:
@@ -331,9 +335,6 @@ def rewards_catalogue(*, client: Any, member: Any = None, market: Any = None,
     price, each with whether they can claim it now (`claimable`, and
     `reason` and `reason_detail` when not). Without one: those of `market`,
     or of every market the client sees, with the price in each."""
-    from loyalty.models import Market, PointsAccount
-    from rewards.models import Reward
-
     now = now or timezone.now()
     if member is not None:
         markets = [member.market]
@@ -414,8 +415,6 @@ def voucher_view(voucher: Any, *, now: datetime | None = None,
                  language: str | None = None) -> dict[str, Any]:
     """The voucher as the API shows it; `voucher` with reward, member and
     redeemed_store loaded."""
-    from rewards.codes import code_format
-
     now = now or timezone.now()
     reward = voucher.reward
     value = None
@@ -444,10 +443,6 @@ def voucher_view(voucher: Any, *, now: datetime | None = None,
 def visible_voucher(*, client: Any, code: str) -> Any:
     """The voucher a code names, if this client sees its member's market;
     else not_found, exactly as for a code that does not exist."""
-    from config.errors import NotFound
-    from rewards.codes import code_normalize
-    from rewards.models import Voucher
-
     normalized = code_normalize(code)
     voucher = None
     if normalized is not None:
@@ -464,9 +459,6 @@ def visible_voucher(*, client: Any, code: str) -> Any:
 def member_vouchers(*, member: Any, cursor: str | None, size: int,
                     now: datetime | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """The member's vouchers, newest first, a page at a time: (views, next cursor)."""
-    from config.http import decode_cursor, encode_cursor
-    from rewards.models import Voucher
-
     qs = Voucher.objects.filter(member_id=member.pk).select_related("reward", "redeemed_store")
     if cursor:
         qs = qs.filter(pk__lt=decode_cursor(cursor))

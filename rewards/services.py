@@ -1,41 +1,38 @@
-"""Writes about benefits, rewards and missions."""
+"""Writes about benefits, rewards and vouchers: a benefit's use counted
+within its allowance, a reward claimed for points, a voucher issued,
+redeemed once, expired or reactivated."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from config.auth import Client
-from config.errors import BenefitNotAvailable, MemberInactive, NotFound, UnknownStore
-from config.outbox import outbox_add
-from loyalty.models import Store
-from members.models import Member
-from rewards.models import Benefit, BenefitUsage, BenefitUse
-from rewards.periods import period_bounds
-from rewards.selectors import localized_name
-
-# rewards and vouchers
-from datetime import timedelta
-
-from django.db import IntegrityError
-from django.db.models import F, Q
-
-from config.errors import (
+from club.dates import today_for
+from club.models import Store
+from club.selectors import store_in_market
+from core.actors import Actor
+from core.errors import (
+    BenefitNotAvailable,
+    NotFound,
     RewardNotAvailable,
     ValidationFailed,
     VoucherNotValid,
     VoucherUsed,
 )
-from loyalty.ledger import book_to_spend, today_for
-from loyalty.lifecycle import JobResult, Progress
+from core.outbox import outbox_add
+from loyalty.ledger import book_to_spend
+from core.jobs import JobResult, Progress
 from loyalty.models import LedgerEntry, Purchase
-from members.selectors import member_summary
+from loyalty.selectors import member_summary
+from members.models import Member
 from rewards.codes import code_new, code_normalize
-from rewards.models import Reward, Voucher
-from rewards.selectors import Offer, reward_offer, reward_refusal, voucher_view
+from rewards.models import Benefit, BenefitUsage, BenefitUse, Reward, Voucher
+from rewards.periods import period_bounds
+from rewards.selectors import Offer, localized_name, reward_offer, reward_refusal, voucher_view
 
 # One statement counts the use and refuses to pass the allowance: a second
 # transaction that conflicts on the same (member, benefit, period) row waits
@@ -86,7 +83,7 @@ def _ineligible_reason(benefit: Benefit, member: Member, store: Store) -> str | 
 
 def benefit_use(
     *,
-    client: Client | None,
+    actor: Actor,
     member: Member,
     benefit_code: str,
     store_code: str,
@@ -103,12 +100,9 @@ def benefit_use(
     benefit = Benefit.objects.filter(code=benefit_code).first()
     if benefit is None:
         raise NotFound(f"No benefit {benefit_code}.")
-    if member.status != Member.Status.ACTIVE:
-        raise MemberInactive(f"Member {member.member_number} is {member.status}.")
+    member.check_active()
     market = member.market
-    store = Store.objects.filter(code=store_code, market_id=member.market_id).first()
-    if store is None:
-        raise UnknownStore(f"Store {store_code} is not registered in market {market.code}.")
+    store = store_in_market(market=market, store_code=store_code)
     reason = _ineligible_reason(benefit, member, store)
     if reason:
         raise BenefitNotAvailable(reason)
@@ -124,7 +118,7 @@ def benefit_use(
             )
         use = BenefitUse.objects.create(
             member_id=member.pk, benefit=benefit, period_start=start, used_at=now, store=store,
-            channel=store.channel, api_client_id=client.id if client and client.id else None,
+            channel=store.channel, api_client_id=actor.api_client_id,
         )
         remaining = None if benefit.allowance is None else max(benefit.allowance - count, 0)
         outbox_add(
@@ -168,7 +162,7 @@ def _stock_take(reward_id: int) -> bool:
 def _voucher_create(
     *, member: Member, reward: Reward, offer: Offer, source: str, now: datetime,
     points_cost: int = 0, dedupe_key: str | None = None, ledger_entry: LedgerEntry | None = None,
-    client: Client | None = None,
+    actor: Actor | None = None,
 ) -> Voucher:
     """Take one from the stock and insert the voucher, inside the caller's
     transaction. RewardNotAvailable when out of stock."""
@@ -183,7 +177,7 @@ def _voucher_create(
                     value_currency=offer.value_currency, value_text=offer.value_text,
                     issued_at=now, expires_at=now + timedelta(days=reward.validity_days),
                     dedupe_key=dedupe_key, ledger_entry=ledger_entry,
-                    api_client_id=client.id if client and client.id else None,
+                    api_client_id=actor.api_client_id if actor else None,
                 )
         except IntegrityError:
             if dedupe_key is not None and Voucher.objects.filter(dedupe_key=dedupe_key).exists():
@@ -254,7 +248,7 @@ def voucher_issue(
 
 def reward_claim(
     *,
-    client: Client | None,
+    actor: Actor,
     member: Member,
     reward_code: str,
     now: datetime | None = None,
@@ -270,8 +264,7 @@ def reward_claim(
     reward = Reward.objects.filter(code=reward_code).first()
     if reward is None:
         raise NotFound(f"No reward {reward_code}.")
-    if member.status != Member.Status.ACTIVE:
-        raise MemberInactive(f"Member {member.member_number} is {member.status}.")
+    member.check_active()
     market = member.market
     offer = reward_offer(reward, market)
     refusal = reward_refusal(
@@ -285,16 +278,12 @@ def reward_claim(
     with transaction.atomic():
         book = book_to_spend(member_id=member.pk, today=today_for(market, now), points=cost)
         account = book.account
-        entry = LedgerEntry.objects.create(
-            member_id=member.pk, kind=LedgerEntry.Kind.REDEEM, points=-cost,
-            reference=f"reward:{reward.code}",
-            api_client_id=client.id if client and client.id else None,
-        )
-        book.spend(entry, cost)
-        account.balance -= cost
+        entry = book.book_entry(LedgerEntry.Kind.REDEEM, -cost, reference=f"reward:{reward.code}",
+                                api_client_id=actor.api_client_id)
+        book.spend_now(entry, cost)
         voucher = _voucher_create(member=member, reward=reward, offer=offer,
                                   source=Voucher.Source.CLAIM, now=now, points_cost=cost,
-                                  ledger_entry=entry, client=client)
+                                  ledger_entry=entry, actor=actor)
         book.save()
         summary = member_summary(member=member, balance=account.balance,
                                  pending=account.pending, expiring=book.expiring())
@@ -305,7 +294,7 @@ def reward_claim(
 
 def voucher_redeem(
     *,
-    client: Client,
+    actor: Actor,
     code: str,
     store_code: str,
     receipt_id: str,
@@ -328,7 +317,7 @@ def voucher_redeem(
             .select_related("reward", "member__market", "member__tier", "redeemed_store")
             .filter(code=normalized).first()
         )
-        if (voucher is None or not client.sees_market(voucher.member.market_id)
+        if (voucher is None or not actor.sees_market(voucher.member.market_id)
                 or voucher.member.status == Member.Status.ERASED):
             raise NotFound("No such voucher.")
         member = voucher.member
@@ -342,13 +331,8 @@ def voucher_redeem(
             raise VoucherNotValid(f"Voucher is {voucher.status}.")
         if voucher.expires_at <= now:
             raise VoucherNotValid(f"Voucher expired at {voucher.expires_at.isoformat()}.")
-        if member.status != Member.Status.ACTIVE:
-            raise MemberInactive(f"Member {member.member_number} is {member.status}.")
-        store = Store.objects.filter(code=store_code, market_id=member.market_id).first()
-        if store is None:
-            raise UnknownStore(
-                f"Store {store_code} is not registered in market {member.market.code}."
-            )
+        member.check_active()
+        store = store_in_market(market=member.market, store_code=store_code)
         voucher.status = Voucher.Status.REDEEMED
         voucher.redeemed_at = now
         voucher.redeemed_store = store
@@ -390,7 +374,7 @@ def vouchers_expire(*, as_of: datetime | None = None, batch_size: int = 5000,
     return result
 
 
-def voucher_reactivate(*, voucher: Voucher, staff_user_id: int | None,
+def voucher_reactivate(*, voucher: Voucher, actor: Actor,
                        now: datetime | None = None) -> Voucher:
     """Give a redeemed voucher back when the purchase it paid is fully
     returned: once per voucher. The purchase is the one recorded with the
@@ -427,7 +411,7 @@ def voucher_reactivate(*, voucher: Voucher, staff_user_id: int | None,
         locked.status = Voucher.Status.ISSUED
         locked.reactivated = True
         locked.reactivated_at = now
-        locked.reactivated_by_id = staff_user_id
+        locked.reactivated_by_id = actor.staff_user_id
         locked.reactivation_note = note[:255]
         locked.redeemed_at = None
         locked.redeemed_store = None

@@ -12,8 +12,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from config.auth import Client, forget_cached_clients
-from config.services import api_client_create
+from core.auth import Client, forget_cached_clients
+from core.services import api_client_create
 
 
 
@@ -53,7 +53,7 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_client_cache() -> Iterator[None]:
-    from loyalty.selectors import forget_cached_stores
+    from club.selectors import forget_cached_stores
 
     forget_cached_clients()
     forget_cached_stores()
@@ -73,7 +73,7 @@ def _locmem_cache_clear() -> Iterator[None]:
 @pytest.fixture
 def demo(db: Any) -> None:
     """The demo club of DESIGN.md."""
-    from loyalty.demo import demo_club_seed
+    from backoffice.demo import demo_club_seed
 
     demo_club_seed()
 

@@ -41,16 +41,21 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "pgtrigger",
-    "config",
-    "loyalty",
+    # The apps in their layers, lowest first (docs/architecture.md).
+    "core",
+    "club",
     "members",
+    "loyalty",
     "rewards",
+    "journeys",
+    "checkout",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.http.BodySizeLimitMiddleware",
+    "core.http.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,7 +70,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "config" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -150,13 +155,13 @@ WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["config.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["config.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ClientRateThrottle"],
-    "DEFAULT_RENDERER_CLASSES": ["config.http.OrjsonRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.http.StrictJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ClientRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["core.http.OrjsonRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["core.http.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 

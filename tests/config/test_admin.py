@@ -11,10 +11,10 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from config.auth import forget_cached_clients, key_digest
-from config.models import SCOPES, ApiClient, OutboxEvent
-from config.services import api_client_create
-from loyalty.models import Market
+from core.auth import forget_cached_clients, key_digest
+from core.models import SCOPES, ApiClient, OutboxEvent
+from core.services import api_client_create
+from club.models import Market
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def test_a_new_client_shows_its_key_once_and_stores_only_the_digest(admin_client
     stored = [str(value) for value in ApiClient.objects.filter(pk=client.pk).values().get().values()]
     assert raw not in stored
 
-    for page in (ADD, reverse("admin:config_apiclient_change", args=[client.pk])):
+    for page in (ADD, reverse("admin:core_apiclient_change", args=[client.pk])):
         again = admin_client.get(page).content.decode()
         assert raw not in again and client.key_digest not in again
 
@@ -79,7 +79,7 @@ def test_an_unknown_scope_is_refused_by_the_form(admin_client, demo):
 
 def test_the_change_form_never_shows_the_digest_and_edits_scopes(admin_client, demo):
     client, raw = api_client_create(name="CRM", scopes=["members:read"])
-    url = reverse("admin:config_apiclient_change", args=[client.pk])
+    url = reverse("admin:core_apiclient_change", args=[client.pk])
     page = admin_client.get(url)
     assert client.key_digest not in page.content.decode()
     assert client.key_prefix in page.content.decode()
@@ -116,7 +116,7 @@ def test_rotate_action_shows_the_new_key_once_and_the_old_one_stops(admin_client
 
 def test_clients_are_not_deleted_in_the_admin(admin_client, demo):
     client, _ = api_client_create(name="Keep", scopes=[])
-    url = reverse("admin:config_apiclient_delete", args=[client.pk])
+    url = reverse("admin:core_apiclient_delete", args=[client.pk])
     assert admin_client.post(url, {"post": "yes"}).status_code == 403
     assert ApiClient.objects.filter(pk=client.pk).exists()
 
@@ -125,9 +125,9 @@ def test_the_outbox_is_a_read_only_list(admin_client, rf, admin_user, make_membe
     member = make_member()
     event = OutboxEvent.objects.create(topic="points.expiring_soon", dedupe_key="k-1",
                                        member=member, payload={"points": 5})
-    response = admin_client.get(reverse("admin:config_outboxevent_changelist"))
+    response = admin_client.get(reverse("admin:core_outboxevent_changelist"))
     assert response.status_code == 200 and "k-1" in response.content.decode()
-    url = reverse("admin:config_outboxevent_change", args=[event.pk])
+    url = reverse("admin:core_outboxevent_change", args=[event.pk])
     assert admin_client.post(url, {"topic": "x"}).status_code == 403
     request = rf.get("/")
     request.user = admin_user

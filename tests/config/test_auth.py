@@ -9,8 +9,8 @@ from django.apps import apps
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from config.models import SCOPES, ApiClient
-from config.services import api_client_create, api_client_revoke, api_client_rotate
+from core.models import SCOPES, ApiClient
+from core.services import api_client_create, api_client_revoke, api_client_rotate
 from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_a_key_that_expires_later_works_until_then(make_api, anna_number):
     assert api.get(LOOKUP, {"member_number": anna_number}).status_code == 200
     ApiClient.objects.filter(pk=api.api_client.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1))
-    from config.auth import forget_cached_clients
+    from core.auth import forget_cached_clients
 
     forget_cached_clients()  # the two-second client cache of config/auth.py
     assert_unauthenticated(api.get(LOOKUP, {"member_number": anna_number}))

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from config.models import SCOPES, ApiClient
+from core.models import SCOPES, ApiClient
 from members.models import Member
 from tests.problems import assert_problem
 

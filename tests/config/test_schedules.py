@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app
-from config.schedules import SCHEDULES
+from core.jobs import SCHEDULES
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from loyalty.models import Market, PointsAccount
+from club.models import Market
+from loyalty.models import PointsAccount
 from loyalty.selectors import ledger_discrepancies
 
 

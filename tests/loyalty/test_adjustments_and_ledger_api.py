@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from loyalty import services
-from loyalty.ledger import expiry_for, today_for
+from club.dates import today_for
+from loyalty.ledger import expiry_for
 from loyalty.models import LedgerEntry, Lot, LotMovement
 from tests.conftest import SYSTEM, purchase_body
 from tests.loyalty.helpers import account, assert_ledger_consistent, assert_problem

@@ -12,7 +12,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Store
+from club.models import Store
+from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +127,7 @@ def test_markets_stores_and_tiers_are_listed(admin_client, demo, name):
 
 def test_a_store_is_edited_in_the_admin(admin_client, demo):
     store = Store.objects.get(code="SE-002")
-    response = admin_client.post(reverse("admin:loyalty_store_change", args=[store.pk]), {
+    response = admin_client.post(reverse("admin:club_store_change", args=[store.pk]), {
         "code": "SE-002", "name": "Göteborg Centrum", "market": store.market_id, "channel": "store",
     })
     assert response.status_code == 302

@@ -31,7 +31,8 @@ from hypothesis.stateful import (
 )
 
 from loyalty import services
-from loyalty.models import Market, PointsAccount
+from club.models import Market
+from loyalty.models import PointsAccount
 from loyalty.selectors import ledger_discrepancies
 from tests.conftest import SYSTEM
 

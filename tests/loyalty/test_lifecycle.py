@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from config.models import OutboxEvent
+from core.models import OutboxEvent
 from loyalty import lifecycle
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption
 from loyalty.selectors import ledger_discrepancies

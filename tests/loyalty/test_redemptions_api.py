@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from loyalty import services
 from loyalty.ledger import expiry_for
-from loyalty.models import LedgerEntry, Lot, LotMovement, Market, Redemption
+from club.models import Market
+from loyalty.models import LedgerEntry, Lot, LotMovement, Redemption
 from tests.conftest import SYSTEM
 from tests.loyalty.helpers import account, assert_ledger_consistent, assert_problem
 

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from config.models import OutboxEvent
-from loyalty.models import Tier, TierChange
+from core.models import OutboxEvent
+from club.models import Tier
+from loyalty.models import TierChange
 from loyalty.services import Line, purchase_record, return_record
 from loyalty.tiers import qualifying_points, tier_override, tiers_evaluate
 from members.models import Member
@@ -211,7 +212,7 @@ class TestOverride:
         assert tier_of(member) == ("member", None)
 
     def test_an_override_needs_a_reason(self, make_member):
-        from config.errors import ValidationFailed
+        from core.errors import ValidationFailed
 
         member = make_member()
         with pytest.raises(ValidationFailed):

@@ -11,8 +11,9 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from loyalty.ledger import local_date
-from loyalty.models import Tier, TierChange
+from club.dates import local_date
+from club.models import Tier
+from loyalty.models import TierChange
 from members.models import Member
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +106,7 @@ def test_override_refuses_a_missing_reason_or_a_past_date(admin_client, member, 
 
 def test_a_validation_error_of_the_service_is_shown_on_the_form(admin_client, member, gold,
                                                                 monkeypatch):
-    from config.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from members import admin as member_admin
 
     def refuse(**kwargs: Any) -> None:
@@ -151,12 +152,12 @@ def test_the_history_section_says_when_there_is_none(admin_client, member):
 
 
 def test_the_tier_admin_lists_and_edits_names(admin_client, gold):
-    response = admin_client.get(reverse("admin:loyalty_tier_changelist"))
+    response = admin_client.get(reverse("admin:club_tier_changelist"))
     assert response.status_code == 200
     headers = [h["text"].lower() for h in response.context["result_headers"]
                if "action-toggle" not in h["text"]]
     assert headers == ["code", "name", "rank", "threshold", "multiplier"]
-    url = reverse("admin:loyalty_tier_change", args=[gold.pk])
+    url = reverse("admin:club_tier_change", args=[gold.pk])
     response = admin_client.get(url)
     assert response.status_code == 200 and "names" in response.context["adminform"].form.fields
     response = admin_client.post(url, {

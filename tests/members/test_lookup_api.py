@@ -4,7 +4,8 @@ from datetime import date
 
 import pytest
 
-from loyalty.models import Market, PointsAccount, Tier
+from club.models import Market, Tier
+from loyalty.models import PointsAccount
 from members.models import Card, Member
 from members.numbers import member_number_for
 from tests.problems import assert_problem

@@ -5,7 +5,8 @@ from datetime import date
 import pytest
 from django.forms.models import model_to_dict
 
-from loyalty.models import PointsAccount, Tier
+from club.models import Tier
+from loyalty.models import PointsAccount
 from members.models import Member
 from tests.problems import assert_problem
 

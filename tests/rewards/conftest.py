@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from loyalty.models import Tier
+from club.models import Tier
 from members.models import Member
 from rewards.selectors import catalogue_forget
 

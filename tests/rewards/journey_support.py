@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from config.auth import Client
+from core.auth import Client
 from loyalty.models import LedgerEntry
 from loyalty.selectors import ledger_discrepancies
 from loyalty.services import Line, purchase_record, return_record
 from members.models import Member
-from rewards.journey import journey_forget
-from rewards.models import MemberMission
+from journeys.services import journey_forget
+from journeys.models import MemberMission
 
 SYSTEM = Client(id=0, name="tests", scopes=frozenset(), market_ids=None,
                 rate_per_minute=None, expires_at=None)

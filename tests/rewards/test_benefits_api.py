@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from config.models import IdempotencyRecord, OutboxEvent
-from loyalty.models import Market
+from core.models import IdempotencyRecord, OutboxEvent
+from club.models import Market
 from members.models import Member
 from rewards.models import Benefit, BenefitUsage, BenefitUse, MemberList
 from tests.problems import assert_problem

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from config.models import OutboxEvent
+from core.models import OutboxEvent
 from rewards.models import BenefitUsage, BenefitUse
 from tests.rewards.conftest import set_tier, use
 

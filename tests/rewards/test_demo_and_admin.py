@@ -6,7 +6,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from loyalty.demo import demo_club_seed
+from backoffice.demo import demo_club_seed
 from rewards.models import Benefit, BenefitUse, MemberList
 from rewards.selectors import usable_benefits
 from tests.rewards.conftest import use
@@ -113,7 +113,7 @@ def test_member_lists_are_managed_in_the_admin(admin_client, make_member):
 
 
 def test_names_must_be_an_object_of_language_and_name(admin_client, demo):
-    from loyalty.models import Tier
+    from club.models import Tier
 
     url = reverse("admin:rewards_benefit_add")
     base = {"code": "new-perk", "name": "New perk", "description": "", "kind": "partner",

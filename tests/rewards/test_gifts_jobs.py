@@ -14,9 +14,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from config.models import OutboxEvent
-from loyalty.ledger import expiry_for, local_date
-from loyalty.models import LedgerEntry, Lot, Market, PointsAccount, Tier, TierChange
+from core.models import OutboxEvent
+from club.dates import local_date
+from loyalty.ledger import expiry_for
+from club.models import Market, Tier
+from loyalty.models import LedgerEntry, Lot, PointsAccount, TierChange
 from loyalty.services import points_adjust
 from loyalty.tiers import tier_override
 from members.models import Member

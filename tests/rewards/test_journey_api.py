@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from loyalty.ledger import local_date
+from club.dates import local_date
 from loyalty.models import PointsAccount
 from members.models import Member
-from rewards.models import ActivityEvent, MemberMission, Mission
+from journeys.models import ActivityEvent, MemberMission, Mission
 from tests.conftest import purchase_body
 from tests.problems import assert_problem
 from tests.rewards.journey_support import (

@@ -10,7 +10,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from rewards.models import ActivityEvent, MemberMission, Voucher
+from journeys.models import ActivityEvent, MemberMission
+from rewards.models import Voucher
 from tests.conftest import purchase_body
 from tests.rewards.journey_support import (
     assert_ledger_consistent,

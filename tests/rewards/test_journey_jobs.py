@@ -11,13 +11,14 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from config.schedules import SCHEDULES
-from loyalty.demo import demo_club_seed
-from loyalty.ledger import local_date
-from loyalty.models import Market
-from rewards.journey import missions_close
-from rewards.journey_demo import journey_seed
-from rewards.models import GiftRule, MemberMission, Mission
+from core.jobs import SCHEDULES
+from backoffice.demo import demo_club_seed
+from club.dates import local_date
+from club.models import Market
+from journeys.services import missions_close
+from journeys.demo import journey_seed
+from journeys.models import MemberMission, Mission
+from rewards.models import GiftRule
 from tests.rewards.journey_support import (
     buy,
     enrol_at,
@@ -100,7 +101,7 @@ def test_the_jobs_are_celery_tasks_with_beat_entries():
 
 
 def test_the_missions_close_task_runs_the_job(journey_on, make_member):
-    from rewards.journey_tasks import missions_close_task
+    from journeys.tasks import missions_close_task
 
     member = _started(make_member, 70)
     assert missions_close_task.apply().get() == "missions_close: 1 rows in 1 batches"
@@ -174,7 +175,7 @@ def test_the_mission_admin_shows_counts_and_the_latest_completion(journey_on, ad
     detail = admin_client.get(reverse("admin:rewards_mission_change",
                                       args=[rows["first-purchase"].pk]))
     assert detail.status_code == 200
-    listing = admin_client.get(reverse("admin:rewards_membermission_changelist")
+    listing = admin_client.get(reverse("admin:journeys_membermission_changelist")
                                + f"?member={late.pk}")
     assert listing.status_code == 200 and len(listing.context["cl"].result_list) == 3
 

@@ -12,12 +12,15 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from loyalty.ledger import expiry_for, local_date
-from loyalty.models import LedgerEntry, Lot, Market, PointsAccount
+from club.dates import local_date
+from loyalty.ledger import expiry_for
+from club.models import Market
+from loyalty.models import LedgerEntry, Lot, PointsAccount
 from loyalty.services import Line, points_bonus
 from members.models import Member
-from rewards.journey import journey_on_purchase, journey_snapshot, member_missions
-from rewards.models import MemberMission, Mission, Reward, Voucher
+from journeys.services import journey_on_purchase, journey_snapshot, member_missions
+from journeys.models import MemberMission, Mission
+from rewards.models import Reward, Voucher
 from tests.rewards.journey_support import (
     assert_ledger_consistent,
     bonus_entries,
@@ -128,7 +131,7 @@ def test_a_category_mission_counts_only_its_category(journey_on, make_member):
     Mission.objects.create(code="buy-paint", name="Buy paint", goal="category_purchase",
                            category="paint", window_start_day=0, window_end_day=30,
                            reward_points=75)
-    from rewards.journey import journey_forget
+    from journeys.services import journey_forget
 
     journey_forget()
     member = make_member()
@@ -185,7 +188,7 @@ def test_the_first_day_after_the_window_does_not_count(journey_on, make_member):
 def test_a_purchase_before_the_window_opens_does_not_count(journey_on, make_member):
     Mission.objects.create(code="later", name="Later", goal="first_purchase",
                            window_start_day=5, window_end_day=20, reward_points=10)
-    from rewards.journey import journey_forget
+    from journeys.services import journey_forget
 
     journey_forget()
     member, day0 = _enrolled_just_after_local_midnight(make_member, 10)
@@ -252,7 +255,7 @@ def test_a_completed_mission_is_never_completed_or_paid_again(journey_on, make_m
     # Someone tries to complete it again directly: the row is no longer in progress.
     assert MemberMission.objects.filter(pk=row.pk, status="in_progress").update(
         status="completed") == 0
-    from rewards.journey import journey_snapshot as snap, mission_reward_pay
+    from journeys.services import journey_snapshot as snap, mission_reward_pay
 
     spec = snap().by_id(row.mission_id)
     assert mission_reward_pay(member=member, spec=spec, row_id=row.pk, now=timezone.now()) is False
@@ -268,7 +271,7 @@ def test_a_voucher_out_of_stock_leaves_the_mission_completed_and_unrewarded(jour
     row = mission_row(member, "store-and-online")
     assert row.status == "completed" and row.rewarded_at is None and row.voucher is None
     Reward.objects.filter(code="coffee-voucher").update(stock=5)
-    from rewards.journey import missions_close
+    from journeys.services import missions_close
 
     missions_close()
     row.refresh_from_db()

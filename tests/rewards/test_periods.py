@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from config.errors import BenefitNotAvailable
-from loyalty.models import Market, Tier
+from core.errors import BenefitNotAvailable
+from club.models import Market, Tier
 from rewards.models import Benefit, BenefitUse
 from rewards.selectors import member_benefits, usable_benefits
 from rewards.services import benefit_use

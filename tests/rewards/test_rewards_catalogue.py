@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from loyalty.demo import demo_club_seed
-from loyalty.models import Market
+from backoffice.demo import demo_club_seed
+from club.models import Market
 from members.models import Member
 from rewards.models import Reward, RewardPrice
 from tests.problems import assert_problem

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.models import OutboxEvent
+from core.models import OutboxEvent
 from loyalty.models import LedgerEntry, LotMovement
 from members.models import Member
 from rewards.codes import code_normalize
@@ -168,7 +168,7 @@ def test_a_reward_not_on_offer_now_is_refused(api, make_member, change):
 
 
 def test_a_reward_of_other_markets_is_refused(api, make_member):
-    from loyalty.models import Market
+    from club.models import Market
 
     reward = make_reward("norway-only", points_cost=10)
     reward.markets.set([Market.objects.get(code="NO")])
@@ -189,7 +189,7 @@ def test_a_money_voucher_is_worth_the_market_price_in_its_currency(api, make_mem
 
 
 def test_a_market_price_overrides_the_points_cost(api, make_member):
-    from loyalty.models import Market
+    from club.models import Market
     from rewards.models import RewardPrice
 
     reward = Reward.objects.get(code="coffee-voucher")

@@ -7,7 +7,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from loyalty.models import Market
+from club.models import Market
 from rewards.codes import code_format
 from rewards.models import Reward, RewardPrice, Voucher
 from rewards.services import voucher_issue

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.models import OutboxEvent
+from core.models import OutboxEvent
 from members.models import Member
 from rewards.codes import code_format
 from rewards.models import Reward, Voucher

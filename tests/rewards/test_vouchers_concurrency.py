@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from config.models import OutboxEvent
+from core.models import OutboxEvent
 from rewards.models import Reward, Voucher
 from rewards.services import voucher_issue
 from tests.rewards.test_rewards_concurrency import in_parallel, outcome

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from config.errors import RewardNotAvailable, ValidationFailed
-from config.models import OutboxEvent
+from core.errors import RewardNotAvailable, ValidationFailed
+from core.models import OutboxEvent
 from loyalty.models import LedgerEntry
 from rewards.models import Reward, Voucher
 from rewards.services import voucher_issue

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from config.errors import ValidationFailed
-from config.schedules import SCHEDULES
+from core.errors import ValidationFailed
+from core.jobs import SCHEDULES
 from rewards.models import Voucher
 from rewards.services import (
     REACTIVATION_MIN_DAYS, voucher_issue, voucher_reactivate, voucher_redeem, vouchers_expire,

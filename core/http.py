@@ -1,0 +1,153 @@
+"""HTTP plumbing every app shares: JSON in and out, body limits, pagination,
+strict serializers that refuse unknown fields."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from decimal import Decimal
+from typing import Any, Callable
+from urllib.parse import unquote, urlencode
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from rest_framework import parsers, renderers, serializers
+from rest_framework.exceptions import ParseError
+
+from core.errors import ValidationFailed, problem, problem_response
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError
+
+
+class OrjsonRenderer(renderers.BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=_default)
+
+
+class StrictJSONParser(parsers.BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return orjson.loads(stream.read())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"Malformed JSON: {exc}") from None
+
+
+class BodySizeLimitMiddleware:
+    """Refuse oversized bodies before anything reads them, and NUL characters
+    in the URL (PostgreSQL text cannot hold them: a query would fail with 500)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if (length < 0 or length > self.limit) and request.path.startswith("/api/"):
+            return problem_response(
+                problem(
+                    400,
+                    "validation_error",
+                    "Request body too large",
+                    f"The body may be at most {self.limit} bytes.",
+                )
+            )
+        if request.path.startswith("/api/") and (
+            "\x00" in request.path or "\x00" in unquote(request.META.get("QUERY_STRING", ""))
+        ):
+            return problem_response(
+                problem(400, "validation_error", "Bad request", "The URL contains a NUL character.")
+            )
+        return self.get_response(request)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input serializer that answers 400 for fields it does not know.
+
+    A client that sends `balance` or `tier` in a PATCH must learn at once
+    that nothing of it was applied.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Expected a JSON object."]}
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        read_only = sorted(k for k in data if k in self.fields and self.fields[k].read_only)
+        errors = {k: ["Unknown field."] for k in unknown}
+        errors.update({k: ["Read-only field."] for k in read_only})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data  # type: ignore[return-value]
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]}) from None
+    if value < 0:
+        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]})
+    return value
+
+
+def page_size(raw: str | None, *, default: int = 50, maximum: int = 200) -> int:
+    if raw is None:
+        return default
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= maximum:
+        raise ValidationFailed(
+            f"page_size must be 1 to {maximum}.",
+            errors={"page_size": [f"Must be an integer from 1 to {maximum}."]},
+        )
+    return size
+
+
+def next_link(request: Any, cursor: str) -> str:
+    params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+    params["cursor"] = cursor
+    return request.build_absolute_uri(request.path) + "?" + urlencode(params)
+
+
+def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(problem(404, "not_found", "Not found", "No such resource."))
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    return problem_response(
+        problem(500, "server_error", "Internal error", "The service failed; it has been logged.")
+    )
+
+
+def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(problem(400, "validation_error", "Bad request", "Bad request."))
