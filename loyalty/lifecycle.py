@@ -151,11 +151,11 @@ def _entry_sequence(cursor: Any) -> str:
 
 def points_expire(*, as_of: datetime | None = None, batch_size: int = BATCH,
                   progress: Progress | None = None, max_batches: int | None = None,
-                  set_based: bool | None = None) -> JobResult:
+                  sql: bool | None = None) -> JobResult:
     """Lots past `expires_on` (a date in the market's time zone: a lot is
     spendable through that day) lose what remains, an `expire` entry each."""
     as_of = as_of or timezone.now()
-    use_sql = set_based() if set_based is None else set_based
+    use_sql = set_based() if sql is None else sql
 
     def batches(market: Market, today: date) -> Callable[[], int]:
         after = Keyset()

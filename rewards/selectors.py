@@ -30,6 +30,7 @@ from rewards.models import RewardPrice
 from loyalty.models import PointsAccount
 from rewards.models import Reward
 from rewards.codes import code_format
+from core.actors import Actor
 from core.errors import NotFound
 from rewards.codes import code_normalize
 from rewards.models import Voucher
@@ -329,7 +330,7 @@ def reward_refusal(reward: Any, *, member: Any, offer: Offer, now: datetime,
     return None
 
 
-def rewards_catalogue(*, client: Any, member: Any = None, market: Any = None,
+def rewards_catalogue(*, actor: Actor, member: Any = None, market: Any = None,
                       now: datetime | None = None) -> list[dict[str, Any]]:
     """The rewards on offer now. For a member: those of their market, at its
     price, each with whether they can claim it now (`claimable`, and
@@ -342,8 +343,8 @@ def rewards_catalogue(*, client: Any, member: Any = None, market: Any = None,
         markets = [market]
     else:
         qs = Market.objects.order_by("code")
-        if client.market_ids is not None:
-            qs = qs.filter(pk__in=client.market_ids)
+        if actor.market_ids is not None:
+            qs = qs.filter(pk__in=actor.market_ids)
         markets = list(qs)
     market_pks = {m.pk for m in markets}
     rewards = list(
@@ -440,7 +441,7 @@ def voucher_view(voucher: Any, *, now: datetime | None = None,
     }
 
 
-def visible_voucher(*, client: Any, code: str) -> Any:
+def visible_voucher(*, actor: Actor, code: str) -> Any:
     """The voucher a code names, if this client sees its member's market;
     else not_found, exactly as for a code that does not exist."""
     normalized = code_normalize(code)
@@ -450,7 +451,7 @@ def visible_voucher(*, client: Any, code: str) -> Any:
             Voucher.objects.select_related("reward", "member", "redeemed_store")
             .filter(code=normalized).first()
         )
-    if (voucher is None or not client.sees_market(voucher.member.market_id)
+    if (voucher is None or not actor.sees_market(voucher.member.market_id)
             or voucher.member.status == "erased"):
         raise NotFound("No such voucher.")
     return voucher

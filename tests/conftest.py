@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.actors import Actor, system_actor
 from core.auth import Client, forget_cached_clients
 from core.services import api_client_create
 
@@ -104,8 +105,7 @@ def api(make_api: Callable[..., APIClient]) -> APIClient:
     return make_api()
 
 
-SYSTEM = Client(id=0, name="tests", scopes=frozenset(), market_ids=None,
-                rate_per_minute=None, expires_at=None)
+SYSTEM = system_actor("tests")
 
 
 @pytest.fixture
@@ -119,16 +119,16 @@ def make_member(demo: None) -> Callable[..., Any]:
     """make_member(market="SE", points=0): an enrolled member, with
     `points` available at once (a positive adjustment) if asked."""
     from loyalty.services import points_adjust
-    from members.services import member_enrol
+    from checkout.services import member_enrol
 
     counter = {"n": 0}
 
     def make(market: str = "SE", points: int = 0, **fields: Any) -> Any:
         counter["n"] += 1
         fields.setdefault("email", f"member{counter['n']}-{os.getpid()}@example.test")
-        member = member_enrol(client=SYSTEM, market_code=market, **fields)
+        member = member_enrol(actor=SYSTEM, market_code=market, **fields)
         if points:
-            points_adjust(member=member, points=points, reason="test setup")
+            points_adjust(actor=SYSTEM, member=member, points=points, reason="test setup")
         member.refresh_from_db()
         return member
 

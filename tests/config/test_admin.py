@@ -19,7 +19,7 @@ from club.models import Market
 pytestmark = pytest.mark.django_db
 
 KEY = re.compile(r"lj_[0-9a-f]{8}_[A-Za-z0-9_-]{20,}")
-ADD = "/admin/config/apiclient/"
+ADD = "/admin/core/apiclient/"
 
 
 def keys_in(response: Any) -> list[str]:

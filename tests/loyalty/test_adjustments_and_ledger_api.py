@@ -55,8 +55,8 @@ def test_positive_adjustment_is_available_at_once_and_expires_like_earned_points
 def test_negative_adjustment_takes_from_the_lots_that_expire_first(api, make_member):
     member = make_member()
     now = timezone.now()
-    services.points_adjust(member=member, points=100, reason="late", now=now)
-    services.points_adjust(member=member, points=100, reason="early", now=now - timedelta(days=62))
+    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="late", now=now)
+    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="early", now=now - timedelta(days=62))
     early = Lot.objects.get(entry__reason="early")
     late = Lot.objects.get(entry__reason="late")
     assert early.expires_on < late.expires_on
@@ -108,7 +108,7 @@ def test_invalid_adjustments_are_validation_errors(api, make_member, body, field
 def test_whitespace_reason_is_refused_by_the_service(make_member):
     member = make_member()
     with pytest.raises(services.ValidationFailed):
-        services.points_adjust(member=member, points=10, reason="   ")
+        services.points_adjust(actor=SYSTEM, member=member, points=10, reason="   ")
     assert account(member) == (0, 0)
 
 
@@ -153,7 +153,7 @@ def test_ledger_lists_entries_newest_first_with_the_contract_fields(api, make_me
     member = make_member(points=100)
     api.post("/api/v1/purchases", purchase_body(member.member_number, "R-l", "40.00"),
              format="json")
-    services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                            points=30, store_code="SE-001", reference="order-1")
     response = ledger(api, member)
     assert response.status_code == 200, response.content
@@ -174,7 +174,7 @@ def test_ledger_lists_entries_newest_first_with_the_contract_fields(api, make_me
 def test_ledger_is_cursor_paginated(api, make_member):
     member = make_member()
     for n in range(7):
-        services.points_adjust(member=member, points=n + 1, reason=f"r{n}")
+        services.points_adjust(actor=SYSTEM, member=member, points=n + 1, reason=f"r{n}")
     seen = []
     response = ledger(api, member, page_size=3)
     pages = 0

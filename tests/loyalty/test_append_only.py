@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 @pytest.fixture
 def booked(make_member):
     member = make_member(points=100)
-    services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                            points=40, store_code="SE-001")
     entry = LedgerEntry.objects.filter(member=member, kind="redeem").get()
     movement = LotMovement.objects.filter(entry=entry).get()
@@ -60,5 +60,5 @@ def test_orm_update_and_delete_are_refused(booked):
 def test_inserts_are_allowed(booked):
     member, _, _ = booked
     before = LedgerEntry.objects.filter(member=member).count()
-    services.points_adjust(member=member, points=5, reason="still appendable")
+    services.points_adjust(actor=SYSTEM, member=member, points=5, reason="still appendable")
     assert LedgerEntry.objects.filter(member=member).count() == before + 1

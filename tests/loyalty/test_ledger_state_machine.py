@@ -30,6 +30,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from checkout import services as checkout_services
 from loyalty import services
 from club.models import Market
 from loyalty.models import PointsAccount
@@ -61,9 +62,9 @@ class LedgerMachine(RuleBasedStateMachine):
         # Each example runs in a savepoint that teardown rolls back.
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
-        from members.services import member_enrol
+        from checkout.services import member_enrol
 
-        self.member = member_enrol(client=SYSTEM, market_code="SE",
+        self.member = member_enrol(actor=SYSTEM, market_code="SE",
                                    email=f"machine{next(_emails)}@example.test")
         self.ref = {"member_number": self.member.member_number}
         self.start = self.now = timezone.now()
@@ -112,13 +113,13 @@ class LedgerMachine(RuleBasedStateMachine):
             lines.append(services.Line(sku="G", amount=gift, category="giftcards"))
         occurred_at = self.now - timedelta(days=days_ago, minutes=1)
         window = 0 if window_zero else WINDOW
-        kwargs = dict(client=SYSTEM, member_ref=self.ref, store_code="SE-001",
+        kwargs = dict(actor=SYSTEM, member_ref=self.ref, store_code="SE-001",
                       receipt_id=receipt, channel="store", occurred_at=occurred_at,
                       currency="SEK", total=tools + gift, lines=lines, now=self.now)
         if window_zero:
             Market.objects.filter(code="SE").update(return_window_days=0)
         try:
-            body, replayed = services.purchase_record(**kwargs)
+            body, replayed = checkout_services.purchase_record(**kwargs)
         finally:
             if window_zero:
                 Market.objects.filter(code="SE").update(return_window_days=WINDOW)
@@ -137,7 +138,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                    "ret_tools": Decimal(0), "ret_gift": Decimal(0),
                                    "earned": points, "reversed": 0}
         if replay:
-            again, replayed = services.purchase_record(**kwargs)
+            again, replayed = checkout_services.purchase_record(**kwargs)
             assert replayed is True
             assert again == body
 
@@ -162,15 +163,15 @@ class LedgerMachine(RuleBasedStateMachine):
             lines.append(services.Line(sku="T", amount=tools))
         if gift:
             lines.append(services.Line(sku="G", amount=gift))
-        call = dict(client=SYSTEM, store_code="SE-002", receipt_id=self._next("RET"),
+        call = dict(actor=SYSTEM, store_code="SE-002", receipt_id=self._next("RET"),
                     original_store_code="SE-001", original_receipt_id=receipt,
                     occurred_at=self.now - timedelta(minutes=1), currency="SEK",
                     total=tools + gift, lines=lines, now=self.now)
         if over:
             with pytest.raises(services.ReturnExceedsPurchase):
-                services.return_record(**call)
+                checkout_services.return_record(**call)
             return
-        body, replayed = services.return_record(**call)
+        body, replayed = checkout_services.return_record(**call)
         assert replayed is False
         self._settle()
         p["ret_tools"] += tools
@@ -193,7 +194,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(points=st.integers(1, 2_000), capture=st.booleans())
     def redeem(self, points: int, capture: bool) -> None:
-        call = dict(client=SYSTEM, member_ref=self.ref, points=points, store_code="SE-001",
+        call = dict(actor=SYSTEM, member_ref=self.ref, points=points, store_code="SE-001",
                     capture=capture, now=self.now)
         if points > max(self.balance + self._due(), 0):
             with pytest.raises(services.InsufficientPoints):
@@ -214,7 +215,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def capture(self, data: st.DataObject) -> None:
         rid = data.draw(st.sampled_from(sorted(self.redemptions)), label="redemption")
         r = self.redemptions[rid]
-        call = dict(client=SYSTEM, redemption_id=rid, now=self.now)
+        call = dict(actor=SYSTEM, redemption_id=rid, now=self.now)
         if r["status"] == "held" and r["expires_at"] <= self.now:
             with pytest.raises(services.HoldExpired):
                 services.redemption_capture(**call)
@@ -233,7 +234,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def cancel(self, data: st.DataObject) -> None:
         rid = data.draw(st.sampled_from(sorted(self.redemptions)), label="redemption")
         r = self.redemptions[rid]
-        body = services.redemption_cancel(client=SYSTEM, redemption_id=rid, now=self.now)
+        body = services.redemption_cancel(actor=SYSTEM, redemption_id=rid, now=self.now)
         if r["status"] in ("held", "captured"):
             r["status"] = "cancelled"
             self.balance += r["points"]
@@ -241,7 +242,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(points=st.integers(-1_500, 1_500).filter(bool))
     def adjust(self, points: int) -> None:
-        body = services.points_adjust(member=self.member, points=points, reason="machine",
+        body = services.points_adjust(actor=SYSTEM, member=self.member, points=points, reason="machine",
                                       now=self.now)
         self._settle()
         self.balance += points

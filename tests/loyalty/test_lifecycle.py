@@ -18,7 +18,8 @@ from core.models import OutboxEvent
 from loyalty import lifecycle
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption
 from loyalty.selectors import ledger_discrepancies
-from loyalty.services import Line, points_redeem, purchase_record, return_record
+from checkout.services import purchase_record, return_record
+from loyalty.services import Line, points_redeem
 
 UTC = dt_timezone.utc
 EARNED = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)  # SE: pending until 2026-02-09, expires 2028-01-31
@@ -26,7 +27,7 @@ EARNED = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)  # SE: pending until 2026-02-0
 
 def earn(client, member, receipt, amount="100.00", when=EARNED):
     body, _ = purchase_record(
-        client=client, member_ref={"member_number": member.member_number}, store_code="SE-001",
+        actor=client, member_ref={"member_number": member.member_number}, store_code="SE-001",
         receipt_id=receipt, channel="store", occurred_at=when, currency="SEK",
         total=Decimal(amount), lines=[Line(sku="X", amount=Decimal(amount), category="tools")],
         now=when,
@@ -76,10 +77,10 @@ class TestMature:
         earn(system_client, member, "R-2", amount="300.00", when=EARNED)
         lifecycle.points_mature(as_of=datetime(2026, 2, 10, tzinfo=UTC))
         later = EARNED + timedelta(days=31)
-        points_redeem(client=system_client, member_ref={"member_number": member.member_number},
+        points_redeem(actor=system_client, member_ref={"member_number": member.member_number},
                       points=400, store_code="SE-001", now=later)
         earn(system_client, member, "R-3", amount="50.00", when=later)  # pending 50
-        return_record(client=system_client, store_code="SE-001", receipt_id="RET-2",
+        return_record(actor=system_client, store_code="SE-001", receipt_id="RET-2",
                       original_store_code="SE-001", original_receipt_id="R-2",
                       occurred_at=later, currency="SEK", total=Decimal("300.00"),
                       lines=[Line(sku="X", amount=Decimal("300.00"))], now=later)
@@ -104,7 +105,7 @@ FIRST_LOCAL_MINUTE = datetime(2028, 1, 31, 23, 0, 1, tzinfo=UTC)  # 00:00 on Feb
 class TestExpire:
     def test_lot_is_spendable_through_its_last_local_day(self, matured_member, system_client):
         assert lifecycle.points_expire(as_of=LAST_LOCAL_MINUTE).rows == 0
-        body = points_redeem(client=system_client,
+        body = points_redeem(actor=system_client,
                              member_ref={"member_number": matured_member.member_number},
                              points=10, store_code="SE-001", now=LAST_LOCAL_MINUTE)
         assert body["member"]["points"]["balance"] == 90
@@ -120,7 +121,7 @@ class TestExpire:
         assert_ledger_holds()
 
     def test_spent_points_do_not_expire_again(self, matured_member, system_client):
-        points_redeem(client=system_client, member_ref={"member_number": matured_member.member_number},
+        points_redeem(actor=system_client, member_ref={"member_number": matured_member.member_number},
                       points=30, store_code="SE-001", now=LAST_LOCAL_MINUTE)
         lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE)
         assert LedgerEntry.objects.get(member=matured_member, kind="expire").points == -70
@@ -152,7 +153,7 @@ class TestExpire:
         for member in (a, b):
             earn(system_client, member, f"R-{member.pk}", amount="40.00")
         lifecycle.points_mature(as_of=datetime(2026, 2, 10, tzinfo=UTC))
-        lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE, set_based=False)
+        lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE, sql=False)
         for member in (a, b):
             entry = LedgerEntry.objects.get(member=member, kind="expire")
             assert entry.points == -40
@@ -216,7 +217,7 @@ class TestConcurrentExpiry:
 
             def redeem():
                 try:
-                    points_redeem(client=system_client,
+                    points_redeem(actor=system_client,
                                   member_ref={"member_number": member.member_number},
                                   points=60, store_code="SE-001", now=LAST_LOCAL_MINUTE)
                     outcome["redeemed"] = True
@@ -242,7 +243,7 @@ class TestHolds:
     def test_an_expired_hold_is_released_once_and_cannot_be_captured(
             self, matured_member, system_client, api):
         now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-        hold = points_redeem(client=system_client,
+        hold = points_redeem(actor=system_client,
                              member_ref={"member_number": matured_member.member_number},
                              points=40, store_code="SE-001", capture=False, now=now)
         assert lifecycle.holds_release(as_of=now + timedelta(minutes=14)).rows == 0

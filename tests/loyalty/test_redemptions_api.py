@@ -131,7 +131,7 @@ def test_capture_of_an_expired_hold_under_an_idempotency_key_gives_the_points_ba
 ):
     member = make_member(points=1000)
     held = services.points_redeem(
-        client=SYSTEM, member_ref={"member_number": member.member_number}, points=400,
+        actor=SYSTEM, member_ref={"member_number": member.member_number}, points=400,
         store_code="SE-001", capture=False, now=timezone.now() - timedelta(minutes=16))
     response = act(api, held["redemption_id"], "capture", key="cap-expired")
     assert_problem(response, 409, "hold_expired")
@@ -145,10 +145,10 @@ def test_capture_of_an_expired_hold_under_an_idempotency_key_gives_the_points_ba
 
 def test_capture_service_with_now_after_the_hold_time(make_member):
     member = make_member(points=100)
-    held = services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+    held = services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                                   points=60, store_code="SE-001", capture=False)
     with pytest.raises(services.HoldExpired):
-        services.redemption_capture(client=SYSTEM, redemption_id=held["redemption_id"],
+        services.redemption_capture(actor=SYSTEM, redemption_id=held["redemption_id"],
                                     now=timezone.now() + timedelta(minutes=16))
     assert account(member) == (100, 0)
     assert_ledger_consistent()
@@ -219,13 +219,13 @@ def test_redeem_takes_from_the_lots_that_expire_first(make_member):
     member = make_member()
     now = timezone.now()
     # The later-expiring lot is created first: order by expiry, not by id.
-    services.points_adjust(member=member, points=100, reason="late", now=now)
-    services.points_adjust(member=member, points=100, reason="early",
+    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="late", now=now)
+    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="early",
                            now=now - timedelta(days=62))
     late = Lot.objects.get(entry__reason="late")
     early = Lot.objects.get(entry__reason="early")
     assert early.expires_on < late.expires_on and early.pk > late.pk
-    services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                            points=150, store_code="SE-001")
     early.refresh_from_db()
     late.refresh_from_db()
@@ -238,15 +238,15 @@ def test_redeem_takes_from_the_lots_that_expire_first(make_member):
 def test_expired_lots_cannot_be_redeemed(make_member):
     member = make_member()
     long_ago = timezone.now() - timedelta(days=800)
-    services.points_adjust(member=member, points=100, reason="old", now=long_ago)
+    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="old", now=long_ago)
     market = member.market
     assert expiry_for(market, long_ago.date()) < timezone.now().date()
     with pytest.raises(services.InsufficientPoints):
-        services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+        services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                                points=1, store_code="SE-001")
     # The refusal rolled back everything, the expiry included; the next
     # writer books it.
-    services.points_adjust(member=member, points=5, reason="new")
+    services.points_adjust(actor=SYSTEM, member=member, points=5, reason="new")
     assert account(member) == (5, 0)
     assert LedgerEntry.objects.get(member=member, kind="expire").points == -100
     assert_ledger_consistent()

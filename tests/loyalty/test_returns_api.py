@@ -144,7 +144,7 @@ def test_debt_is_paid_first_when_pending_points_mature(api, make_member):
     set_window("SE", 0)
     buy(api, member, "R-m2", "200.00")
     assert account(member) == (300, 300)
-    services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                            points=300, store_code="SE-001")
     ret(api, return_body("R-m2", "RET-m2", "200.00"))
     assert account(member) == (-200, 300)
@@ -153,10 +153,10 @@ def test_debt_is_paid_first_when_pending_points_mature(api, make_member):
     later = timezone.now() + timedelta(days=31)
     set_window("SE", 30)
     with pytest.raises(services.InsufficientPoints):
-        services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+        services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                                points=101, store_code="SE-001", now=later)
     assert account(member) == (-200, 300)  # the refusal changed nothing
-    services.points_redeem(client=SYSTEM, member_ref={"member_number": member.member_number},
+    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
                            points=100, store_code="SE-001", now=later)
     assert account(member) == (0, 0)
     assert_ledger_consistent()

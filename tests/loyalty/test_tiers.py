@@ -9,10 +9,12 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
+from core.actors import SYSTEM
 from core.models import OutboxEvent
 from club.models import Tier
 from loyalty.models import TierChange
-from loyalty.services import Line, purchase_record, return_record
+from checkout.services import purchase_record, return_record
+from loyalty.services import Line
 from loyalty.tiers import qualifying_points, tier_override, tiers_evaluate
 from members.models import Member
 
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 def buy(client, member, receipt, amount, when=NOW):
     body, _ = purchase_record(
-        client=client, member_ref={"member_number": member.member_number}, store_code="SE-001",
+        actor=client, member_ref={"member_number": member.member_number}, store_code="SE-001",
         receipt_id=receipt, channel="store", occurred_at=when, currency="SEK",
         total=Decimal(amount), lines=[Line(sku="X", amount=Decimal(amount), category="tools")],
         now=when,
@@ -35,7 +37,7 @@ def buy(client, member, receipt, amount, when=NOW):
 
 def give_back(client, receipt, original, amount, when=NOW):
     body, _ = return_record(
-        client=client, store_code="SE-001", receipt_id=receipt, original_store_code="SE-001",
+        actor=client, store_code="SE-001", receipt_id=receipt, original_store_code="SE-001",
         original_receipt_id=original, occurred_at=when, currency="SEK", total=Decimal(amount),
         lines=[Line(sku="X", amount=Decimal(amount))], now=when,
     )
@@ -95,7 +97,7 @@ class TestUpgrade:
     def test_giftcards_do_not_qualify(self, make_member, system_client):
         member = make_member()
         body, _ = purchase_record(
-            client=system_client, member_ref={"member_number": member.member_number},
+            actor=system_client, member_ref={"member_number": member.member_number},
             store_code="SE-001", receipt_id="R-gc", channel="store", occurred_at=NOW,
             currency="SEK", total=Decimal("6000.00"),
             lines=[Line(sku="GC", amount=Decimal("6000.00"), category="giftcards")], now=NOW)
@@ -188,7 +190,7 @@ class TestOverride:
     def test_an_override_wins_until_its_end_then_the_evaluation_takes_over(
             self, make_member, system_client):
         member = make_member()
-        tier_override(member=member, tier=Tier.objects.get(code="gold"), reason="VIP guest",
+        tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="gold"), reason="VIP guest",
                       until=date(2026, 7, 31), now=NOW)
         assert tier_of(member) == ("gold", date(2026, 7, 31))
         change = TierChange.objects.get(member=member)
@@ -206,7 +208,7 @@ class TestOverride:
     def test_an_override_down_ends_at_what_was_earned(self, make_member):
         member = make_member()
         set_tier(member, "gold", date(2027, 1, 1))
-        tier_override(member=member, tier=Tier.objects.get(code="member"), reason="fraud review",
+        tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="member"), reason="fraud review",
                       until=date(2026, 6, 20), now=NOW)
         tiers_evaluate(as_of=datetime(2026, 6, 21, 12, tzinfo=UTC))
         assert tier_of(member) == ("member", None)
@@ -216,6 +218,6 @@ class TestOverride:
 
         member = make_member()
         with pytest.raises(ValidationFailed):
-            tier_override(member=member, tier=Tier.objects.get(code="gold"), reason=" ",
+            tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="gold"), reason=" ",
                           until=date(2026, 7, 1), now=NOW)
         assert tier_of(member)[0] == "member"

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
+from core.actors import SYSTEM
 from loyalty.models import LedgerEntry, PointsAccount
 from members.models import Card, Member
 
@@ -86,7 +87,7 @@ def test_the_member_page_lists_the_latest_100_entries_newest_first(admin_client,
 
     member = make_member()
     for n in range(1, 103):
-        points_adjust(member=member, points=n, reason=f"entry-{n:03d}")
+        points_adjust(actor=SYSTEM, member=member, points=n, reason=f"entry-{n:03d}")
     content = admin_client.get(change_url(member)).content.decode()
     assert "entry-102" in content and "entry-003" in content
     assert "entry-002" not in content and "entry-001" not in content

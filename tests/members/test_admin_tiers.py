@@ -11,6 +11,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from core.actors import SYSTEM, staff_actor
 from club.dates import local_date
 from club.models import Tier
 from loyalty.models import TierChange
@@ -107,7 +108,7 @@ def test_override_refuses_a_missing_reason_or_a_past_date(admin_client, member, 
 def test_a_validation_error_of_the_service_is_shown_on_the_form(admin_client, member, gold,
                                                                 monkeypatch):
     from core.errors import ValidationFailed
-    from members import admin as member_admin
+    from backoffice import admin as member_admin
 
     def refuse(**kwargs: Any) -> None:
         raise ValidationFailed("The end date has passed.", errors={"until": ["Must not be past."]})
@@ -127,9 +128,9 @@ def test_the_history_section_renders_the_changes_newest_first(admin_client, admi
     until = today(member) + timedelta(days=60)
     silver = Tier.objects.get(code="silver")
     tier_override(member=member, tier=silver, reason="first-reason", until=until,
-                  staff_user_id=admin_user.pk)
+                  actor=staff_actor(admin_user))
     tier_override(member=member, tier=gold, reason="second-reason", until=until,
-                  staff_user_id=admin_user.pk)
+                  actor=staff_actor(admin_user))
     response = admin_client.get(change_url(member))
     assert response.status_code == 200
     content = response.content.decode()

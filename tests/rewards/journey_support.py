@@ -15,16 +15,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from core.actors import Actor, system_actor
 from core.auth import Client
 from loyalty.models import LedgerEntry
 from loyalty.selectors import ledger_discrepancies
-from loyalty.services import Line, purchase_record, return_record
+from checkout.services import purchase_record, return_record
+from loyalty.services import Line
 from members.models import Member
 from journeys.services import journey_forget
 from journeys.models import MemberMission
 
-SYSTEM = Client(id=0, name="tests", scopes=frozenset(), market_ids=None,
-                rate_per_minute=None, expires_at=None)
+SYSTEM = system_actor("tests")
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
@@ -60,7 +61,7 @@ def buy(member: Member, amount: str = "100.00", *, store: str = "SE-001", channe
     member.refresh_from_db()
     lines = lines or [Line(sku="SKU-1", amount=Decimal(amount), category=category)]
     body, _ = purchase_record(
-        client=SYSTEM, member_ref={"member_number": member.member_number}, store_code=store,
+        actor=SYSTEM, member_ref={"member_number": member.member_number}, store_code=store,
         receipt_id=receipt or f"R-{uuid.uuid4().hex[:12]}", channel=channel,
         occurred_at=occurred_at or timezone.now() - timedelta(minutes=1),
         currency="SEK", total=sum((line.amount for line in lines), Decimal(0)), lines=lines,
@@ -72,7 +73,7 @@ def give_back(purchase: dict[str, Any], amount: str, *, store: str = "SE-001",
               sku: str = "SKU-1") -> dict[str, Any]:
     """Book a return of `amount` of the purchase's `sku`."""
     body, _ = return_record(
-        client=SYSTEM, store_code=store, receipt_id=f"RET-{uuid.uuid4().hex[:12]}",
+        actor=SYSTEM, store_code=store, receipt_id=f"RET-{uuid.uuid4().hex[:12]}",
         original_store_code=store, original_receipt_id=purchase["receipt_id"],
         occurred_at=timezone.now() - timedelta(seconds=30), currency="SEK",
         total=Decimal(amount), lines=[Line(sku=sku, amount=Decimal(amount))],

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from core.actors import SYSTEM
 from core.models import OutboxEvent
 from club.dates import local_date
 from loyalty.ledger import expiry_for
@@ -101,7 +102,7 @@ def test_the_birthday_month_begins_at_midnight_in_the_market(demo, make_member):
 
 def test_a_birthday_gift_pays_a_debt_first(demo, make_member):
     member = make_member(points=100, birth_date=born_in(this_month().month))
-    points_adjust(member=member, points=-150, reason="a correction")  # a debt of 50
+    points_adjust(actor=SYSTEM, member=member, points=-150, reason="a correction")  # a debt of 50
     neighbour = make_member(birth_date=born_in(this_month().month))  # set-based in the same batch
     assert birthday_gifts().rows == 2
     assert points(member) == 150 and points(neighbour) == 200
@@ -183,7 +184,7 @@ def test_a_tier_upgrade_gift_once_per_upgrade(demo, make_member):
 
 def test_staff_overrides_and_downgrades_are_not_gifted(demo, make_member):
     member = make_member()
-    tier_override(member=member, tier=Tier.objects.get(code="gold"), reason="VIP",
+    tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="gold"), reason="VIP",
                   until=this_month() + timedelta(days=30))
     silver, gold = Tier.objects.get(code="silver"), Tier.objects.get(code="gold")
     TierChange.objects.create(member=member, from_tier=gold, to_tier=silver, cause="evaluation")

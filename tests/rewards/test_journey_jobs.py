@@ -91,7 +91,8 @@ def test_the_missions_close_command_runs_as_of(journey_on, make_member):
 
 def test_the_jobs_are_celery_tasks_with_beat_entries():
     from config.celery import app
-    import rewards.tasks  # noqa: F401 - registers the tasks, as the worker's autodiscovery does
+    import journeys.tasks  # noqa: F401 - registers the tasks, as the worker's autodiscovery does
+    import rewards.tasks  # noqa: F401
 
     for name in ("rewards.missions_close", "rewards.birthday_gifts",
                  "rewards.tier_upgrade_gifts", "rewards.welcome_gifts"):
@@ -161,7 +162,7 @@ def test_the_mission_admin_shows_counts_and_the_latest_completion(journey_on, ad
     late = _started(make_member, 70)
     _started(make_member, 5)
     missions_close()
-    response = admin_client.get(reverse("admin:rewards_mission_changelist"))
+    response = admin_client.get(reverse("admin:journeys_mission_changelist"))
     assert response.status_code == 200
     rows = {row.code: row for row in response.context["cl"].result_list}
     assert (rows["first-purchase"].started_count, rows["first-purchase"].completed_count) == (2, 2)
@@ -172,7 +173,7 @@ def test_the_mission_admin_shows_counts_and_the_latest_completion(journey_on, ad
         r.completed_at for r in MemberMission.objects.filter(mission__code="first-purchase"))
     page = response.content.decode()
     assert "latest completion" in page.lower()
-    detail = admin_client.get(reverse("admin:rewards_mission_change",
+    detail = admin_client.get(reverse("admin:journeys_mission_change",
                                       args=[rows["first-purchase"].pk]))
     assert detail.status_code == 200
     listing = admin_client.get(reverse("admin:journeys_membermission_changelist")

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.actors import SYSTEM
 from club.dates import local_date
 from loyalty.ledger import expiry_for
 from club.models import Market
@@ -70,7 +71,7 @@ def test_points_bonus_pays_a_debt_first(make_member):
     from loyalty.services import points_adjust
 
     member = make_member(points=100)
-    points_adjust(member=member, points=-150, reason="a correction")
+    points_adjust(actor=SYSTEM, member=member, points=-150, reason="a correction")
     assert balance(member) == (-50, 0)
     points_bonus(member=member, points=200, reason="gift", reference="gift:x")
     assert balance(member) == (150, 0)

@@ -22,7 +22,7 @@ def utc(*args: int) -> datetime:
 
 def use_at(member, code: str, now: datetime, store: str = "SE-001") -> dict:
     member.refresh_from_db()
-    return benefit_use(client=SYSTEM, member=member, benefit_code=code, store_code=store, now=now)
+    return benefit_use(actor=SYSTEM, member=member, benefit_code=code, store_code=store, now=now)
 
 
 def remaining(member, code: str, now: datetime):

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.actors import SYSTEM
 from core.models import OutboxEvent
 from loyalty.models import LedgerEntry, LotMovement
 from members.models import Member
@@ -82,7 +83,7 @@ def test_points_are_taken_from_the_lots_that_expire_first(api, make_member, syst
     Lot.objects.filter(pk=first.pk).update(expires_on=first.expires_on - timedelta(days=400))
     from loyalty.services import points_adjust
 
-    points_adjust(member=member, points=200, reason="second lot")
+    points_adjust(actor=SYSTEM, member=member, points=200, reason="second lot")
     assert claim(api, member, "coffee-voucher").status_code == 201
     remaining = dict(Lot.objects.filter(member=member).values_list("points", "remaining"))
     assert remaining == {100: 0, 200: 150}
@@ -108,7 +109,7 @@ def test_a_refused_claim_replays_its_refusal(api, make_member):
     assert_problem(claim(api, member, "voucher-50", key="short-1"), 422, "insufficient_points")
     from loyalty.services import points_adjust
 
-    points_adjust(member=member, points=1000, reason="more")
+    points_adjust(actor=SYSTEM, member=member, points=1000, reason="more")
     again = claim(api, member, "voucher-50", key="short-1")
     assert_problem(again, 422, "insufficient_points")
     assert again["Idempotent-Replayed"] == "true"

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from core.actors import staff_actor
 from core.errors import ValidationFailed
 from core.jobs import SCHEDULES
 from rewards.models import Voucher
@@ -54,7 +55,7 @@ def test_only_issued_vouchers_expire(api, make_member, system_client):
     member, reward = make_member(), make_reward(validity_days=30)
     now = timezone.now()
     used = voucher_issue(member=member, reward=reward, source="gift", now=now - timedelta(days=10))
-    voucher_redeem(client=system_client, code=used.code, store_code="SE-001", receipt_id="R-1",
+    voucher_redeem(actor=system_client, code=used.code, store_code="SE-001", receipt_id="R-1",
                    now=now - timedelta(days=9))
     cancelled = expiring_at(member, reward, now - timedelta(days=1))
     Voucher.objects.filter(pk=cancelled.pk).update(status="cancelled")
@@ -124,13 +125,13 @@ def test_a_voucher_comes_back_once_its_purchase_is_fully_returned(api, bought_wi
                                                                   admin_user):
     member, voucher = bought_with_voucher
     with pytest.raises(ValidationFailed, match="not fully returned"):
-        voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+        voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     give_back(api, "200.00", "RET-1")
     with pytest.raises(ValidationFailed, match="not fully returned"):
-        voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+        voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     assert statuses(voucher) == ["redeemed"]
     give_back(api, "299.00", "RET-2")
-    back = voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+    back = voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     assert back.status == "issued" and back.reactivated
     assert back.reactivated_by_id == admin_user.pk
     assert back.redeemed_at is None and back.redeemed_store_id is None
@@ -140,7 +141,7 @@ def test_a_voucher_comes_back_once_its_purchase_is_fully_returned(api, bought_wi
     assert redeem(api, voucher.code, store="SE-002", receipt="R-200").status_code == 200
     voucher.refresh_from_db()
     with pytest.raises(ValidationFailed, match="already reactivated once"):
-        voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+        voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     assert statuses(voucher) == ["redeemed"]
 
 
@@ -149,17 +150,17 @@ def test_a_reactivated_voucher_is_valid_at_least_a_while(api, bought_with_vouche
     give_back(api, "499.00", "RET-1")
     soon = timezone.now() + timedelta(days=2)
     Voucher.objects.filter(pk=voucher.pk).update(expires_at=soon)
-    back = voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+    back = voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     assert back.expires_at - timezone.now() > timedelta(days=REACTIVATION_MIN_DAYS - 1)
 
 
 def test_only_a_redeemed_voucher_is_reactivated(make_member, admin_user):
     voucher = voucher_issue(member=make_member(), reward=make_reward(), source="gift")
     with pytest.raises(ValidationFailed, match="issued"):
-        voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+        voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     Voucher.objects.filter(pk=voucher.pk).update(status="expired")
     with pytest.raises(ValidationFailed, match="expired"):
-        voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+        voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     assert not Voucher.objects.get(pk=voucher.pk).reactivated
 
 
@@ -168,5 +169,5 @@ def test_a_voucher_used_on_an_unrecorded_receipt_is_not_reactivated(api, make_me
     assert redeem(api, voucher.code, receipt="NOT-RECORDED").status_code == 200
     voucher.refresh_from_db()
     with pytest.raises(ValidationFailed, match="No purchase"):
-        voucher_reactivate(voucher=voucher, staff_user_id=admin_user.pk)
+        voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))
     assert statuses(voucher) == ["redeemed"]
