@@ -24,14 +24,25 @@ install: $(STAMP)
 run: $(STAMP)
 	PORT=$(PORT) PY=$(PY) bin/run
 
-## make test: the whole suite; Postgres at localhost:5432 if it answers
-## (or DATABASE_URL), else SQLite with the Postgres-only tests skipped.
+## make test: the whole suite, on as many processes as there are cores;
+## Postgres at localhost:5432 if it answers (or DATABASE_URL), else SQLite
+## with the Postgres-only tests skipped.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PY=$(PY) bin/test -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## make bench: figures against a bare baseline on the same stack (Postgres).
 bench: $(STAMP)
 	PY=$(PY) bin/bench
+
+## make lint: style, the layers, migrations in step with the models, and
+## production settings that pass Django's deployment checks.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory check
 
 check: $(STAMP)
 	$(PY) manage.py check

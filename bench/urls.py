@@ -24,6 +24,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from rewards.selectors import usable_benefits
 from config.urls import handler400, handler404, handler500  # noqa: F401
 from config.urls import urlpatterns as api_urlpatterns
 
@@ -87,7 +88,6 @@ def baseline_lookup(request: HttpRequest) -> HttpResponse:
     # The lookup reads a member's benefits through this selector (see
     # members.selectors.member_lookup); so does the baseline, to answer the
     # same JSON. Whatever it costs is the same on both sides.
-    from rewards.selectors import usable_benefits
 
     return _json({
         "member_number": number,

@@ -2,9 +2,11 @@
 
 Without DATABASE_URL / REDIS_URL the service runs on its embedded defaults:
 SQLite and a Celery broker on the local filesystem (see README, "make run").
+Importing settings has no side effect: nothing is written, nothing probed.
+`local` (the default of manage.py, Celery and WSGI), `production`, `test`
+and `bench` build on this module.
 """
 
-import secrets
 from pathlib import Path
 
 import environ
@@ -15,17 +17,7 @@ VAR_DIR = Path(environ.Env().str("LOJAL_VAR_DIR", default=str(BASE_DIR / "var"))
 env = environ.Env(DEBUG=(bool, False))
 
 
-def _local_secret_key() -> str:
-    """A development key generated once per checkout, never a fixed one."""
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 

@@ -21,8 +21,7 @@ SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 0
 
 # A checkout has no collected static files; the bench serves none.
-STATIC_ROOT = VAR_DIR / "bench-static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = VAR_DIR / "bench-static"  # bin/bench makes it
 
 # The bench client gets its own high rate (see bench/seed.py); this is the
 # fallback for any other key, high enough not to be what is measured.

@@ -1,0 +1,16 @@
+"""The default settings of manage.py, Celery and WSGI: a developer's
+machine. `make run` (bin/run) generates a secret key once into
+var/secret_key and passes it as SECRET_KEY; without one (a management
+command run by hand) the key is drawn for the process: never a fixed one.
+Production is chosen by the environment:
+DJANGO_SETTINGS_MODULE=config.settings.production."""
+
+import secrets
+
+from .base import *  # noqa: F401,F403
+from .base import VAR_DIR, env
+
+_key_file = VAR_DIR / "secret_key"
+SECRET_KEY = (env.str("SECRET_KEY", default="")
+              or (_key_file.read_text().strip() if _key_file.is_file() else "")
+              or secrets.token_urlsafe(50))
