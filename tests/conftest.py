@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 from core.actors import Actor, system_actor
 from core.auth import Client, forget_cached_clients
 from core.services import api_client_create
+from backoffice.demo import demo_club_seed
+from club.models import Tier
 
 
 
@@ -71,12 +73,28 @@ def _locmem_cache_clear() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """The demo club (markets, stores, tiers, benefits, rewards, missions and
+    a few members) is loaded once per test run, not once per test: each
+    test's transaction is rolled back over it."""
+    with django_db_blocker.unblock():
+        demo_club_seed()
+
+
+@pytest.fixture(autouse=True)
+def _club_loaded(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """A test with real threads (transactional) empties the tables when it
+    ends: the next test loads the club again, committed, before its own
+    transaction begins."""
+    with django_db_blocker.unblock():
+        if not Tier.objects.exists():
+            demo_club_seed()
+
+
 @pytest.fixture
 def demo(db: Any) -> None:
-    """The demo club of DESIGN.md."""
-    from backoffice.demo import demo_club_seed
-
-    demo_club_seed()
+    """The demo club of the README, loaded once per run (django_db_setup)."""
 
 
 ALL = ["all"]

@@ -17,6 +17,7 @@ from club.dates import local_date
 from club.models import Market
 from journeys.services import missions_close
 from journeys.demo import journey_seed
+from rewards.models import Reward
 from journeys.models import MemberMission, Mission
 from rewards.models import GiftRule
 from tests.rewards.journey_support import (
@@ -139,6 +140,9 @@ def test_seeding_the_journey_again_changes_nothing(demo):
 
 
 def test_without_the_coffee_voucher_the_store_and_online_mission_pays_points(db):
+    # A club without that reward (the demo club, loaded once per run, has it).
+    Mission.objects.filter(code="store-and-online").delete()
+    Reward.objects.filter(code="coffee-voucher").delete()
     journey_seed()
     mission = Mission.objects.get(code="store-and-online")
     assert mission.reward is None and mission.reward_points == 250
