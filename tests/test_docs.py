@@ -75,26 +75,13 @@ def test_parameter_names_do_not_matter_but_positions_do() -> None:
 
 
 POINTERS = ("../shared", "shared/API.md")
-# README.md still says "The contract is `../shared/API.md`" (line 55 when this
-# was written); the docs files were written without touching it. Strict: once
-# the README points to docs/api.md instead, this case passes, the run fails
-# with XPASS, and this mark must go.
-README_STILL_POINTS_OUT = pytest.mark.xfail(
-    strict=True, reason="README.md still points to ../shared/API.md; point it to docs/api.md",
-)
-
-
 def _docs_files() -> list[Any]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-    return [
-        pytest.param(path, id=str(path.relative_to(ROOT)),
-                     marks=[README_STILL_POINTS_OUT] if path.name == "README.md" else [])
-        for path in files
-    ]
+    return [pytest.param(path, id=str(path.relative_to(ROOT))) for path in files]
 
 
 def test_the_docs_exist() -> None:
-    for name in ("api.md", "operations.md"):
+    for name in ("api.md", "architecture.md", "operations.md"):
         assert (ROOT / "docs" / name).is_file(), f"docs/{name} is missing"
 
 
