@@ -1,10 +1,35 @@
-"""Writing to the outbox: call inside the transaction of what happened."""
+"""Writing to the outbox: call inside the transaction of what happened.
+
+The one writer of `core_outboxevent`. Each event is recorded once, by its
+`dedupe_key`: recording it again changes nothing.
+
+- `outbox_add`: one event, from a request or a per-member path;
+- `outbox_add_many`: a batch of events built in Python, in one statement;
+- `outbox_add_select`: the events a SELECT yields, in one statement, for a
+  job's set-based batch (PostgreSQL).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+from django.utils import timezone
+
 from core.models import OutboxEvent
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    dedupe_key: str
+    member_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 def outbox_add(*, topic: str, dedupe_key: str, member_id: int | None = None,
@@ -14,3 +39,51 @@ def outbox_add(*, topic: str, dedupe_key: str, member_id: int | None = None,
         [OutboxEvent(topic=topic, dedupe_key=dedupe_key, member_id=member_id, payload=payload or {})],
         ignore_conflicts=True,
     )
+
+
+_INSERT_SQL = """
+INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
+SELECT e.topic, e.dedupe_key, e.member_id, e.payload, %(outbox_now)s
+FROM ({select}) AS e(topic, dedupe_key, member_id, payload)
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+_UNNEST_SELECT = """
+SELECT topic, dedupe_key, member_id, payload::jsonb
+FROM unnest(%(outbox_topics)s::text[], %(outbox_keys)s::text[], %(outbox_members)s::bigint[],
+            %(outbox_payloads)s::text[]) AS u(topic, dedupe_key, member_id, payload)
+"""
+
+
+def outbox_add_select(select: str, params: Mapping[str, Any], *,
+                      now: datetime | None = None) -> int:
+    """Record the events that `select` yields, each as (topic, dedupe_key,
+    member_id, payload jsonb), in one INSERT ... SELECT; those recorded
+    before are skipped. `params` are named (%(name)s). PostgreSQL only: the
+    jobs' set-based batches. Answers how many were new."""
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL.format(select=select),
+                       {**params, "outbox_now": now or timezone.now()})
+        return max(cursor.rowcount, 0)
+
+
+def outbox_add_many(events: Iterable[Event], *, now: datetime | None = None) -> int:
+    """Record a batch of events in one statement, each once. Answers how
+    many were new."""
+    events = list(events)
+    if not events:
+        return 0
+    if connection.vendor == "postgresql":
+        return outbox_add_select(_UNNEST_SELECT, {
+            "outbox_topics": [e.topic for e in events],
+            "outbox_keys": [e.dedupe_key for e in events],
+            "outbox_members": [e.member_id for e in events],
+            "outbox_payloads": [json.dumps(e.payload, cls=DjangoJSONEncoder) for e in events],
+        }, now=now)
+    keys = [e.dedupe_key for e in events]
+    known = set(OutboxEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+    new = [OutboxEvent(topic=e.topic, dedupe_key=e.dedupe_key, member_id=e.member_id,
+                       payload=json.loads(json.dumps(e.payload, cls=DjangoJSONEncoder)))
+           for e in {e.dedupe_key: e for e in events if e.dedupe_key not in known}.values()]
+    OutboxEvent.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -97,7 +97,16 @@ WHERE member_id = %(member)s
 _sequence: dict[str, str] = {}
 
 
-def earn_book(*, book: "Book", points: int, reference: str, available_on: date,
+def _entry_sequence(cursor: Any) -> str:
+    """The ledger entry id sequence's name, resolved once per process
+    rather than once per statement."""
+    if "entry" not in _sequence:
+        cursor.execute("SELECT pg_get_serial_sequence('loyalty_ledgerentry', 'id')")
+        _sequence["entry"] = str(cursor.fetchone()[0])
+    return _sequence["entry"]
+
+
+def earn_book(*, book: Book, points: int, reference: str, available_on: date,
               expires_on: date, matured: bool, purchase_id: object) -> None:
     """A purchase's earned points: an `earn` entry and its lot. In one
     statement when nothing else is due (no debt to pay from them, Postgres),
@@ -111,10 +120,7 @@ def earn_book(*, book: "Book", points: int, reference: str, available_on: date,
         book.save()
         return
     with connection.cursor() as cursor:
-        if "entry" not in _sequence:
-            cursor.execute("SELECT pg_get_serial_sequence('loyalty_ledgerentry', 'id')")
-            _sequence["entry"] = str(cursor.fetchone()[0])
-        cursor.execute(_EARN_SQL.replace("{sequence}", _sequence["entry"]), {
+        cursor.execute(_EARN_SQL.replace("{sequence}", _entry_sequence(cursor)), {
             "member": account.member_id, "points": points, "now": timezone.now(),
             "reference": reference, "expires_on": expires_on, "available_on": available_on,
             "matured": matured, "purchase": purchase_id,
@@ -137,14 +143,14 @@ class Book:
     touched: dict[int, Lot] = field(default_factory=dict)
 
     @classmethod
-    def blank(cls, account: PointsAccount) -> "Book":
+    def blank(cls, account: PointsAccount) -> Book:
         """For calls that only add a lot (a purchase): the member's other
         lots are not read, however many there are. `expiring()` is then
         not known here; members.selectors.points_expiring reads it."""
         return cls(account=account, lots=[])
 
     @classmethod
-    def open(cls, account: PointsAccount) -> "Book":
+    def open(cls, account: PointsAccount) -> Book:
         lots = list(
             Lot.objects.filter(member_id=account.member_id, remaining__gt=0)
             .order_by("expires_on", "id")
@@ -324,6 +330,142 @@ def book_to_spend(*, member_id: int, today: date, points: int) -> Book:
     if points > spendable:
         raise InsufficientPoints(f"Balance {spendable} is below {points}.")
     return book
+
+
+# --- bulk forms, for the jobs ------------------------------------------------
+#
+# Each books a whole batch in one statement. The caller holds the accounts'
+# locks (accounts_lock_many, in member order), and has sent the members in
+# debt through the Book (a debt is paid from new points lot by lot).
+
+_MATURE_SQL = """
+WITH lots AS (
+    UPDATE loyalty_lot SET matured = TRUE
+    WHERE id = ANY(%(lot_ids)s) AND NOT matured
+    RETURNING member_id, remaining
+), per_member AS (
+    SELECT member_id, SUM(remaining) AS points FROM lots GROUP BY member_id
+), accounts AS (
+    UPDATE loyalty_pointsaccount a
+    SET pending = a.pending - p.points, balance = a.balance + p.points, updated_at = %(now)s
+    FROM per_member p WHERE a.member_id = p.member_id
+)
+SELECT COUNT(*) FROM lots
+"""
+
+
+def lots_mature_bulk(lot_ids: list[int], *, now: datetime) -> int:
+    """Pending lots become available: their points move from the accounts'
+    pending to their balance. Lots matured already are skipped. Answers how
+    many lots matured."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MATURE_SQL, {"lot_ids": lot_ids, "now": now})
+        return int(cursor.fetchone()[0])
+
+
+def lots_mature_emptied(lot_ids: list[int]) -> int:
+    """Lots fully returned while pending have nothing left to move: they are
+    only marked matured (the per-member path, which opens the lots with
+    points left, does not see them)."""
+    return Lot.objects.filter(pk__in=lot_ids, matured=False, remaining=0).update(matured=True)
+
+
+# Each lot draws its entry's id from the sequence up front, so the entry and
+# the lot's movement are written without joining one back to the other.
+_EXPIRE_SQL = """
+WITH lots AS MATERIALIZED (
+    SELECT id, member_id, remaining, matured, expires_on,
+           nextval('{sequence}'::regclass) AS entry_id
+    FROM loyalty_lot
+    WHERE id = ANY(%(lot_ids)s) AND remaining > 0 AND expires_on < %(today)s
+), entries AS (
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason)
+    SELECT entry_id, member_id, 'expire', -remaining, %(now)s, 'lot:' || id, expires_on, ''
+    FROM lots
+), movements AS (
+    INSERT INTO loyalty_lotmovement (lot_id, entry_id, kind, points, created_at)
+    SELECT id, entry_id, 'spend', -remaining, %(now)s FROM lots
+), emptied AS (
+    UPDATE loyalty_lot SET remaining = 0 FROM lots WHERE loyalty_lot.id = lots.id
+), per_member AS (
+    SELECT member_id,
+           SUM(CASE WHEN matured THEN remaining ELSE 0 END) AS balance,
+           SUM(CASE WHEN matured THEN 0 ELSE remaining END) AS pending
+    FROM lots GROUP BY member_id
+), accounts AS (
+    UPDATE loyalty_pointsaccount a
+    SET balance = a.balance - p.balance, pending = a.pending - p.pending, updated_at = %(now)s
+    FROM per_member p WHERE a.member_id = p.member_id
+)
+SELECT COUNT(*) FROM lots
+"""
+
+
+def lots_expire_bulk(lot_ids: list[int], *, today: date, now: datetime) -> int:
+    """Lots past their date (`expires_on` before `today`) lose what remains:
+    an `expire` entry and a movement each, and the accounts lose it from
+    their balance (or pending). Lots expired already are skipped. Answers
+    how many lots expired."""
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPIRE_SQL.replace("{sequence}", _entry_sequence(cursor)),
+                       {"lot_ids": lot_ids, "today": today, "now": now})
+        return int(cursor.fetchone()[0])
+
+
+def entry_ids_draw(count: int) -> list[int]:
+    """Ids for `count` entries to come, drawn from the ledger's sequence: for
+    a caller that records what an entry is for (a gift, say) before
+    `bonus_bulk` books it."""
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval('{_entry_sequence(cursor)}'::regclass) "
+                       "FROM generate_series(1, %s)", [count])
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+_BONUS_SQL = """
+WITH booked AS MATERIALIZED (
+    SELECT * FROM unnest(%(entry_ids)s::bigint[], %(member_ids)s::bigint[],
+                         %(references)s::text[]) AS b(entry_id, member_id, reference)
+), entries AS (
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason)
+    SELECT entry_id, member_id, 'bonus', %(points)s, %(now)s, reference, %(expires_on)s,
+           %(reason)s
+    FROM booked
+), lots AS (
+    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
+                             matured)
+    SELECT member_id, entry_id, %(points)s, %(points)s, %(today)s, %(expires_on)s, TRUE
+    FROM booked
+), per_member AS (
+    SELECT member_id, COUNT(*) AS entries FROM booked GROUP BY member_id
+), accounts AS (
+    UPDATE loyalty_pointsaccount a
+    SET balance = a.balance + p.entries * %(points)s, updated_at = %(now)s
+    FROM per_member p WHERE a.member_id = p.member_id
+)
+SELECT COUNT(*) FROM booked
+"""
+
+
+def bonus_bulk(*, entry_ids: list[int], member_ids: list[int], references: list[str],
+               points: int, reason: str, today: date, expires_on: date, now: datetime) -> int:
+    """A `bonus` of `points` for each (entry id, member, reference): the
+    entry under that id (entry_ids_draw), its matured lot available from
+    `today` until `expires_on`, and the points on the balance, like
+    `points_bonus` for one member. Answers how many were booked."""
+    if not entry_ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(_BONUS_SQL, {
+            "entry_ids": entry_ids, "member_ids": member_ids, "references": references,
+            "points": points, "reason": reason[:255], "today": today,
+            "expires_on": expires_on, "now": now,
+        })
+        return int(cursor.fetchone()[0])
 
 
 def days(n: int) -> timedelta:
