@@ -1,6 +1,9 @@
-"""The Celery app. Tasks are enqueued only after their transaction commits
-(see `enqueue_on_commit`), and the points jobs ack late so that a worker
-that dies mid-run hands the job to another: they are idempotent."""
+"""The Celery app. The jobs ack late so that a worker that dies mid-run
+hands the job to another: they are idempotent.
+
+The jobs' tasks come from their declarations (core.jobs.job); autodiscovery
+imports each app's `tasks` module, which imports the modules declaring them.
+"""
 
 import os
 

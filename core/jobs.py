@@ -1,18 +1,60 @@
-"""The batch-job machinery every domain's jobs share: results, progress,
-keyset batches per market."""
+"""The batch-job machinery every domain's jobs share.
+
+A job is declared once, on its function, and the rest follows from that
+declaration:
+
+    @job(title="points: expire", schedule=crontab(minute="10"))
+    def points_expire(*, as_of: datetime, batch_size: int = BATCH,
+                      progress: Progress | None = None,
+                      max_batches: int | None = None) -> JobResult:
+        \"\"\"Lots past their date lose what remains.\"\"\"
+
+- the name is the function's (`points_expire`), and so is the help (the
+  docstring's first paragraph);
+- its Celery task, `<app>.<name>` (`loyalty.points_expire`) unless `task=`
+  names it, with TASK_OPTIONS; it takes `as_of` as an ISO string and any of
+  the job's keyword options. The worker knows it once the module declaring
+  the job is imported: each app's `tasks.py` imports its job modules, and
+  the worker's autodiscovery imports `tasks.py` (config/celery.py);
+- its beat entry, named `title` (the name staff see in the admin), every
+  `schedule` seconds or on a `crontab` (in UTC): `schedules()` lists them and
+  `schedules_install()` puts them in django-celery-beat's tables;
+- its management command, `manage.py <name> [--as-of ...]`, with a progress
+  bar on a terminal: a module per job under the app's management/commands/
+  (Django finds commands by file) that says `Command = job_command(<job>)`.
+
+`as_of` is read one way everywhere (`as_of_parse`): a datetime, or an ISO
+datetime or date; naive in the default time zone; none means now. The
+declared function receives an aware datetime.
+
+The rest is what the batches share: results, progress, keyset pages and the
+batch runner.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from typing import Any
 
+from celery import shared_task
+from celery.schedules import crontab
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.module_loading import autodiscover_modules
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from tqdm import tqdm
 
 Progress = Callable[[int], None]
+# One batch of a job: how many rows it did (0 when its rows were done
+# already), or None when there is nothing more to do.
+Batch = Callable[[], int | None]
 
 
 @dataclass
@@ -29,34 +71,231 @@ def set_based() -> bool:
     return connection.vendor == "postgresql"
 
 
+# --- as_of ---------------------------------------------------------------------
+
+
+def as_of_parse(value: datetime | date | str | None) -> datetime:
+    """The moment a job runs as of: a datetime, or an ISO datetime or date
+    (a date is its midnight); naive in the default time zone; None or ""
+    is now. Raises ValueError for anything else."""
+    if value is None or value == "":
+        return timezone.now()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = parse_datetime(text) or datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an ISO datetime or date: {value!r}") from None
+        value = parsed
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value
+
+
+# --- the declaration -----------------------------------------------------------
+
+# Idempotent jobs: they ack late and are re-queued when a worker dies mid-run
+# (reject_on_worker_lost); a retry comes back well inside the Redis
+# visibility timeout (an hour), and a time limit ends a stuck run.
+TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "time_limit": 50 * 60,
+    "soft_time_limit": 45 * 60,
+    "autoretry_for": (Exception,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
+
+JobFunction = Callable[..., JobResult]
+Schedule = int | dict[str, str]
+
+_CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+
+
+def _schedule(when: int | crontab) -> Schedule:
+    """Every N seconds, or the fields of a crontab that are not `*` (the
+    columns of django-celery-beat's CrontabSchedule)."""
+    if isinstance(when, crontab):
+        fields = {name: str(getattr(when, f"_orig_{name}")) for name in _CRONTAB_FIELDS}
+        return {name: value for name, value in fields.items() if value != "*"}
+    if isinstance(when, int) and when > 0:
+        return when
+    raise TypeError(f"a job's schedule is seconds or a crontab, not {when!r}")
+
+
+@dataclass(eq=False)
+class Job:
+    """A declared job. Calling it calls the function, with `as_of` read by
+    `as_of_parse` (so a datetime, an ISO string or nothing for now)."""
+
+    name: str
+    func: JobFunction = field(repr=False)
+    task_name: str
+    title: str
+    schedule: Schedule
+    help: str
+    unit: str
+    task: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        functools.update_wrapper(self, self.func, updated=())
+        self.task = self._task()
+
+    def __call__(self, *, as_of: datetime | date | str | None = None,
+                 **options: Any) -> JobResult:
+        return self.func(as_of=as_of_parse(as_of), **options)
+
+    def _task(self) -> Any:
+        def run(as_of: str | None = None, **options: Any) -> str:
+            return str(self(as_of=as_of, **options))
+
+        run.__name__ = run.__qualname__ = self.name
+        run.__module__ = self.func.__module__
+        run.__doc__ = self.help
+        return shared_task(name=self.task_name, **TASK_OPTIONS)(run)
+
+
+JOBS: dict[str, Job] = {}
+
+
+def job(*, title: str, schedule: int | crontab, name: str | None = None, task: str | None = None,
+        help: str | None = None, unit: str = "rows") -> Callable[[JobFunction], Job]:
+    """Declare the function a job: its task, beat entry and command follow.
+
+    `title` names its beat entry; `schedule` is every N seconds or a crontab
+    (UTC). `name` (the command's) defaults to the function's, `task` to
+    `<app>.<name>`, `help` to the docstring's first paragraph; `unit` is what the
+    progress bar counts."""
+
+    when = _schedule(schedule)
+
+    def declare(func: JobFunction) -> Job:
+        job_name = name or func.__name__
+        known = JOBS.get(job_name)
+        if known is not None and (known.func.__module__, known.func.__qualname__) != (
+                func.__module__, func.__qualname__):
+            raise ValueError(f"two jobs named {job_name}: {known.func.__module__} and "
+                             f"{func.__module__}")
+        spec = Job(
+            name=job_name, func=func,
+            task_name=task or f"{func.__module__.split('.')[0]}.{job_name}",
+            title=title, schedule=when,
+            help=help or " ".join((func.__doc__ or job_name).strip().split("\n\n")[0].split()),
+            unit=unit,
+        )
+        JOBS[job_name] = spec
+        return spec
+
+    return declare
+
+
+def jobs() -> dict[str, Job]:
+    """Every declared job, by name. The apps' `tasks` modules import the
+    modules that declare them; importing those, as the worker does, finds
+    them all."""
+    autodiscover_modules("tasks")
+    return dict(sorted(JOBS.items()))
+
+
+# --- the command -----------------------------------------------------------------
+
+
+def job_command(spec: Job) -> type[BaseCommand]:
+    """The management command of a job: `--as-of`, a progress bar on a
+    terminal, the result on stdout."""
+
+    class Command(BaseCommand):
+        help = spec.help
+
+        def add_arguments(self, parser: CommandParser) -> None:
+            parser.add_argument(
+                "--as-of", default=None,
+                help="ISO datetime or date to run as of (naive: the default time zone; "
+                     "default: now).",
+            )
+
+        def handle(self, *args: Any, **options: Any) -> None:
+            try:
+                as_of = as_of_parse(options["as_of"])
+            except ValueError as exc:
+                raise CommandError(f"--as-of: {exc}") from None
+            bar = tqdm(unit=f" {spec.unit}", disable=not sys.stderr.isatty(), file=sys.stderr)
+            try:
+                result = spec(as_of=as_of, progress=bar.update)
+            finally:
+                bar.close()
+            self.stdout.write(f"{result} (as of {as_of.isoformat()})")
+
+    Command.__qualname__ = Command.__name__ = f"Command_{spec.name}"
+    Command.__module__ = spec.func.__module__
+    return Command
+
+
+# --- batches -----------------------------------------------------------------------
+
+
 class Keyset:
     """Walks a partial index on (date, id) in order, batch after batch, so
     that each batch starts where the last ended rather than rescanning the
-    rows already done (which a million-row run would pay for quadratically)."""
+    rows already done (which a million-row run would pay for quadratically).
+    A page is (id, member id) pairs; `member` names the member's field."""
 
-    def __init__(self) -> None:
+    def __init__(self, member: str = "member_id") -> None:
         self.last: tuple[date, int] | None = None
+        self.member = member
 
     def page(self, qs: Any, date_field: str, size: int) -> list[tuple[int, int]]:
         if self.last is not None:
             last_date, last_id = self.last
             qs = qs.filter(Q(**{f"{date_field}__gt": last_date})
                            | Q(**{date_field: last_date, "id__gt": last_id}))
-        rows = list(qs.order_by(date_field, "id").values_list(date_field, "id", "member_id")[:size])
+        rows = list(qs.order_by(date_field, "id").values_list(date_field, "id", self.member)[:size])
         if rows:
             self.last = (rows[-1][0], rows[-1][1])
-        return [(lot_id, member_id) for _, lot_id, member_id in rows]
+        return [(row_id, member_id) for _, row_id, member_id in rows]
 
 
-def run_batches(job: str, runners: Iterable[Callable[[], int]], progress: Progress | None,
+class IdSlices:
+    """Walks the ids of a query's rows in slices of `size` ids, from the
+    lowest to the highest, without sorting them: for a batch that does its
+    slice in one statement. The bounds are read at the first slice."""
+
+    def __init__(self, qs: Any, size: int) -> None:
+        self.qs, self.size = qs, size
+        self.after: int | None = None
+        self.high = 0
+
+    def next(self) -> tuple[int, int] | None:
+        """The next (after, upto] range, or None when past the highest id."""
+        if self.after is None:
+            ids = self.qs.order_by().values_list("id", flat=True)
+            low, high = ids.order_by("id").first(), ids.order_by("-id").first()
+            if low is None:
+                self.after, self.high = 0, 0
+                return None
+            self.after, self.high = low - 1, high
+        if self.after >= self.high:
+            return None
+        after = self.after
+        self.after += self.size
+        return after, after + self.size
+
+
+def run_batches(job: str, batches: Iterable[Batch], progress: Progress | None,
                 max_batches: int | None) -> JobResult:
-    """Call each runner (one per market, say) until it finds nothing more to
-    do; a runner answers how many rows its batch did, 0 when done."""
+    """Call each batch function (one per market, say) until it answers None,
+    nothing more to do; each answer is how many rows that batch did.
+    `max_batches` stops the whole job after that many batches."""
     result = JobResult(job)
-    for run_batch in runners:
+    for run_batch in batches:
         while max_batches is None or result.batches < max_batches:
             done = run_batch()
-            if done == 0:
+            if done is None:
                 break
             result.rows += done
             result.batches += 1
@@ -65,31 +304,27 @@ def run_batches(job: str, runners: Iterable[Callable[[], int]], progress: Progre
     return result
 
 
-# --- schedules ---------------------------------------------------------
+# --- schedules -----------------------------------------------------------------------
 
-# name: (task, every N seconds | crontab dict)
-SCHEDULES: dict[str, tuple[str, int | dict[str, str]]] = {
-    "worker heartbeat": ("config.heartbeat", 30),
-    # Hourly, so that every market's local midnight is met within the hour.
-    "points: mature pending": ("loyalty.points_mature", {"minute": "5"}),
-    "points: expire": ("loyalty.points_expire", {"minute": "10"}),
-    "points: expiry notices": ("loyalty.points_expiry_notices", {"minute": "20", "hour": "6"}),
-    "holds: release expired": ("loyalty.holds_release", 60),
-    "tiers: evaluate expired validity": ("loyalty.tiers_evaluate", {"minute": "30"}),
-    # Hourly, like the points jobs: every market's local midnight within the hour.
-    "missions: close missed": ("rewards.missions_close", {"minute": "40"}),
-    "gifts: tier upgrade": ("rewards.tier_upgrade_gifts", {"minute": "45"}),
-    "gifts: welcome": ("rewards.welcome_gifts", {"minute": "50"}),
-    # Daily: a birthday month is long, and the job is idempotent per year.
-    "gifts: birthday": ("rewards.birthday_gifts", {"minute": "35", "hour": "5"}),
-    "vouchers: expire": ("rewards.vouchers_expire", {"minute": "15"}),
-}
+# Not a job: proves to /health/ that a worker consumes the queue (core.tasks).
+HEARTBEAT = ("worker heartbeat", "config.heartbeat", 30)
+
+
+def schedules() -> dict[str, tuple[str, Schedule]]:
+    """Beat's entries by name: the worker heartbeat and every job's."""
+    title, task, every = HEARTBEAT
+    entries: dict[str, tuple[str, Schedule]] = {title: (task, every)}
+    for spec in jobs().values():
+        entries[spec.title] = (spec.task_name, spec.schedule)
+    return entries
 
 
 def schedules_install() -> int:
+    """Put the entries missing from django-celery-beat's tables there; an
+    entry that is there is left as it is (staff may have changed it)."""
     created = 0
     with transaction.atomic():
-        for name, (task, when) in SCHEDULES.items():
+        for name, (task, when) in schedules().items():
             if PeriodicTask.objects.filter(name=name).exists():
                 continue  # staff may have changed it: leave it
             if isinstance(when, int):
@@ -98,7 +333,7 @@ def schedules_install() -> int:
                 )
                 PeriodicTask.objects.create(name=name, task=task, interval=interval)
             else:
-                crontab, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **when)
-                PeriodicTask.objects.create(name=name, task=task, crontab=crontab)
+                crontab_row, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **when)
+                PeriodicTask.objects.create(name=name, task=task, crontab=crontab_row)
             created += 1
     return created

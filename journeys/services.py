@@ -61,6 +61,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
+from celery.schedules import crontab
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, JSONField, Q, Value, When
@@ -74,7 +75,7 @@ from core.outbox import outbox_add
 from journeys.models import ActivityEvent, MemberMission, Mission
 from loyalty.ledger import Book, account_lock
 from club.dates import market_days
-from core.jobs import JobResult, Keyset, Progress, run_batches
+from core.jobs import Batch, JobResult, Keyset, Progress, job, run_batches
 from loyalty.lifecycle import BATCH
 from loyalty.services import points_bonus
 from members.models import Member
@@ -583,24 +584,26 @@ def member_missions(*, member: Member, now: datetime | None = None) -> list[dict
 # --- the job: close what ran out, pay what could not be paid ---------------------
 
 
-def missions_close(*, as_of: datetime | None = None, batch_size: int = BATCH,
-                   progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+# Hourly, like the points jobs: every market's local midnight within the hour.
+@job(title="missions: close missed", schedule=crontab(minute="40"), task="rewards.missions_close",
+     unit="missions")
+def missions_close(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
+                   max_batches: int | None = None) -> JobResult:
     """Missions in progress whose deadline has passed (in the member's
     market) become missed, in set-based batches; and completed missions
     whose voucher could not be issued at completion are paid now."""
-    as_of = as_of or timezone.now()
 
-    def batches(market: Market, today: date) -> Callable[[], int]:
+    def batches(market: Market, today: date) -> Batch:
         after = Keyset()
 
-        def batch() -> int:
+        def batch() -> int | None:
             rows = after.page(
                 MemberMission.objects.filter(status=MemberMission.Status.IN_PROGRESS,
                                              deadline__lt=today, member__market=market),
                 "deadline", batch_size,
             )
             if not rows:
-                return 0
+                return None
             # A purchase completing one of these at this moment either
             # updates it first (then it is no longer in progress here) or
             # finds it missed: the condition is checked again on the row.
@@ -610,7 +613,8 @@ def missions_close(*, as_of: datetime | None = None, batch_size: int = BATCH,
             ).update(status=MemberMission.Status.MISSED, updated_at=timezone.now())
         return batch
 
-    result = run_batches("missions_close", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches)
+    result = run_batches("missions_close", (batches(m, d) for m, d in market_days(as_of)),
+                         progress, max_batches)
     result.rows += missions_reward_retry(as_of=as_of)
     return result
 

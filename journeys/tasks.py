@@ -1,15 +1,5 @@
-"""Thin Celery task over the journey's job, with the options of the points
-jobs (loyalty.tasks.JOB_OPTIONS): idempotent, so it acks late and retries."""
+"""The journey's job's Celery task. The job declares its own (core.jobs.job):
+importing the module that declares it registers it with the worker, whose
+autodiscovery imports this module (config/celery.py)."""
 
-from __future__ import annotations
-
-from celery import shared_task
-from django.utils.dateparse import parse_datetime
-
-from journeys import services
-from loyalty.tasks import JOB_OPTIONS
-
-
-@shared_task(name="rewards.missions_close", **JOB_OPTIONS)
-def missions_close_task(as_of: str | None = None) -> str:
-    return str(services.missions_close(as_of=parse_datetime(as_of) if as_of else None))
+from journeys import services  # noqa: F401

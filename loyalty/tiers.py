@@ -12,21 +12,20 @@ from what the member qualifies for.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
 
+from celery.schedules import crontab
 from django.db import connection, transaction
 from django.utils import timezone
 
+from club.dates import local_date, market_days
+from club.models import Market, Tier
 from core.actors import Actor
 from core.errors import ValidationFailed
-from core.outbox import outbox_add
-from club.dates import local_date
-from club.models import Market, Tier
+from core.jobs import Batch, JobResult, Keyset, Progress, job, run_batches, set_based
+from core.outbox import outbox_add, outbox_add_select
 from loyalty.models import TierChange
 from members.models import Member
-from core.jobs import JobResult
 
 BATCH = 5000
 
@@ -136,10 +135,12 @@ def tier_override(*, member: Member, tier: Tier, reason: str, until: date, actor
 # The evaluation of one batch, in one statement: qualifying points over the
 # window, the tier they reach, at most one level down from an earned tier
 # (from an override, straight to what is earned), renewal for 12 months
-# unless the result is the base tier; history and outbox rows alike.
+# unless the result is the base tier, and the history; it answers how many
+# members it evaluated and the changes that moved a tier, whose events the
+# outbox then records (core/outbox.py).
 _EVALUATE_SQL = """
 WITH batch AS (
-    SELECT m.id, m.member_number, m.tier_id, t.rank AS old_rank, m.tier_override_until,
+    SELECT m.id, m.tier_id, t.rank AS old_rank, m.tier_override_until,
            COALESCE((SELECT SUM(q.points) FROM loyalty_qualifyingmonth q
                      WHERE q.member_id = m.id AND q.month >= %(window)s
                        AND q.month <= %(month)s), 0) AS qualifying
@@ -157,7 +158,7 @@ WITH batch AS (
                 ELSE GREATEST(COALESCE(d.earned_rank, 0), d.old_rank - 1) END AS new_rank
     FROM decided d
 ), resolved AS (
-    SELECT tg.id, tg.member_number, tg.tier_id AS old_tier, nt.id AS new_tier, nt.rank AS new_rank,
+    SELECT tg.id, tg.tier_id AS old_tier, nt.id AS new_tier, nt.rank AS new_rank,
            tg.qualifying,
            CASE WHEN nt.rank = (SELECT MIN(rank) FROM club_tier) THEN NULL
                 ELSE %(valid_until)s::date END AS valid_until
@@ -175,19 +176,20 @@ WITH batch AS (
            CASE WHEN old_tier = new_tier THEN 'renewal' ELSE 'evaluation' END, '',
            qualifying, valid_until, %(now)s
     FROM resolved
-    RETURNING id, member_id, from_tier_id, to_tier_id, valid_until
-), events AS (
-    INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
-    SELECT 'tier.changed', 'tier.changed:' || h.id, h.member_id,
-           json_build_object('member_number', r.member_number, 'from', ft.code, 'to', tt.code,
-                             'cause', 'evaluation', 'valid_until', h.valid_until)::jsonb,
-           %(now)s
-    FROM history h JOIN resolved r ON r.id = h.member_id
-    JOIN club_tier ft ON ft.id = h.from_tier_id JOIN club_tier tt ON tt.id = h.to_tier_id
-    WHERE h.from_tier_id <> h.to_tier_id
-    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, from_tier_id, to_tier_id
 )
-SELECT COUNT(*) FROM updated
+SELECT (SELECT COUNT(*) FROM updated),
+       COALESCE((SELECT array_agg(id) FROM history WHERE from_tier_id <> to_tier_id), '{}')
+"""
+
+# The `tier.changed` events of the changes the evaluation recorded.
+_EVENTS_SELECT = """
+SELECT 'tier.changed', 'tier.changed:' || h.id, h.member_id,
+       json_build_object('member_number', m.member_number, 'from', ft.code, 'to', tt.code,
+                         'cause', 'evaluation', 'valid_until', h.valid_until)::jsonb
+FROM loyalty_tierchange h JOIN members_member m ON m.id = h.member_id
+JOIN club_tier ft ON ft.id = h.from_tier_id JOIN club_tier tt ON tt.id = h.to_tier_id
+WHERE h.id = ANY(%(ids)s)
 """
 
 
@@ -214,40 +216,37 @@ def _evaluate_portable(ids: list[int], today: date) -> int:
     return done
 
 
-def tiers_evaluate(*, as_of: datetime | None = None, batch_size: int = BATCH,
-                   progress: Callable[[int], None] | None = None,
-                   max_batches: int | None = None) -> Any:
+@job(title="tiers: evaluate expired validity", schedule=crontab(minute="30"), unit="members",
+     help="Re-evaluate members whose tier validity has run out (at most one level down).")
+def tiers_evaluate(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
+                   max_batches: int | None = None) -> JobResult:
     """Members whose tier validity has run out are re-evaluated on their
     last 12 months: they keep or renew their tier, or drop one level."""
-    as_of = as_of or timezone.now()
-    result = JobResult("tiers_evaluate")
-    for market in Market.objects.order_by("code"):
-        today = local_date(market, as_of)
-        last: tuple[date, int] | None = None
-        while max_batches is None or result.batches < max_batches:
-            qs = Member.objects.filter(market=market, tier_valid_until__lt=today)
-            if last is not None:
-                qs = qs.filter(tier_valid_until__gte=last[0]).exclude(
-                    tier_valid_until=last[0], id__lte=last[1])
-            rows = list(qs.order_by("tier_valid_until", "id")
-                        .values_list("tier_valid_until", "id")[:batch_size])
+
+    def batches(market: Market, today: date) -> Batch:
+        after = Keyset(member="pk")
+
+        def batch() -> int | None:
+            rows = after.page(Member.objects.filter(market=market, tier_valid_until__lt=today),
+                              "tier_valid_until", batch_size)
             if not rows:
-                break
-            last = rows[-1]
-            ids = [member_id for _, member_id in rows]
+                return None
+            ids = [member_id for member_id, _ in rows]
             with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute(_EVALUATE_SQL, {
-                            "ids": ids, "today": today, "window": window_start(today),
-                            "month": month_start(today), "valid_until": validity_from(today),
-                            "now": timezone.now(),
-                        })
-                        done = int(cursor.fetchone()[0])
-                else:
-                    done = _evaluate_portable(ids, today)
-            result.rows += done
-            result.batches += 1
-            if progress:
-                progress(done)
-    return result
+                if not set_based():
+                    return _evaluate_portable(ids, today)
+                now = timezone.now()
+                with connection.cursor() as cursor:
+                    cursor.execute(_EVALUATE_SQL, {
+                        "ids": ids, "today": today, "window": window_start(today),
+                        "month": month_start(today), "valid_until": validity_from(today),
+                        "now": now,
+                    })
+                    done, changes = cursor.fetchone()
+                if changes:
+                    outbox_add_select(_EVENTS_SELECT, {"ids": list(changes)}, now=now)
+                return int(done)
+        return batch
+
+    return run_batches("tiers_evaluate", (batches(m, d) for m, d in market_days(as_of)),
+                       progress, max_batches)

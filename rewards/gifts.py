@@ -19,10 +19,11 @@ is per kind, so a member gets one gift, from the first rule that applies.
 
 Set-based, like loyalty/lifecycle.py: candidates are walked in batches on a
 key (member id, tier change id); a batch locks the accounts it credits
-(accounts first, in member order), and then one statement inserts the
-gifts (INSERT ... ON CONFLICT DO NOTHING RETURNING), their `bonus` entries
-and matured lots, their outbox events, and adds the points to the
-accounts. A member in debt, a voucher gift and SQLite go member by member
+(accounts first, in member order), then one statement inserts the gifts
+(INSERT ... ON CONFLICT DO NOTHING RETURNING), one more books their `bonus`
+entries and matured lots and adds the points to the accounts (the ledger's
+bulk form, loyalty.ledger.bonus_bulk), and one records their outbox events
+(core.outbox.outbox_add_select). A member in debt, a voucher gift and SQLite go member by member
 through the ledger code (rewards.services.voucher_issue for vouchers, with
 the gift's key as the voucher's). A run killed half way resumes: what is
 done is found by its key.
@@ -34,17 +35,25 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from celery.schedules import crontab
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.errors import DomainError
-from core.outbox import outbox_add
-from club.dates import local_date
-from core.jobs import JobResult, Progress, set_based
-from loyalty.ledger import account_lock, accounts_lock_many, expiry_for, members_in_debt
-from loyalty.lifecycle import BATCH
+from club.dates import local_date, market_days
 from club.models import Market
+from core.errors import DomainError
+from core.jobs import Batch, JobResult, Progress, job, run_batches, set_based
+from core.outbox import outbox_add, outbox_add_select
+from loyalty.ledger import (
+    account_lock,
+    accounts_lock_many,
+    bonus_bulk,
+    entry_ids_draw,
+    expiry_for,
+    members_in_debt,
+)
+from loyalty.lifecycle import BATCH
 from loyalty.models import TierChange
 from loyalty.services import points_bonus
 from members.models import Member
@@ -59,61 +68,51 @@ LOOKBACK = timedelta(days=30)
 Candidate = tuple[int, int, str]
 Candidates = Callable[[GiftRule, Market, date, datetime, int, int], list[Candidate]]
 
-_GIVE_POINTS_SQL = """
-WITH candidates AS (
-    SELECT * FROM unnest(%(member_ids)s::bigint[], %(keys)s::text[]) AS c(member_id, dedupe_key)
-), gifts AS (
-    INSERT INTO rewards_gift (member_id, rule_id, kind, dedupe_key, points, entry_id, created_at)
-    SELECT member_id, %(rule)s, %(kind)s, dedupe_key, %(points)s,
-           nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')), %(now)s
-    FROM candidates
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING member_id, entry_id, dedupe_key
-), entries AS (
-    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
-                                     expires_on, reason)
-    SELECT entry_id, member_id, 'bonus', %(points)s, %(now)s, 'gift:' || dedupe_key,
-           %(expires_on)s, %(reason)s
-    FROM gifts
-), lots AS (
-    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
-                             matured)
-    SELECT member_id, entry_id, %(points)s, %(points)s, %(today)s, %(expires_on)s, TRUE
-    FROM gifts
-), events AS (
-    INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
-    SELECT 'gift.given', 'gift.given:' || g.dedupe_key, g.member_id,
-           json_build_object('member_number', m.member_number, 'kind', %(kind)s::text,
-                             'points', %(points)s::int, 'reward', NULL,
-                             'gift', g.dedupe_key)::jsonb,
-           %(now)s
-    FROM gifts g JOIN members_member m ON m.id = g.member_id
-    ON CONFLICT (dedupe_key) DO NOTHING
-), per_member AS (
-    SELECT member_id, COUNT(*) AS gifts FROM gifts GROUP BY member_id
-), accounts AS (
-    UPDATE loyalty_pointsaccount a
-    SET balance = a.balance + p.gifts * %(points)s, updated_at = %(now)s
-    FROM per_member p WHERE a.member_id = p.member_id
-)
-SELECT COUNT(*) FROM gifts
+# The gifts of a batch, each once: those given before (by the key) are skipped.
+_GIFTS_SQL = """
+INSERT INTO rewards_gift (member_id, rule_id, kind, dedupe_key, points, entry_id, created_at)
+SELECT member_id, %(rule)s, %(kind)s, dedupe_key, %(points)s, entry_id, %(now)s
+FROM unnest(%(member_ids)s::bigint[], %(keys)s::text[], %(entry_ids)s::bigint[])
+     AS c(member_id, dedupe_key, entry_id)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING member_id, entry_id, dedupe_key
+"""
+
+_EVENTS_SELECT = """
+SELECT 'gift.given', 'gift.given:' || g.dedupe_key, g.member_id,
+       json_build_object('member_number', m.member_number, 'kind', %(kind)s::text,
+                         'points', %(points)s::int, 'reward', NULL,
+                         'gift', g.dedupe_key)::jsonb
+FROM unnest(%(member_ids)s::bigint[], %(keys)s::text[]) AS g(member_id, dedupe_key)
+JOIN members_member m ON m.id = g.member_id
 """
 
 
 def _give_points_sql(rule: GiftRule, market: Market, today: date, todo: list[tuple[int, str]],
                      now: datetime) -> int:
-    """Credit a batch of members in debt to nobody, in one statement. The
-    accounts are locked by the caller."""
+    """Credit a batch of members in debt to nobody, set-based: the gifts
+    (those not given before), their `bonus` entries and lots (the ledger's
+    bulk form) and their events, a statement each. The accounts are locked
+    by the caller."""
     if not todo:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_GIVE_POINTS_SQL, {
+        cursor.execute(_GIFTS_SQL, {
             "member_ids": [m for m, _ in todo], "keys": [k for _, k in todo],
-            "rule": rule.pk, "kind": rule.kind, "points": rule.reward_points,
-            "reason": rule.name[:255], "today": today, "expires_on": expiry_for(market, today),
-            "now": now,
+            "entry_ids": entry_ids_draw(len(todo)),
+            "rule": rule.pk, "kind": rule.kind, "points": rule.reward_points, "now": now,
         })
-        return int(cursor.fetchone()[0])
+        given = cursor.fetchall()
+    if not given:
+        return 0
+    member_ids = [member_id for member_id, _, _ in given]
+    keys = [key for _, _, key in given]
+    bonus_bulk(entry_ids=[entry_id for _, entry_id, _ in given], member_ids=member_ids,
+               references=[f"gift:{key}" for key in keys], points=rule.reward_points,
+               reason=rule.name, today=today, expires_on=expiry_for(market, today), now=now)
+    outbox_add_select(_EVENTS_SELECT, {"member_ids": member_ids, "keys": keys,
+                                       "kind": rule.kind, "points": rule.reward_points}, now=now)
+    return len(given)
 
 
 def gift_give(*, rule: GiftRule, member: Member, dedupe_key: str,
@@ -189,29 +188,27 @@ def _rules_for(rules: list[GiftRule], market: Market) -> list[GiftRule]:
     return [rule for *_, rule in sorted(applying, key=lambda item: item[:3])]
 
 
-def _job(name: str, kind: str, candidates: Candidates, as_of: datetime | None, batch_size: int,
-         progress: Progress | None, max_batches: int | None) -> JobResult:
-    as_of = as_of or timezone.now()
-    result = JobResult(name)
+def _gifts_run(name: str, kind: str, candidates: Candidates, as_of: datetime, batch_size: int,
+               progress: Progress | None, max_batches: int | None) -> JobResult:
     rules = list(GiftRule.objects.filter(kind=kind, active=True)
                  .select_related("reward", "tier").prefetch_related("markets"))
+
+    def batches(rule: GiftRule, market: Market, today: date) -> Batch:
+        after = 0
+
+        def batch() -> int | None:
+            nonlocal after
+            rows = candidates(rule, market, today, as_of, after, batch_size)
+            if not rows:
+                return None
+            after = rows[-1][0]
+            return _give_batch(rule, market, rows)
+        return batch
+
     if not rules:
-        return result
-    for market in Market.objects.order_by("code"):
-        today = local_date(market, as_of)
-        for rule in _rules_for(rules, market):
-            after = 0
-            while max_batches is None or result.batches < max_batches:
-                rows = candidates(rule, market, today, as_of, after, batch_size)
-                if not rows:
-                    break
-                after = rows[-1][0]
-                given = _give_batch(rule, market, rows)
-                result.rows += given
-                result.batches += 1
-                if progress:
-                    progress(given)
-    return result
+        return JobResult(name)
+    return run_batches(name, (batches(rule, market, today) for market, today in market_days(as_of)
+                              for rule in _rules_for(rules, market)), progress, max_batches)
 
 
 # --- birthday -------------------------------------------------------------------
@@ -226,11 +223,12 @@ def _birthday_candidates(rule: GiftRule, market: Market, today: date, as_of: dat
     return [(member_id, member_id, f"birthday:{today.year}:{member_id}") for member_id in ids]
 
 
-def birthday_gifts(*, as_of: datetime | None = None, batch_size: int = BATCH,
-                   progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+@job(title="gifts: birthday", schedule=crontab(minute="35", hour="5"), unit="gifts")
+def birthday_gifts(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
+                   max_batches: int | None = None) -> JobResult:
     """Birthday gifts: members in their birthday month, once a year."""
-    return _job("birthday_gifts", GiftRule.Kind.BIRTHDAY, _birthday_candidates, as_of,
-                batch_size, progress, max_batches)
+    return _gifts_run("birthday_gifts", GiftRule.Kind.BIRTHDAY, _birthday_candidates, as_of,
+                      batch_size, progress, max_batches)
 
 
 # --- tier upgrade ------------------------------------------------------------------
@@ -254,12 +252,13 @@ def _upgrade_candidates(rule: GiftRule, market: Market, today: date, as_of: date
     return [(change_id, member_id, f"tier_upgrade:{change_id}") for change_id, member_id in rows]
 
 
-def tier_upgrade_gifts(*, as_of: datetime | None = None, batch_size: int = BATCH,
+@job(title="gifts: tier upgrade", schedule=crontab(minute="45"), unit="gifts")
+def tier_upgrade_gifts(*, as_of: datetime, batch_size: int = BATCH,
                        progress: Progress | None = None,
                        max_batches: int | None = None) -> JobResult:
     """Tier-upgrade gifts: once per upgrade (by a purchase or the evaluation)."""
-    return _job("tier_upgrade_gifts", GiftRule.Kind.TIER_UPGRADE, _upgrade_candidates, as_of,
-                batch_size, progress, max_batches)
+    return _gifts_run("tier_upgrade_gifts", GiftRule.Kind.TIER_UPGRADE, _upgrade_candidates, as_of,
+                      batch_size, progress, max_batches)
 
 
 # --- welcome -------------------------------------------------------------------------
@@ -274,9 +273,10 @@ def _welcome_candidates(rule: GiftRule, market: Market, today: date, as_of: date
     return [(member_id, member_id, f"welcome:{member_id}") for member_id in ids]
 
 
-def welcome_gifts(*, as_of: datetime | None = None, batch_size: int = BATCH,
-                  progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+@job(title="gifts: welcome", schedule=crontab(minute="50"), unit="gifts")
+def welcome_gifts(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
+                  max_batches: int | None = None) -> JobResult:
     """Welcome gifts: once per member, for those who enrolled lately."""
-    return _job("welcome_gifts", GiftRule.Kind.WELCOME, _welcome_candidates, as_of,
-                batch_size, progress, max_batches)
+    return _gifts_run("welcome_gifts", GiftRule.Kind.WELCOME, _welcome_candidates, as_of,
+                      batch_size, progress, max_batches)
 

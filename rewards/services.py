@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.schedules import crontab
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -25,7 +26,7 @@ from core.errors import (
 )
 from core.outbox import outbox_add
 from loyalty.ledger import book_to_spend
-from core.jobs import JobResult, Progress
+from core.jobs import JobResult, Progress, job, run_batches
 from loyalty.models import LedgerEntry, Purchase
 from loyalty.selectors import member_summary
 from members.models import Member
@@ -349,15 +350,15 @@ def voucher_redeem(
     return voucher_view(voucher, now=now)
 
 
-def vouchers_expire(*, as_of: datetime | None = None, batch_size: int = 5000,
-                    progress: Progress | None = None, max_batches: int | None = None) -> JobResult:
+@job(title="vouchers: expire", schedule=crontab(minute="15"), unit="vouchers")
+def vouchers_expire(*, as_of: datetime, batch_size: int = 5000, progress: Progress | None = None,
+                    max_batches: int | None = None) -> JobResult:
     """Mark the issued vouchers whose time has run out as expired.
 
     A batch at a time, each batch one UPDATE. A voucher done no longer
     matches, so a second run finds nothing and a run stopped half way resumes."""
-    as_of = as_of or timezone.now()
-    result = JobResult("vouchers_expire")
-    while max_batches is None or result.batches < max_batches:
+
+    def batch() -> int | None:
         due = Voucher.objects.filter(status=Voucher.Status.ISSUED, expires_at__lte=as_of)
         with transaction.atomic():
             # The conditions again on the outer statement: a voucher redeemed
@@ -365,13 +366,9 @@ def vouchers_expire(*, as_of: datetime | None = None, batch_size: int = 5000,
             done = due.filter(
                 pk__in=due.order_by("expires_at", "id").values("id")[:batch_size]
             ).update(status=Voucher.Status.EXPIRED)
-        if not done:
-            break
-        result.rows += done
-        result.batches += 1
-        if progress:
-            progress(done)
-    return result
+        return done or None
+
+    return run_batches("vouchers_expire", [batch], progress, max_batches)
 
 
 def voucher_reactivate(*, voucher: Voucher, actor: Actor,

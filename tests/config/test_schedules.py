@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app
-from core.jobs import SCHEDULES
+from core.jobs import schedules
 
 pytestmark = pytest.mark.django_db
 
@@ -20,13 +20,13 @@ def test_schedules_install_puts_every_job_in_beats_tables_once(capsys):
     call_command("schedules_install")
     tasks = set(PeriodicTask.objects.values_list("task", flat=True))
     assert JOBS <= tasks
-    assert PeriodicTask.objects.count() == len(SCHEDULES)
+    assert PeriodicTask.objects.count() == len(schedules())
     assert "0 created" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_every_scheduled_task_is_registered_with_the_worker_app():
     app.loader.import_default_modules()
-    for task, _ in SCHEDULES.values():
+    for task, _ in schedules().values():
         assert task in app.tasks, task
 
 

@@ -18,7 +18,6 @@ from kombu import Connection
 from loyalty import lifecycle
 from loyalty.models import LedgerEntry, Lot, PointsAccount
 from loyalty.selectors import ledger_discrepancies
-from loyalty.tasks import points_expire_task
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
@@ -85,7 +84,7 @@ def _start_worker(queue: str) -> subprocess.Popen:
 
 def _send(queue: str, **kwargs) -> None:
     with Connection(REDIS_URL) as conn:
-        points_expire_task.apply_async(kwargs=kwargs, queue=queue, connection=conn)
+        lifecycle.points_expire.task.apply_async(kwargs=kwargs, queue=queue, connection=conn)
 
 
 def _expired() -> int:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from core.jobs import SCHEDULES
+from core.jobs import schedules
 from backoffice.demo import demo_club_seed
 from club.dates import local_date
 from club.models import Market
@@ -98,12 +98,12 @@ def test_the_jobs_are_celery_tasks_with_beat_entries():
     for name in ("rewards.missions_close", "rewards.birthday_gifts",
                  "rewards.tier_upgrade_gifts", "rewards.welcome_gifts"):
         assert name in app.tasks, name
-        assert any(task == name for task, _ in SCHEDULES.values()), name
+        assert any(task == name for task, _ in schedules().values()), name
         assert app.tasks[name].acks_late
 
 
 def test_the_missions_close_task_runs_the_job(journey_on, make_member):
-    from journeys.tasks import missions_close_task
+    missions_close_task = missions_close.task
 
     member = _started(make_member, 70)
     assert missions_close_task.apply().get() == "missions_close: 1 rows in 1 batches"

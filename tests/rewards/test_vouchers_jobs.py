@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.actors import staff_actor
 from core.errors import ValidationFailed
-from core.jobs import SCHEDULES
+from core.jobs import schedules
 from rewards.models import Voucher
 from rewards.services import (
     REACTIVATION_MIN_DAYS, voucher_issue, voucher_reactivate, voucher_redeem, vouchers_expire,
@@ -90,7 +90,7 @@ def test_the_command_takes_as_of(make_member):
 
 
 def test_the_task_runs_the_job_and_is_scheduled(make_member):
-    from rewards.tasks import vouchers_expire_task
+    vouchers_expire_task = vouchers_expire.task
 
     member, reward = make_member(), make_reward(validity_days=30)
     voucher = expiring_at(member, reward, AS_OF)
@@ -98,7 +98,7 @@ def test_the_task_runs_the_job_and_is_scheduled(make_member):
     assert statuses(voucher) == ["expired"]
     assert vouchers_expire_task.name == "rewards.vouchers_expire"
     assert vouchers_expire_task.acks_late
-    assert ("rewards.vouchers_expire", {"minute": "15"}) in SCHEDULES.values()
+    assert ("rewards.vouchers_expire", {"minute": "15"}) in schedules().values()
 
 
 # --- reactivation -----------------------------------------------------------

@@ -1,7 +1,4 @@
-from loyalty.management.jobs import JobCommand
+from core.jobs import job_command
 from journeys.services import missions_close
 
-
-class Command(JobCommand):
-    help = (missions_close.__doc__ or "").strip().splitlines()[0]
-    job = missions_close
+Command = job_command(missions_close)

@@ -1,7 +1,4 @@
+from core.jobs import job_command
 from loyalty.lifecycle import holds_release
-from loyalty.management.jobs import JobCommand
 
-
-class Command(JobCommand):
-    help = (holds_release.__doc__ or "").strip().splitlines()[0]
-    job = holds_release
+Command = job_command(holds_release)

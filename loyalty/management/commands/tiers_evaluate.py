@@ -1,8 +1,4 @@
-from loyalty.management.jobs import JobCommand
+from core.jobs import job_command
 from loyalty.tiers import tiers_evaluate
 
-
-class Command(JobCommand):
-    help = "Re-evaluate members whose tier validity has run out (at most one level down)."
-    job = tiers_evaluate
-    unit = "members"
+Command = job_command(tiers_evaluate)

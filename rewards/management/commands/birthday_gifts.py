@@ -1,7 +1,4 @@
-from loyalty.management.jobs import JobCommand
+from core.jobs import job_command
 from rewards.gifts import birthday_gifts
 
-
-class Command(JobCommand):
-    help = (birthday_gifts.__doc__ or "").strip().splitlines()[0]
-    job = birthday_gifts
+Command = job_command(birthday_gifts)

@@ -1,7 +1,4 @@
-from loyalty.management.jobs import JobCommand
+from core.jobs import job_command
 from rewards.gifts import tier_upgrade_gifts
 
-
-class Command(JobCommand):
-    help = (tier_upgrade_gifts.__doc__ or "").strip().splitlines()[0]
-    job = tier_upgrade_gifts
+Command = job_command(tier_upgrade_gifts)

@@ -1,8 +1,4 @@
-from loyalty.management.jobs import JobCommand
+from core.jobs import job_command
 from rewards.services import vouchers_expire
 
-
-class Command(JobCommand):
-    help = (vouchers_expire.__doc__ or "").strip().splitlines()[0]
-    job = vouchers_expire
-    unit = "vouchers"
+Command = job_command(vouchers_expire)

@@ -1,7 +1,4 @@
-from loyalty.management.jobs import JobCommand
+from core.jobs import job_command
 from rewards.gifts import welcome_gifts
 
-
-class Command(JobCommand):
-    help = (welcome_gifts.__doc__ or "").strip().splitlines()[0]
-    job = welcome_gifts
+Command = job_command(welcome_gifts)
