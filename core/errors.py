@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
-
-import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +113,56 @@ class InvalidState(DomainError):
     status, code, title = 409, "invalid_state", "Invalid state"
 
 
+# The answers the HTTP layer gives by itself (DRF's exceptions, Django's
+# handlers). Services do not raise them; they name the status, code and
+# title of those answers in one place, for the renderer below and for the
+# OpenAPI document (core/schema.py).
+
+
+class NotAuthenticated(DomainError):
+    status, code, title = 401, "not_authenticated", "Not authenticated"
+
+
+class PermissionDenied(DomainError):
+    status, code, title = 403, "permission_denied", "Permission denied"
+
+
+class MethodNotAllowed(DomainError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class NotAcceptable(DomainError):
+    status, code, title = 406, "not_acceptable", "Not acceptable"
+
+
+class RateLimited(DomainError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class ServerError(DomainError):
+    status, code, title = 500, "server_error", "Internal error"
+
+
+def problem_classes() -> list[type[DomainError]]:
+    """Every DomainError subclass, in the order they were defined."""
+    found: list[type[DomainError]] = []
+    pending = list(DomainError.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if cls not in found:
+            found.append(cls)
+            pending[:0] = cls.__subclasses__()
+    return found
+
+
+def problem_codes() -> list[tuple[str, str]]:
+    """(code, title) of every problem the API answers, each code once."""
+    seen: dict[str, str] = {}
+    for cls in problem_classes():
+        seen.setdefault(cls.code, cls.title)
+    return list(seen.items())
+
+
 def problem(
     status: int, code: str, title: str, detail: str, errors: Any = None
 ) -> dict[str, Any]:
@@ -158,6 +207,12 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
     return out
 
 
+def problem_of(cls: type[DomainError], detail: str, *, title: str | None = None,
+               errors: Any = None) -> dict[str, Any]:
+    """The problem document of one of the classes above."""
+    return problem(cls.status, cls.code, title or cls.title, detail, errors)
+
+
 def problem_for_exception(exc: Exception) -> tuple[dict[str, Any], dict[str, str]] | None:
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
@@ -165,30 +220,27 @@ def problem_for_exception(exc: Exception) -> tuple[dict[str, Any], dict[str, str
     if isinstance(exc, drf.ValidationError):
         errors = _flatten(exc.detail)
         detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
-        return problem(400, "validation_error", "Invalid request", detail, errors), headers
+        return problem_of(ValidationFailed, detail, errors=errors), headers
     if isinstance(exc, drf.ParseError):
-        return problem(400, "validation_error", "Malformed request body", str(exc.detail)), headers
+        return problem_of(ValidationFailed, str(exc.detail), title="Malformed request body"), headers
     if isinstance(exc, drf.UnsupportedMediaType):
-        return problem(400, "validation_error", "Unsupported media type", str(exc.detail)), headers
+        return problem_of(ValidationFailed, str(exc.detail), title="Unsupported media type"), headers
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
         headers["WWW-Authenticate"] = "Api-Key"
-        return problem(401, "not_authenticated", "Not authenticated", str(exc.detail)), headers
+        return problem_of(NotAuthenticated, str(exc.detail)), headers
     if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
         detail = str(getattr(exc, "detail", "")) or "Permission denied."
-        return problem(403, "permission_denied", "Permission denied", detail), headers
+        return problem_of(PermissionDenied, detail), headers
     if isinstance(exc, (drf.NotFound, Http404)):
-        return problem(404, "not_found", "Not found", "No such resource."), headers
+        return problem_of(NotFound, "No such resource."), headers
     if isinstance(exc, drf.MethodNotAllowed):
-        return problem(405, "method_not_allowed", "Method not allowed", str(exc.detail)), headers
+        return problem_of(MethodNotAllowed, str(exc.detail)), headers
     if isinstance(exc, drf.NotAcceptable):
-        return problem(406, "not_acceptable", "Not acceptable", str(exc.detail)), headers
+        return problem_of(NotAcceptable, str(exc.detail)), headers
     if isinstance(exc, drf.Throttled):
-        wait = int(exc.wait or 1)
-        headers["Retry-After"] = str(max(wait, 1))
-        return (
-            problem(429, "rate_limited", "Too many requests", f"Retry in {max(wait, 1)} s."),
-            headers,
-        )
+        wait = max(int(exc.wait or 1), 1)
+        headers["Retry-After"] = str(wait)
+        return problem_of(RateLimited, f"Retry in {wait} s."), headers
     return None
 
 

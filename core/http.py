@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlencode
 
 import orjson
@@ -15,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework import parsers, renderers, serializers
 from rest_framework.exceptions import ParseError
 
-from core.errors import ValidationFailed, problem, problem_response
+from core.errors import NotFound, ServerError, ValidationFailed, problem_of, problem_response
 
 
 def _default(value: Any) -> Any:
@@ -60,18 +61,17 @@ class BodySizeLimitMiddleware:
             length = -1
         if (length < 0 or length > self.limit) and request.path.startswith("/api/"):
             return problem_response(
-                problem(
-                    400,
-                    "validation_error",
-                    "Request body too large",
+                problem_of(
+                    ValidationFailed,
                     f"The body may be at most {self.limit} bytes.",
+                    title="Request body too large",
                 )
             )
         if request.path.startswith("/api/") and (
             "\x00" in request.path or "\x00" in unquote(request.META.get("QUERY_STRING", ""))
         ):
             return problem_response(
-                problem(400, "validation_error", "Bad request", "The URL contains a NUL character.")
+                problem_of(ValidationFailed, "The URL contains a NUL character.", title="Bad request")
             )
         return self.get_response(request)
 
@@ -140,14 +140,12 @@ def next_link(request: Any, cursor: str) -> str:
 
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return problem_response(problem(404, "not_found", "Not found", "No such resource."))
+    return problem_response(problem_of(NotFound, "No such resource."))
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
-    return problem_response(
-        problem(500, "server_error", "Internal error", "The service failed; it has been logged.")
-    )
+    return problem_response(problem_of(ServerError, "The service failed; it has been logged."))
 
 
 def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return problem_response(problem(400, "validation_error", "Bad request", "Bad request."))
+    return problem_response(problem_of(ValidationFailed, "Bad request.", title="Bad request"))
