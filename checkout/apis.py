@@ -14,10 +14,21 @@ from rest_framework.views import APIView
 
 from checkout import services
 from checkout.selectors import member_lookup
-from core.errors import ValidationFailed
+from core.errors import (
+    CurrencyMismatch,
+    MemberExists,
+    MemberInactive,
+    MultipleMatches,
+    NotFound,
+    ReceiptConflict,
+    ReturnExceedsPurchase,
+    UnknownStore,
+    ValidationFailed,
+)
 from core.fields import AwareDateTimeField, MemberRefIn, currency, money
 from core.http import StrictSerializer, parse
 from core.idempotency import run_idempotent
+from core.schema import errors, idempotency_key
 from loyalty.apis import MemberSummaryOut, PointsOut, TierOut
 from loyalty.selectors import member_detail
 from loyalty.services import Line
@@ -61,9 +72,15 @@ class MemberPatchIn(_ProfileIn):
     pass
 
 
+class ConsentsOut(serializers.Serializer):
+    marketing_email = serializers.BooleanField()
+    marketing_sms = serializers.BooleanField()
+    profiling = serializers.BooleanField()
+
+
 class MemberOut(MemberSummaryOut):
-    cards = serializers.ListField(child=serializers.CharField())
-    status = serializers.CharField()
+    cards = serializers.ListField(child=serializers.CharField(), help_text="The active cards.")
+    status = serializers.ChoiceField(choices=Member.Status.choices)
     market = serializers.CharField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()
@@ -71,9 +88,9 @@ class MemberOut(MemberSummaryOut):
     phone = serializers.CharField(allow_null=True)
     birth_date = serializers.DateField(allow_null=True)
     language = serializers.CharField()
-    channel = serializers.CharField()
+    channel = serializers.ChoiceField(choices=Member.Channel.choices)
     enrolled_at = serializers.DateTimeField()
-    consents = ConsentsIn()
+    consents = ConsentsOut()
 
 
 class BenefitBriefOut(serializers.Serializer):
@@ -84,7 +101,7 @@ class BenefitBriefOut(serializers.Serializer):
 
 class LookupOut(serializers.Serializer):
     member_number = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Member.Status.choices)
     market = serializers.CharField()
     first_name = serializers.CharField()
     tier = TierOut()
@@ -146,7 +163,8 @@ class ReturnOut(serializers.Serializer):
 class MemberCollectionApi(APIView):
     scopes = {"POST": "members:write"}
 
-    @extend_schema(request=EnrolIn, responses={201: MemberOut}, operation_id="members_enrol")
+    @extend_schema(request=EnrolIn, responses={201: MemberOut, **errors(MemberExists, UnknownStore)},
+                   operation_id="members_enrol", parameters=[idempotency_key(required=False)])
     def post(self, request: Request) -> Response:
         data = parse(EnrolIn, request.data)
 
@@ -174,7 +192,7 @@ class MemberLookupApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter(kind, str, required=False) for kind in LOOKUP_KINDS],
-        responses={200: LookupOut},
+        responses={200: LookupOut, **errors(NotFound, MultipleMatches)},
         operation_id="members_lookup",
     )
     def get(self, request: Request) -> Response:
@@ -197,7 +215,8 @@ class MemberDetailApi(APIView):
         member = visible_member(actor=request.user, member_number=member_number)
         return Response(member_detail(member=member))
 
-    @extend_schema(request=MemberPatchIn, responses={200: MemberOut}, operation_id="members_update")
+    @extend_schema(request=MemberPatchIn, responses={200: MemberOut, **errors(MemberExists)},
+                   operation_id="members_update")
     def patch(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         changes = parse(MemberPatchIn, request.data)
@@ -206,14 +225,19 @@ class MemberDetailApi(APIView):
 
 
 def _lines(raw: list[dict[str, Any]]) -> list[Line]:
-    return [Line(sku=l["sku"], amount=l["amount"], quantity=l["quantity"],
-                 category=l.get("category", "")) for l in raw]
+    return [Line(sku=line["sku"], amount=line["amount"], quantity=line["quantity"],
+                 category=line.get("category", "")) for line in raw]
 
 
 class PurchaseApi(APIView):
     scopes = {"POST": "purchases:write"}
 
-    @extend_schema(request=PurchaseIn, responses={201: PurchaseOut}, operation_id="purchases_record")
+    @extend_schema(
+        request=PurchaseIn, operation_id="purchases_record",
+        responses={201: PurchaseOut, **errors(NotFound, ReceiptConflict, UnknownStore,
+                                              MemberInactive, CurrencyMismatch)},
+        parameters=[idempotency_key(required=False)],
+    )
     def post(self, request: Request) -> Response:
         data = parse(PurchaseIn, request.data)
 
@@ -232,7 +256,12 @@ class PurchaseApi(APIView):
 class ReturnApi(APIView):
     scopes = {"POST": "purchases:write"}
 
-    @extend_schema(request=ReturnIn, responses={201: ReturnOut}, operation_id="returns_record")
+    @extend_schema(
+        request=ReturnIn, operation_id="returns_record",
+        responses={201: ReturnOut, **errors(NotFound, ReceiptConflict, UnknownStore,
+                                            CurrencyMismatch, ReturnExceedsPurchase)},
+        parameters=[idempotency_key(required=False)],
+    )
     def post(self, request: Request) -> Response:
         data = parse(ReturnIn, request.data)
 

@@ -6,17 +6,20 @@ import re
 from typing import Any
 
 import orjson
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import IdempotencyKeyReused, MemberInactive, NotFound
 from core.fields import AwareDateTimeField, MemberRefIn
 from core.http import StrictSerializer, parse
 from core.idempotency import run_idempotent
-from members.selectors import visible_member
+from core.schema import errors, idempotency_key
+from journeys.models import Mission
 from journeys.services import event_record, member_missions
+from members.selectors import visible_member
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 MAX_PROPERTIES_BYTES = 4096
@@ -57,6 +60,8 @@ class MissionProgressOut(serializers.Serializer):
 
 
 class MissionRewardOut(serializers.Serializer):
+    """Exactly one of `points` and `reward`."""
+
     points = serializers.IntegerField(required=False)
     reward = serializers.CharField(required=False, help_text="The code of the reward's voucher.")
 
@@ -65,7 +70,7 @@ class MissionOut(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
-    goal = serializers.CharField()
+    goal = serializers.ChoiceField(choices=Mission.Goal.choices)
     status = serializers.ChoiceField(choices=["upcoming", "in_progress", "completed", "missed"])
     progress = MissionProgressOut()
     starts_on = serializers.DateField()
@@ -78,8 +83,10 @@ class EventApi(APIView):
     scopes = {"POST": "members:write"}
 
     @extend_schema(
-        request=EventIn, responses={201: EventOut}, operation_id="events_record",
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        request=EventIn, operation_id="events_record",
+        # idempotency_key_reused also answers an event_id recorded with another time or properties.
+        responses={201: EventOut, **errors(NotFound, MemberInactive, IdempotencyKeyReused)},
+        parameters=[idempotency_key(required=False)],
     )
     def post(self, request: Request) -> Response:
         data = parse(EventIn, request.data)

@@ -11,10 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import HoldExpired, InsufficientPoints, MemberInactive, NotFound, UnknownStore
 from core.fields import MemberRefIn
 from core.http import StrictSerializer, next_link, page_size, parse
 from core.idempotency import run_idempotent
+from core.schema import errors, idempotency_key
 from loyalty import services
+from loyalty.models import LedgerEntry, Redemption
 from loyalty.selectors import member_ledger
 from members.selectors import visible_member
 
@@ -69,7 +72,7 @@ class ValueOut(serializers.Serializer):
 
 class RedemptionOut(serializers.Serializer):
     redemption_id = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=["held", "captured", "cancelled", "expired"])
+    status = serializers.ChoiceField(choices=Redemption.Status.choices)
     points = serializers.IntegerField()
     value = ValueOut()
     expires_at = serializers.DateTimeField(allow_null=True)
@@ -80,7 +83,7 @@ class RedemptionOut(serializers.Serializer):
 
 class EntryOut(serializers.Serializer):
     id = serializers.IntegerField()
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=LedgerEntry.Kind.choices)
     points = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     reference = serializers.CharField()
@@ -100,9 +103,10 @@ class AdjustmentOut(serializers.Serializer):
 class RedemptionApi(APIView):
     scopes = {"POST": "points:redeem"}
 
-    @extend_schema(request=RedemptionIn, responses={201: RedemptionOut},
-                   operation_id="redemptions_create",
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)])
+    @extend_schema(request=RedemptionIn, operation_id="redemptions_create",
+                   responses={201: RedemptionOut, **errors(NotFound, MemberInactive, UnknownStore,
+                                                           InsufficientPoints)},
+                   parameters=[idempotency_key(required=True)])
     def post(self, request: Request) -> Response:
         data = parse(RedemptionIn, request.data)
 
@@ -120,7 +124,8 @@ class RedemptionApi(APIView):
 class RedemptionCaptureApi(APIView):
     scopes = {"POST": "points:redeem"}
 
-    @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_capture")
+    @extend_schema(request=None, responses={200: RedemptionOut, **errors(HoldExpired)},
+                   operation_id="redemptions_capture", parameters=[idempotency_key(required=False)])
     def post(self, request: Request, redemption_id: str) -> Response:
         # Outside the idempotent transaction, which a hold_expired refusal rolls back.
         services.redemption_expire_due(actor=request.user, redemption_id=redemption_id)
@@ -134,7 +139,8 @@ class RedemptionCaptureApi(APIView):
 class RedemptionCancelApi(APIView):
     scopes = {"POST": "points:redeem"}
 
-    @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_cancel")
+    @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_cancel",
+                   parameters=[idempotency_key(required=False)])
     def post(self, request: Request, redemption_id: str) -> Response:
         def cancel() -> tuple[int, dict[str, Any], bool]:
             return 200, services.redemption_cancel(actor=request.user, redemption_id=redemption_id), False
@@ -164,8 +170,7 @@ class AdjustmentApi(APIView):
     scopes = {"POST": "points:adjust"}
 
     @extend_schema(request=AdjustmentIn, responses={201: AdjustmentOut},
-                   operation_id="members_adjust",
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)])
+                   operation_id="members_adjust", parameters=[idempotency_key(required=True)])
     def post(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         data = parse(AdjustmentIn, request.data)

@@ -12,19 +12,22 @@ from rest_framework.views import APIView
 
 from core.http import StrictSerializer, parse
 from core.idempotency import run_idempotent
+from core.schema import idempotency_key
 from members import services
+from members.models import Card
 from members.selectors import visible_member
 
 
 class CardOut(serializers.Serializer):
     number = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Card.Status.choices)
 
 
 class CardCollectionApi(APIView):
     scopes = {"POST": "members:write"}
 
-    @extend_schema(request=None, responses={201: CardOut}, operation_id="cards_issue")
+    @extend_schema(request=None, responses={201: CardOut}, operation_id="cards_issue",
+                   parameters=[idempotency_key(required=False)])
     def post(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         if request.data:

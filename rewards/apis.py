@@ -3,34 +3,43 @@ vouchers (the catalogue, claiming, the member's vouchers, redeeming one, its QR 
 
 from __future__ import annotations
 
-from typing import Any
 import io
+from typing import Any
 
+import segno
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import renderers
-from rest_framework import serializers, status
+from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-import segno
 
 from club.models import Market
-from core.errors import NotFound
-from core.http import OrjsonRenderer, next_link, page_size
-from core.http import StrictSerializer, parse
+from core.errors import (
+    BenefitNotAvailable,
+    InsufficientPoints,
+    MemberInactive,
+    NotFound,
+    RewardNotAvailable,
+    UnknownStore,
+    VoucherNotValid,
+    VoucherUsed,
+)
+from core.http import OrjsonRenderer, StrictSerializer, next_link, page_size, parse
 from core.idempotency import run_idempotent
-from loyalty.apis import ValueOut
-from loyalty.apis import MemberSummaryOut
+from core.schema import errors, idempotency_key
+from loyalty.apis import MemberSummaryOut, ValueOut
 from members.selectors import visible_member
 from rewards import services
 from rewards.codes import code_format
-from rewards.models import Benefit
-from rewards.models import Voucher
-from rewards.selectors import member_benefits
-from rewards.selectors import member_vouchers, rewards_catalogue, visible_voucher, voucher_view
-
-
+from rewards.models import Benefit, Voucher
+from rewards.selectors import (
+    member_benefits,
+    member_vouchers,
+    rewards_catalogue,
+    visible_voucher,
+    voucher_view,
+)
 
 
 class BenefitOut(serializers.Serializer):
@@ -73,8 +82,9 @@ class BenefitUseApi(APIView):
     scopes = {"POST": "benefits:use"}
 
     @extend_schema(
-        request=BenefitUseIn, responses={201: BenefitUseOut}, operation_id="benefits_use",
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        request=BenefitUseIn, operation_id="benefits_use",
+        responses={201: BenefitUseOut, **errors(MemberInactive, UnknownStore, BenefitNotAvailable)},
+        parameters=[idempotency_key(required=True)],
     )
     def post(self, request: Request, member_number: str, code: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
@@ -145,8 +155,9 @@ class RewardClaimIn(StrictSerializer):
     reward = serializers.CharField(max_length=64)
 
 
-class RewardClaimOut(serializers.Serializer):
-    voucher = VoucherOut()
+class RewardClaimOut(VoucherOut):
+    """The voucher's fields at the top level, and the member after the claim."""
+
     member = MemberSummaryOut()
 
 
@@ -163,7 +174,7 @@ class RewardCatalogueApi(APIView):
             OpenApiParameter("member_number", str, description="The member whose claims to check."),
             OpenApiParameter("market", str, description="Without a member: one market's catalogue."),
         ],
-        responses={200: RewardOut(many=True)}, operation_id="rewards_list",
+        responses={200: RewardOut(many=True), **errors(NotFound)}, operation_id="rewards_list",
     )
     def get(self, request: Request) -> Response:
         member_number = request.query_params.get("member_number")
@@ -182,8 +193,10 @@ class RewardClaimApi(APIView):
     scopes = {"POST": "rewards:write"}
 
     @extend_schema(
-        request=RewardClaimIn, responses={201: RewardClaimOut}, operation_id="rewards_claim",
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        request=RewardClaimIn, operation_id="rewards_claim",
+        responses={201: RewardClaimOut, **errors(MemberInactive, RewardNotAvailable,
+                                                 InsufficientPoints)},
+        parameters=[idempotency_key(required=True)],
     )
     def post(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
@@ -225,8 +238,10 @@ class VoucherRedeemApi(APIView):
     scopes = {"POST": "rewards:write"}
 
     @extend_schema(
-        request=VoucherRedeemIn, responses={200: VoucherOut}, operation_id="vouchers_redeem",
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        request=VoucherRedeemIn, operation_id="vouchers_redeem",
+        responses={200: VoucherOut, **errors(VoucherUsed, VoucherNotValid, MemberInactive,
+                                             UnknownStore)},
+        parameters=[idempotency_key(required=False)],
     )
     def post(self, request: Request, code: str) -> Response:
         data = parse(VoucherRedeemIn, request.data)

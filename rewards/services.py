@@ -260,6 +260,7 @@ def reward_claim(
     Refuses with not_found (no such reward), member_inactive,
     reward_not_available (not offered now, not in the member's market or
     tier, out of stock) or insufficient_points; then nothing changes.
+    Answers the voucher's fields with `member`, as the member stands after.
     """
     now = now or timezone.now()
     reward = Reward.objects.filter(code=reward_code).first()
@@ -289,8 +290,7 @@ def reward_claim(
         summary = member_summary(member=member, balance=account.balance,
                                  pending=account.pending, expiring=book.expiring())
     voucher.member = member
-    view = voucher_view(voucher, now=now)
-    return {"voucher": view, "member": summary}
+    return {**voucher_view(voucher, now=now), "member": summary}
 
 
 def voucher_redeem(

@@ -152,7 +152,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ClientRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["core.http.OrjsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["core.http.StrictJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "core.errors.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -166,6 +166,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        # The `code` of core.schema.Problem: every code an error answer can carry.
+        "ProblemCodeEnum": "core.errors.problem_codes",
+        # Choice sets that more than one component shows, named once.
+        "MemberStatusEnum": "members.models.Member.Status",
+        "MemberChannelEnum": "members.models.Member.Channel",
+        "LedgerEntryKindEnum": "loyalty.models.LedgerEntry.Kind",
+        "BenefitKindEnum": "rewards.models.Benefit.Kind",
+        "VoucherStatusEnum": "rewards.models.Voucher.Status",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, else a broker on the local filesystem

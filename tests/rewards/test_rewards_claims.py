@@ -18,7 +18,12 @@ from rewards.models import Reward, Voucher
 from tests.problems import assert_problem
 from tests.rewards.conftest import set_tier
 from tests.rewards.voucher_helpers import (
-    SEK_50, assert_ledger_consistent, balance, claim, claim_url, make_reward,
+    SEK_50,
+    assert_ledger_consistent,
+    balance,
+    claim,
+    claim_url,
+    make_reward,
 )
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +36,14 @@ def test_a_claim_at_exactly_the_balance_succeeds_and_leaves_zero(api, make_membe
     response = claim(api, member, "voucher-50")
     assert response.status_code == 201, response.content
     body = response.json()
-    voucher = body["voucher"]
+    # API.md: the voucher's fields at the top level, and `member`: exactly
+    # the voucher as GET /vouchers/{code} shows it, plus the member after.
+    voucher = {key: value for key, value in body.items() if key != "member"}
+    read = api.get(f"/api/v1/vouchers/{body['code']}")
+    assert read.status_code == 200, read.content
+    assert read.json() == voucher
+    assert {"code", "reward", "status", "expires_at", "member"} <= set(body)
+    assert voucher["member_number"] == member.member_number
     assert voucher["reward"] == "voucher-50"
     assert voucher["status"] == "issued"
     assert voucher["value"] == SEK_50
@@ -183,9 +195,9 @@ def test_a_money_voucher_is_worth_the_market_price_in_its_currency(api, make_mem
     norwegian = make_member(market="NO", points=500)
     response = claim(api, norwegian, "voucher-50")
     assert response.status_code == 201, response.content
-    assert response.json()["voucher"]["value"] == {"amount": "50.00", "currency": "NOK"}
+    assert response.json()["value"] == {"amount": "50.00", "currency": "NOK"}
     danish = make_member(market="DK", points=500)
-    assert claim(api, danish, "voucher-50").json()["voucher"]["value"] == {
+    assert claim(api, danish, "voucher-50").json()["value"] == {
         "amount": "35.00", "currency": "DKK"}
 
 
@@ -198,7 +210,8 @@ def test_a_market_price_overrides_the_points_cost(api, make_member):
     finn = make_member(market="FI", points=20)
     response = claim(api, finn, "coffee-voucher")
     assert response.status_code == 201, response.content
-    assert response.json()["voucher"]["points_cost"] == 20
+    assert response.json()["points_cost"] == 20
+    assert response.json()["member"]["points"]["balance"] == 0
     assert balance(finn) == 0
     swede = make_member(points=20)
     assert_problem(claim(api, swede, "coffee-voucher"), 422, "insufficient_points")
