@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 from core.actors import Actor, system_actor
 from core.auth import Client, forget_cached_clients
 from core.services import api_client_create
+# --- the response contract: make_api's clients check every answer (tests/contract.py)
+from tests.contract import ContractClient
 from backoffice.demo import demo_club_seed
 from club.models import Tier
 
@@ -109,7 +111,7 @@ def make_api(demo: None) -> Callable[..., APIClient]:
             name="test client", scopes=scopes if scopes is not None else ALL,
             market_codes=markets, **kwargs,
         )
-        api = APIClient()
+        api = ContractClient()  # an APIClient that checks answers against the OpenAPI document
         api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
         api.api_client = client  # type: ignore[attr-defined]
         api.raw_key = raw  # type: ignore[attr-defined]

@@ -10,14 +10,17 @@ import pytest
 
 from loyalty.models import LedgerEntry
 from rewards.models import Reward, Voucher
+from tests.contract import contract
 from tests.rewards.voucher_helpers import assert_ledger_consistent, balance, claim, make_reward
-
 from tests.threads import in_parallel
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def outcome(response: Any) -> tuple[int, str | None]:
+    """(status, problem code); the threads' plain clients do not check the
+    contract, so the answer is checked here."""
+    contract().check_response(response)
     return response.status_code, response.json().get("code") if response.status_code >= 400 else None
 
 
@@ -69,12 +72,17 @@ def test_parallel_claims_by_one_member_stop_at_the_balance(api, make_member):
 
 def test_parallel_retries_of_one_claim_issue_one_voucher(api, make_member):
     member = make_member(points=1000)
-    results = in_parallel(
-        10, lambda i, client: outcome(claim(client, member, "voucher-50", key="same-key")),
-        api.raw_key)
-    counts = Counter(results)
+    responses = in_parallel(
+        10, lambda i, client: claim(client, member, "voucher-50", key="same-key"), api.raw_key)
+    counts = Counter(outcome(response) for response in responses)
     assert counts[(201, None)] >= 1, counts
     assert set(counts) <= {(201, None), (409, "request_in_progress")}, counts
     assert Voucher.objects.filter(member=member).count() == 1
+    # Every 201 is the one claim: its voucher at the top level, the same each time.
+    answers = [r.json() for r in responses if r.status_code == 201]
+    voucher = Voucher.objects.get(member=member)
+    assert {a["code"].replace("-", "") for a in answers} == {voucher.code}, answers
+    assert all(a == answers[0] for a in answers), answers
+    assert answers[0]["member"]["points"]["balance"] == 500
     assert balance(member) == 500
     assert_ledger_consistent()
