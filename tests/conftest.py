@@ -19,6 +19,9 @@ from core.services import api_client_create
 from tests.contract import ContractClient
 from backoffice.demo import demo_club_seed
 from club.models import Tier
+from loyalty.services import points_adjust
+from members.selectors import normalize_phone
+from tests.factories import MemberFactory
 
 
 
@@ -136,17 +139,16 @@ def system_client() -> Client:
 
 @pytest.fixture
 def make_member(demo: None) -> Callable[..., Any]:
-    """make_member(market="SE", points=0): an enrolled member, with
-    `points` available at once (a positive adjustment) if asked."""
-    from loyalty.services import points_adjust
-    from checkout.services import member_enrol
-
-    counter = {"n": 0}
+    """make_member(market="SE", points=0, **fields): a member with a card and
+    an empty account (tests/factories.py), with `points` available at once
+    (a positive adjustment) if asked."""
 
     def make(market: str = "SE", points: int = 0, **fields: Any) -> Any:
-        counter["n"] += 1
-        fields.setdefault("email", f"member{counter['n']}-{os.getpid()}@example.test")
-        member = member_enrol(actor=SYSTEM, market_code=market, **fields)
+        # As enrolment takes them: consents as one object, a phone in any form.
+        fields.update({name: bool(v) for name, v in (fields.pop("consents", None) or {}).items()})
+        if fields.get("phone"):
+            fields["phone"] = normalize_phone(fields["phone"], region=market)
+        member = MemberFactory(market_code=market, **fields)
         if points:
             points_adjust(actor=SYSTEM, member=member, points=points, reason="test setup")
         member.refresh_from_db()
