@@ -78,7 +78,8 @@ class ConsentsOut(serializers.Serializer):
     profiling = serializers.BooleanField()
 
 
-class MemberOut(MemberSummaryOut):
+class MemberOut(serializers.Serializer):
+    member_number = serializers.CharField()
     cards = serializers.ListField(child=serializers.CharField(), help_text="The active cards.")
     status = serializers.ChoiceField(choices=Member.Status.choices)
     market = serializers.CharField()
@@ -91,6 +92,8 @@ class MemberOut(MemberSummaryOut):
     channel = serializers.ChoiceField(choices=Member.Channel.choices)
     enrolled_at = serializers.DateTimeField()
     consents = ConsentsOut()
+    tier = TierOut()
+    points = PointsOut()
 
 
 class BenefitBriefOut(serializers.Serializer):
@@ -182,7 +185,7 @@ class MemberCollectionApi(APIView):
                 store_code=data.get("store_code"),
                 consents=data.get("consents"),
             )
-            return status.HTTP_201_CREATED, member_detail(member=member), False
+            return status.HTTP_201_CREATED, MemberOut(member_detail(member=member)).data, False
 
         return run_idempotent(request, required=False, action=enrol)
 
@@ -204,6 +207,8 @@ class MemberLookupApi(APIView):
                 errors={"query": ["Exactly one of card, member_number, phone, email."]},
             )
         kind, value = given[0]
+        # The hottest call: the selector's dict goes out as it is (no serializer
+        # pass); tests/contract.py checks it against LookupOut.
         return Response(member_lookup(actor=request.user, kind=kind, value=value))
 
 
@@ -213,7 +218,7 @@ class MemberDetailApi(APIView):
     @extend_schema(responses={200: MemberOut}, operation_id="members_read")
     def get(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
-        return Response(member_detail(member=member))
+        return Response(MemberOut(member_detail(member=member)).data)
 
     @extend_schema(request=MemberPatchIn, responses={200: MemberOut, **errors(MemberExists)},
                    operation_id="members_update")
@@ -221,7 +226,7 @@ class MemberDetailApi(APIView):
         member = visible_member(actor=request.user, member_number=member_number)
         changes = parse(MemberPatchIn, request.data)
         member = member_update(member=member, changes=changes, actor=request.user)
-        return Response(member_detail(member=member))
+        return Response(MemberOut(member_detail(member=member)).data)
 
 
 def _lines(raw: list[dict[str, Any]]) -> list[Line]:
@@ -248,6 +253,8 @@ class PurchaseApi(APIView):
                 occurred_at=data["occurred_at"], currency=data["currency"], total=data["total"],
                 lines=_lines(data["lines"]),
             )
+            # A hot path: the service's dict goes out as it is (no serializer
+            # pass); tests/contract.py checks it against PurchaseOut.
             return CREATED, body, replayed
 
         return run_idempotent(request, required=False, action=record)
@@ -273,7 +280,7 @@ class ReturnApi(APIView):
                 occurred_at=data["occurred_at"], currency=data["currency"], total=data["total"],
                 lines=_lines(data["lines"]),
             )
-            return CREATED, body, replayed
+            return CREATED, ReturnOut(body).data, replayed
 
         return run_idempotent(request, required=False, action=record)
 

@@ -97,7 +97,7 @@ class EventApi(APIView):
                 occurred_at=data["occurred_at"], properties=data["properties"],
                 event_id=data.get("event_id"),
             )
-            return status.HTTP_201_CREATED, body, replayed
+            return status.HTTP_201_CREATED, EventOut(body).data, replayed
 
         return run_idempotent(request, required=False, action=record)
 
@@ -108,4 +108,4 @@ class MemberMissionsApi(APIView):
     @extend_schema(responses={200: MissionOut(many=True)}, operation_id="missions_list")
     def get(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
-        return Response(member_missions(member=member))
+        return Response(MissionOut(member_missions(member=member), many=True).data)

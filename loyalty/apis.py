@@ -116,7 +116,7 @@ class RedemptionApi(APIView):
                 store_code=data["store_code"], reference=data["reference"],
                 capture=data["capture"],
             )
-            return CREATED, body, False
+            return CREATED, RedemptionOut(body).data, False
 
         return run_idempotent(request, required=True, action=redeem)
 
@@ -131,7 +131,8 @@ class RedemptionCaptureApi(APIView):
         services.redemption_expire_due(actor=request.user, redemption_id=redemption_id)
 
         def capture() -> tuple[int, dict[str, Any], bool]:
-            return 200, services.redemption_capture(actor=request.user, redemption_id=redemption_id), False
+            body = services.redemption_capture(actor=request.user, redemption_id=redemption_id)
+            return 200, RedemptionOut(body).data, False
 
         return run_idempotent(request, required=False, action=capture)
 
@@ -143,7 +144,8 @@ class RedemptionCancelApi(APIView):
                    parameters=[idempotency_key(required=False)])
     def post(self, request: Request, redemption_id: str) -> Response:
         def cancel() -> tuple[int, dict[str, Any], bool]:
-            return 200, services.redemption_cancel(actor=request.user, redemption_id=redemption_id), False
+            body = services.redemption_cancel(actor=request.user, redemption_id=redemption_id)
+            return 200, RedemptionOut(body).data, False
 
         return run_idempotent(request, required=False, action=cancel)
 
@@ -163,7 +165,8 @@ class LedgerApi(APIView):
             cursor=request.query_params.get("cursor"),
             size=page_size(request.query_params.get("page_size")),
         )
-        return Response({"results": results, "next": next_link(request, cursor) if cursor else None})
+        page = {"results": results, "next": next_link(request, cursor) if cursor else None}
+        return Response(LedgerOut(page).data)
 
 
 class AdjustmentApi(APIView):
@@ -178,6 +181,6 @@ class AdjustmentApi(APIView):
         def adjust() -> tuple[int, dict[str, Any], bool]:
             body = services.points_adjust(member=member, points=data["points"],
                                           reason=data["reason"], actor=request.user)
-            return CREATED, body, False
+            return CREATED, AdjustmentOut(body).data, False
 
         return run_idempotent(request, required=True, action=adjust)

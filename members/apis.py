@@ -35,7 +35,7 @@ class CardCollectionApi(APIView):
 
         def issue() -> tuple[int, dict[str, Any], bool]:
             card = services.card_issue(member=member)
-            return status.HTTP_201_CREATED, {"number": card.number, "status": card.status}, False
+            return status.HTTP_201_CREATED, CardOut(card).data, False
 
         return run_idempotent(request, required=False, action=issue)
 

@@ -75,7 +75,7 @@ class MemberBenefitsApi(APIView):
     @extend_schema(responses={200: BenefitOut(many=True)}, operation_id="benefits_list")
     def get(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
-        return Response(member_benefits(member_id=member.pk))
+        return Response(BenefitOut(member_benefits(member_id=member.pk), many=True).data)
 
 
 class BenefitUseApi(APIView):
@@ -93,7 +93,7 @@ class BenefitUseApi(APIView):
         def use() -> tuple[int, dict[str, Any], bool]:
             body = services.benefit_use(actor=request.user, member=member, benefit_code=code,
                                         store_code=data["store_code"])
-            return status.HTTP_201_CREATED, body, False
+            return status.HTTP_201_CREATED, BenefitUseOut(body).data, False
 
         return run_idempotent(request, required=True, action=use)
 
@@ -127,6 +127,15 @@ class RewardOut(serializers.Serializer):
     reason = serializers.ChoiceField(choices=REFUSALS, allow_null=True, required=False,
                                      help_text="Why not, when not claimable.")
     reason_detail = serializers.CharField(allow_null=True, required=False)
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)
+        # Without a member there is no claimable, reason or reason_detail
+        # (DRF would write null for the two that allow it).
+        for name, field in self.fields.items():
+            if not field.required and name not in instance:
+                data.pop(name, None)
+        return data
 
 
 class VoucherOut(serializers.Serializer):
@@ -186,7 +195,8 @@ class RewardCatalogueApi(APIView):
             market = Market.objects.filter(code=market_code.upper()[:2]).first()
             if market is None or not request.user.sees_market(market.pk):
                 raise NotFound("No such market.")
-        return Response(rewards_catalogue(actor=request.user, member=member, market=market))
+        rewards = rewards_catalogue(actor=request.user, member=member, market=market)
+        return Response(RewardOut(rewards, many=True).data)
 
 
 class RewardClaimApi(APIView):
@@ -205,7 +215,7 @@ class RewardClaimApi(APIView):
         def claim() -> tuple[int, dict[str, Any], bool]:
             body = services.reward_claim(actor=request.user, member=member,
                                          reward_code=data["reward"])
-            return status.HTTP_201_CREATED, body, False
+            return status.HTTP_201_CREATED, RewardClaimOut(body).data, False
 
         return run_idempotent(request, required=True, action=claim)
 
@@ -223,7 +233,8 @@ class MemberVouchersApi(APIView):
             member=member, cursor=request.query_params.get("cursor"),
             size=page_size(request.query_params.get("page_size")),
         )
-        return Response({"results": results, "next": next_link(request, cursor) if cursor else None})
+        page = {"results": results, "next": next_link(request, cursor) if cursor else None}
+        return Response(VoucherPageOut(page).data)
 
 
 class VoucherDetailApi(APIView):
@@ -231,7 +242,7 @@ class VoucherDetailApi(APIView):
 
     @extend_schema(responses={200: VoucherOut}, operation_id="vouchers_read")
     def get(self, request: Request, code: str) -> Response:
-        return Response(voucher_view(visible_voucher(actor=request.user, code=code)))
+        return Response(VoucherOut(voucher_view(visible_voucher(actor=request.user, code=code))).data)
 
 
 class VoucherRedeemApi(APIView):
@@ -250,7 +261,7 @@ class VoucherRedeemApi(APIView):
             body = services.voucher_redeem(actor=request.user, code=code,
                                            store_code=data["store_code"],
                                            receipt_id=data["receipt_id"])
-            return status.HTTP_200_OK, body, False
+            return status.HTTP_200_OK, VoucherOut(body).data, False
 
         return run_idempotent(request, required=False, action=redeem)
 
