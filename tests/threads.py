@@ -10,6 +10,8 @@ from typing import Any
 from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.contract import ContractClient
+
 
 def in_parallel(n: int, work: Callable[[int, APIClient], Any], raw_key: str) -> list[Any]:
     """work(i, client) in n threads that start together, each with its own
@@ -18,7 +20,7 @@ def in_parallel(n: int, work: Callable[[int, APIClient], Any], raw_key: str) -> 
 
     def run(i: int) -> Any:
         try:
-            client = APIClient()
+            client = ContractClient()  # each answer checked against the OpenAPI document
             client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
             barrier.wait(timeout=30)
             return work(i, client)
