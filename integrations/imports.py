@@ -442,7 +442,7 @@ class _MembersRun(_Run):
                 FROM {t} s JOIN club_market m ON m.id = s.market_id
                 WHERE s.error IS NULL AND s.status IS NULL
                 ORDER BY s.line
-                ON CONFLICT (market_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+                ON CONFLICT (external_id, market_id) WHERE external_id IS NOT NULL DO NOTHING
                 RETURNING id, market_id, external_id
             )
             UPDATE {t} s SET status = 'created', member_id = new.id

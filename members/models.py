@@ -67,8 +67,9 @@ class Member(models.Model):
                 condition=Q(email__isnull=False) | Q(phone__isnull=False) | Q(status="erased"),
                 name="member_email_or_phone",
             ),
+            # external_id first: the index also serves the admin's search by it.
             models.UniqueConstraint(
-                fields=["market", "external_id"], condition=Q(external_id__isnull=False),
+                fields=["external_id", "market"], condition=Q(external_id__isnull=False),
                 name="member_market_external_id",
             ),
         ]

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='member',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('market', 'external_id'), name='member_market_external_id'),
+            constraint=models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('external_id', 'market'), name='member_market_external_id'),
         ),
         migrations.AddField(
             model_name='consentchange',
