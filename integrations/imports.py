@@ -134,7 +134,7 @@ def _clean(values: list[str], columns: list[str]) -> tuple[str | None, list[str 
     """Empty becomes NULL, text is stripped; too long a value is the row's error."""
     cleaned: list[str | None] = []
     error = None
-    for name, value in zip(columns, values):
+    for name, value in zip(columns, values, strict=True):
         value = value.strip()
         if "\x00" in value:
             error = error or f"{name}: contains a NUL character"
@@ -228,7 +228,7 @@ class _Run:
     def run(self) -> ImportResult:
         _postgres_check()
         try:
-            handle = open(self.path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+            handle = open(self.path, encoding="utf-8-sig", newline="")
         except OSError as exc:
             raise ValidationFailed(f"Cannot read {self.path}: {exc.strerror}.") from exc
         with handle:
@@ -332,7 +332,7 @@ class _MembersRun(_Run):
         row = super()._prepare(line, values)
         if row[1] is not None:
             return row
-        data = dict(zip(self.columns, row[2:]))
+        data = dict(zip(self.columns, row[2:], strict=True))
         error = None
         if data["email"]:
             try:

@@ -11,7 +11,15 @@ from django.core.management import call_command
 
 from club.models import Tier
 from core.models import OutboxEvent
-from loyalty.models import LedgerEntry, Lot, LotMovement, PointsAccount, Purchase, QualifyingMonth, TierChange
+from loyalty.models import (
+    LedgerEntry,
+    Lot,
+    LotMovement,
+    PointsAccount,
+    Purchase,
+    QualifyingMonth,
+    TierChange,
+)
 from members.models import Card, ConsentChange, Member
 
 MEMBER_HEADER = ["external_id", "market", "email", "phone", "first_name", "last_name",

@@ -37,7 +37,7 @@ class ImportCommand(BaseCommand):
             except OSError:
                 total = None
             bar = tqdm(total=total, unit="rows", desc=f"{self.kind}", file=sys.stderr)
-        report = open(options["report"], "w", encoding="utf-8", newline="") if options["report"] else None  # noqa: SIM115
+        report = open(options["report"], "w", encoding="utf-8", newline="") if options["report"] else None
         try:
             result = IMPORTERS[self.kind](
                 path=path, actor=system_actor(f"import_{self.kind}"), dry_run=options["dry_run"],
