@@ -262,6 +262,7 @@ class _Run:
                 _execute(f"TRUNCATE {self.table}")
                 _copy(self.table, ["line", "pre_error", *self.columns],
                       [self._prepare(line, values) for line, values in chunk])
+                _execute(f"ANALYZE {self.table}")  # temporary tables have no autovacuum
                 self._chunk(now=timezone.now())
                 rows = _report_rows(self.table, self.key)
             for line, key, member_number, status, error in rows:
@@ -316,6 +317,7 @@ class _MembersRun(_Run):
         me boolean, ms boolean, pr boolean,
         member_id bigint, member_number text
     );
+    CREATE INDEX ON lojal_import_members (external_id);
     CREATE TEMP TABLE lojal_import_members_seen (
         market_id bigint, external_id text, line int, PRIMARY KEY (market_id, external_id)
     );
@@ -524,6 +526,7 @@ class _PurchasesRun(_Run):
         market_currency text, excluded jsonb, member_id bigint, occurred_ts timestamptz,
         total_n numeric(12, 2), body_hash text, first_line int, found_number text
     );
+    CREATE INDEX ON lojal_import_purchases (receipt_id);
     """
 
     def _chunk(self, *, now: datetime) -> None:
