@@ -64,8 +64,8 @@ def test_every_column_is_imported(demo: None, tmp_path: Path) -> None:
     market = Market.objects.get(code="SE")
     today = today_for(market)
     assert anna.tier.code == "gold"
-    assert anna.tier_valid_until == date(today.year + 1, today.month, min(today.day, 28)) or \
-        anna.tier_valid_until.year == today.year + 1
+    leap_day = (today.month, today.day) == (2, 29)
+    assert anna.tier_valid_until == date(today.year + 1, today.month, 28 if leap_day else today.day)
     change = TierChange.objects.get(member=anna)
     assert (change.cause, change.to_tier.code, change.valid_until) == (
         "import", "gold", anna.tier_valid_until)
@@ -288,4 +288,3 @@ def test_many_members_in_chunks_balance_the_ledger(demo: None, tmp_path: Path) -
     assert Member.objects.filter(external_id__startswith="M-").count() == 250
     assert ledger_discrepancies() == []
     assert len({r["member_number"] for r in report}) == 250
-    assert timedelta(0) == timedelta(0)
