@@ -6,7 +6,9 @@ The one writer of `core_outboxevent`. Each event is recorded once, by its
 - `outbox_add`: one event, from a request or a per-member path;
 - `outbox_add_many`: a batch of events built in Python, in one statement;
 - `outbox_add_select`: the events a SELECT yields, in one statement, for a
-  job's set-based batch (PostgreSQL).
+  job's set-based batch (PostgreSQL);
+- `outbox_add_json`: the events a statement answered as one JSON array
+  (json_agg), in one statement (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ FROM ({select}) AS e(topic, dedupe_key, member_id, payload)
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
-_UNNEST_SELECT = """
-SELECT topic, dedupe_key, member_id, payload::jsonb
-FROM unnest(%(outbox_topics)s::text[], %(outbox_keys)s::text[], %(outbox_members)s::bigint[],
-            %(outbox_payloads)s::text[]) AS u(topic, dedupe_key, member_id, payload)
+# One JSON text, rather than an array of them: thousands of payloads travel
+# as one parameter, not as an array literal quoted element by element.
+_JSON_SELECT = """
+SELECT e->>'topic', e->>'dedupe_key', (e->>'member_id')::bigint, (e->'payload')::jsonb
+FROM json_array_elements(%(outbox_events)s::json) AS e
 """
 
 
@@ -67,6 +70,14 @@ def outbox_add_select(select: str, params: Mapping[str, Any], *,
         return max(cursor.rowcount, 0)
 
 
+def outbox_add_json(events: str, *, now: datetime | None = None) -> int:
+    """Record the events of a JSON array of {"topic", "dedupe_key",
+    "member_id", "payload"} objects, as a statement answers them with
+    json_agg(...)::text, in one statement; each once. PostgreSQL only.
+    Answers how many were new."""
+    return outbox_add_select(_JSON_SELECT, {"outbox_events": events}, now=now)
+
+
 def outbox_add_many(events: Iterable[Event], *, now: datetime | None = None) -> int:
     """Record a batch of events in one statement, each once. Answers how
     many were new."""
@@ -74,12 +85,11 @@ def outbox_add_many(events: Iterable[Event], *, now: datetime | None = None) -> 
     if not events:
         return 0
     if connection.vendor == "postgresql":
-        return outbox_add_select(_UNNEST_SELECT, {
-            "outbox_topics": [e.topic for e in events],
-            "outbox_keys": [e.dedupe_key for e in events],
-            "outbox_members": [e.member_id for e in events],
-            "outbox_payloads": [json.dumps(e.payload, cls=DjangoJSONEncoder) for e in events],
-        }, now=now)
+        return outbox_add_json(json.dumps(
+            [{"topic": e.topic, "dedupe_key": e.dedupe_key, "member_id": e.member_id,
+              "payload": e.payload} for e in events],
+            cls=DjangoJSONEncoder,
+        ), now=now)
     keys = [e.dedupe_key for e in events]
     known = set(OutboxEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
     new = [OutboxEvent(topic=e.topic, dedupe_key=e.dedupe_key, member_id=e.member_id,

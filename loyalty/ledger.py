@@ -16,6 +16,7 @@ Invariants that `check_ledger` proves:
 from __future__ import annotations
 
 import calendar
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -167,14 +168,16 @@ class Book:
         self.touched[lot.pk] = lot
         self.movements.append(LotMovement(lot=lot, entry=entry, kind=kind, points=points))
 
-    def settle(self, today: date) -> None:
+    def settle(self, today: date, *, expire_only: Collection[int] | None = None) -> None:
         """Mature the lots whose day has come and expire those past their
-        date, so that what is spent now is exactly what may be spent today."""
+        date, so that what is spent now is exactly what may be spent today.
+        `expire_only` limits the expiry to those lots (a job's batch)."""
         for lot in self.lots:
             if not lot.matured and lot.available_on <= today:
                 self.mature(lot)
         for lot in self.lots:
-            if lot.matured and lot.remaining > 0 and lot.expires_on < today:
+            if lot.matured and lot.remaining > 0 and lot.expires_on < today and (
+                    expire_only is None or lot.pk in expire_only):
                 entry = self.book_entry(LedgerEntry.Kind.EXPIRE, -lot.remaining,
                                         expires_on=lot.expires_on, reference=f"lot:{lot.pk}")
                 self.account.balance -= lot.remaining

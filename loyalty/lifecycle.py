@@ -121,12 +121,14 @@ def points_expire(*, as_of: datetime, batch_size: int = BATCH, progress: Progres
                 if not rows:
                     return None
                 member_ids = sorted({m for _, m in rows})
+                lot_ids = [i for i, _ in rows]
                 if not use_sql:
-                    # settle() expires exactly the lots past their date.
-                    _per_member(member_ids, lambda book: book.settle(today))
+                    # settle() expires exactly the batch's lots past their date.
+                    wanted = set(lot_ids)
+                    _per_member(member_ids, lambda book: book.settle(today, expire_only=wanted))
                     return len(rows)
                 accounts_lock_many(member_ids)
-                lots_expire_bulk([i for i, _ in rows], today=today, now=timezone.now())
+                lots_expire_bulk(lot_ids, today=today, now=timezone.now())
                 return len(rows)
         return batch
 

@@ -23,7 +23,7 @@ from club.models import Market, Tier
 from core.actors import Actor
 from core.errors import ValidationFailed
 from core.jobs import Batch, JobResult, Keyset, Progress, job, run_batches, set_based
-from core.outbox import outbox_add, outbox_add_select
+from core.outbox import outbox_add, outbox_add_json
 from loyalty.models import TierChange
 from members.models import Member
 
@@ -136,11 +136,11 @@ def tier_override(*, member: Member, tier: Tier, reason: str, until: date, actor
 # window, the tier they reach, at most one level down from an earned tier
 # (from an override, straight to what is earned), renewal for 12 months
 # unless the result is the base tier, and the history; it answers how many
-# members it evaluated and the changes that moved a tier, whose events the
-# outbox then records (core/outbox.py).
+# members it evaluated and the events of the changes that moved a tier (as
+# one JSON array), which the outbox then records (core/outbox.py).
 _EVALUATE_SQL = """
 WITH batch AS (
-    SELECT m.id, m.tier_id, t.rank AS old_rank, m.tier_override_until,
+    SELECT m.id, m.member_number, m.tier_id, t.rank AS old_rank, m.tier_override_until,
            COALESCE((SELECT SUM(q.points) FROM loyalty_qualifyingmonth q
                      WHERE q.member_id = m.id AND q.month >= %(window)s
                        AND q.month <= %(month)s), 0) AS qualifying
@@ -158,7 +158,7 @@ WITH batch AS (
                 ELSE GREATEST(COALESCE(d.earned_rank, 0), d.old_rank - 1) END AS new_rank
     FROM decided d
 ), resolved AS (
-    SELECT tg.id, tg.tier_id AS old_tier, nt.id AS new_tier, nt.rank AS new_rank,
+    SELECT tg.id, tg.member_number, tg.tier_id AS old_tier, nt.id AS new_tier, nt.rank AS new_rank,
            tg.qualifying,
            CASE WHEN nt.rank = (SELECT MIN(rank) FROM club_tier) THEN NULL
                 ELSE %(valid_until)s::date END AS valid_until
@@ -176,20 +176,18 @@ WITH batch AS (
            CASE WHEN old_tier = new_tier THEN 'renewal' ELSE 'evaluation' END, '',
            qualifying, valid_until, %(now)s
     FROM resolved
-    RETURNING id, from_tier_id, to_tier_id
+    RETURNING id, member_id, from_tier_id, to_tier_id, valid_until
 )
 SELECT (SELECT COUNT(*) FROM updated),
-       COALESCE((SELECT array_agg(id) FROM history WHERE from_tier_id <> to_tier_id), '{}')
-"""
-
-# The `tier.changed` events of the changes the evaluation recorded.
-_EVENTS_SELECT = """
-SELECT 'tier.changed', 'tier.changed:' || h.id, h.member_id,
-       json_build_object('member_number', m.member_number, 'from', ft.code, 'to', tt.code,
-                         'cause', 'evaluation', 'valid_until', h.valid_until)::jsonb
-FROM loyalty_tierchange h JOIN members_member m ON m.id = h.member_id
+       json_agg(json_build_object(
+           'topic', 'tier.changed', 'dedupe_key', 'tier.changed:' || h.id,
+           'member_id', h.member_id,
+           'payload', json_build_object('member_number', r.member_number, 'from', ft.code,
+                                        'to', tt.code, 'cause', 'evaluation',
+                                        'valid_until', h.valid_until)))::text
+FROM history h JOIN resolved r ON r.id = h.member_id
 JOIN club_tier ft ON ft.id = h.from_tier_id JOIN club_tier tt ON tt.id = h.to_tier_id
-WHERE h.id = ANY(%(ids)s)
+WHERE h.from_tier_id <> h.to_tier_id
 """
 
 
@@ -242,9 +240,9 @@ def tiers_evaluate(*, as_of: datetime, batch_size: int = BATCH, progress: Progre
                         "month": month_start(today), "valid_until": validity_from(today),
                         "now": now,
                     })
-                    done, changes = cursor.fetchone()
-                if changes:
-                    outbox_add_select(_EVENTS_SELECT, {"ids": list(changes)}, now=now)
+                    done, events = cursor.fetchone()
+                if events:
+                    outbox_add_json(events, now=now)
                 return int(done)
         return batch
 

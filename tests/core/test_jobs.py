@@ -263,3 +263,25 @@ def test_outbox_add_select_records_what_the_select_yields_once(make_member):
     event = OutboxEvent.objects.get(dedupe_key=f"test.select:{member.pk}")
     assert event.payload == {"member_number": member.member_number}
     assert event.member_id == member.pk
+
+
+@pytest.mark.django_db
+def test_the_evaluation_records_the_same_tier_event_set_based_as_member_by_member(make_member):
+    from club.models import Tier
+    from loyalty import tiers
+    from members.models import Member
+
+    now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    members = [make_member(), make_member()]
+    Member.objects.filter(pk__in=[m.pk for m in members]).update(
+        tier=Tier.objects.get(code="gold"), tier_valid_until=date(2026, 6, 14))
+    assert tiers.tiers_evaluate(as_of=now, max_batches=1, batch_size=1).rows == 1
+    tiers._evaluate_portable([members[1].pk], now.date())  # the SQLite path
+    events = {e.member_id: e for e in OutboxEvent.objects.filter(topic="tier.changed",
+                                                                  member__in=members)}
+    for member in members:
+        assert events[member.pk].payload == {
+            "member_number": member.member_number, "from": "gold", "to": "silver",
+            "cause": "evaluation", "valid_until": "2027-06-15",
+        }
+        assert events[member.pk].dedupe_key.startswith("tier.changed:")
