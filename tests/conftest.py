@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from core.actors import Actor, system_actor
-from core.auth import Client, forget_cached_clients
-from core.services import api_client_create
-# --- the response contract: make_api's clients check every answer (tests/contract.py)
-from tests.contract import ContractClient
 from backoffice.demo import demo_club_seed
 from club.models import Tier
+from core.auth import Client, forget_cached_clients
+from core.services import api_client_create
+from journeys.services import journey_forget
 from loyalty.services import points_adjust
 from members.selectors import normalize_phone
+from rewards.selectors import catalogue_forget
+
+# --- the response contract: make_api's clients check every answer (tests/contract.py)
+from tests.contract import ContractClient
 from tests.factories import MemberFactory
-
-
+from tests.helpers import SYSTEM, set_tier
 
 
 def pytest_report_header(config: Any) -> str:
@@ -128,7 +127,6 @@ def api(make_api: Callable[..., APIClient]) -> APIClient:
     return make_api()
 
 
-SYSTEM = system_actor("tests")
 
 
 @pytest.fixture
@@ -162,13 +160,29 @@ def now() -> Any:
     return timezone.now()
 
 
-def purchase_body(member_number: str, receipt_id: str, amount: str = "499.00", *,
-                  store: str = "SE-001", currency: str = "SEK", category: str = "tools",
-                  occurred_at: Any = None) -> dict[str, Any]:
-    occurred = (occurred_at or timezone.now() - timedelta(minutes=1)).isoformat()
-    return {
-        "member": {"member_number": member_number}, "store_code": store,
-        "receipt_id": receipt_id, "channel": "store", "occurred_at": occurred,
-        "currency": currency, "total": amount,
-        "lines": [{"sku": "SKU-1", "category": category, "quantity": 1, "amount": amount}],
-    }
+@pytest.fixture
+def journey_on(settings: Any, demo: None) -> Iterator[None]:
+    """The demo club with its welcome journey counting purchases and events
+    (the test settings switch it off: the other suites count points exactly)."""
+    settings.LOJAL_JOURNEY_ENABLED = True
+    journey_forget()
+    yield
+    journey_forget()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_catalogue() -> Iterator[None]:
+    """Each test starts from the benefit catalogue in its own database."""
+    catalogue_forget()
+    yield
+    catalogue_forget()
+
+
+@pytest.fixture
+def gold(make_member: Any) -> Any:
+    return set_tier(make_member(market="SE"), "gold")
+
+
+@pytest.fixture
+def silver(make_member: Any) -> Any:
+    return set_tier(make_member(market="SE"), "silver")

@@ -8,12 +8,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.utils import timezone
 
-from loyalty import services
 from club.dates import today_for
+from loyalty import services
 from loyalty.ledger import expiry_for
 from loyalty.models import LedgerEntry, Lot, LotMovement
-from tests.conftest import SYSTEM, purchase_body
-from tests.loyalty.helpers import account, assert_ledger_consistent, assert_problem
+from tests.helpers import SYSTEM, account, assert_ledger_consistent, assert_problem, purchase_body
 
 pytestmark = pytest.mark.django_db
 

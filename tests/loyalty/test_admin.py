@@ -12,8 +12,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from core.actors import SYSTEM
 from club.models import Store
+from core.actors import SYSTEM
 from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,7 @@ from django.db.utils import DatabaseError
 
 from loyalty import services
 from loyalty.models import LedgerEntry, LotMovement
-from tests.conftest import SYSTEM
-from tests.loyalty.helpers import account
+from tests.helpers import SYSTEM, account
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 

@@ -13,10 +13,7 @@ from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from loyalty.models import LedgerEntry, PointsAccount, Purchase, Redemption
-from tests.conftest import purchase_body
-from tests.loyalty.helpers import account
-
-from tests.threads import in_parallel
+from tests.helpers import account, in_parallel, purchase_body, return_body
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -110,8 +107,6 @@ def test_same_receipt_in_parallel_books_once(api, make_member):
 
 
 def test_same_return_receipt_in_parallel_reverses_once(api, make_member):
-    from tests.loyalty.helpers import return_body
-
     member = make_member()
     api.post("/api/v1/purchases", purchase_body(member.member_number, "R-ret", "200.00"),
              format="json")
@@ -130,8 +125,6 @@ def test_same_return_receipt_in_parallel_reverses_once(api, make_member):
 
 
 def test_parallel_returns_never_add_up_to_more_than_the_purchase(api, make_member):
-    from tests.loyalty.helpers import return_body
-
     member = make_member()
     api.post("/api/v1/purchases", purchase_body(member.member_number, "R-many", "100.00"),
              format="json")

@@ -31,11 +31,11 @@ from hypothesis.stateful import (
 )
 
 from checkout import services as checkout_services
-from loyalty import services
 from club.models import Market
+from loyalty import services
 from loyalty.models import PointsAccount
 from loyalty.selectors import ledger_discrepancies
-from tests.conftest import SYSTEM
+from tests.helpers import SYSTEM
 
 pytestmark = pytest.mark.django_db
 

@@ -7,18 +7,19 @@ a lot is spendable through its expiry date, local time.
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from checkout.services import purchase_record, return_record
 from core.models import OutboxEvent
 from loyalty import lifecycle
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption
 from loyalty.selectors import ledger_discrepancies
-from checkout.services import purchase_record, return_record
 from loyalty.services import Line, points_redeem
 
 UTC = dt_timezone.utc

@@ -7,12 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from club.models import Market
 from loyalty import services
 from loyalty.ledger import expiry_for
-from club.models import Market
 from loyalty.models import LedgerEntry, Lot, LotMovement, Redemption
-from tests.conftest import SYSTEM
-from tests.loyalty.helpers import account, assert_ledger_consistent, assert_problem
+from tests.helpers import SYSTEM, account, assert_ledger_consistent, assert_problem, purchase_body
 
 pytestmark = pytest.mark.django_db
 
@@ -166,8 +165,6 @@ def test_above_the_balance_is_insufficient_and_changes_nothing(api, make_member)
 
 def test_pending_points_cannot_be_redeemed(api, make_member):
     member = make_member(points=10)
-    from tests.conftest import purchase_body
-
     api.post("/api/v1/purchases", purchase_body(member.member_number, "R-pend", "500.00"),
              format="json")
     assert account(member) == (10, 500)

@@ -3,17 +3,18 @@ one-level drop and renewal, staff overrides, history and outbox."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
 
+from checkout.services import purchase_record, return_record
+from club.models import Tier
 from core.actors import SYSTEM
 from core.models import OutboxEvent
-from club.models import Tier
 from loyalty.models import TierChange
-from checkout.services import purchase_record, return_record
 from loyalty.services import Line
 from loyalty.tiers import qualifying_points, tier_override, tiers_evaluate
 from members.models import Member

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest

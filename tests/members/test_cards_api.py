@@ -4,8 +4,7 @@ import pytest
 
 from members.models import Card
 from members.numbers import luhn_valid
-from tests.conftest import purchase_body
-from tests.problems import assert_problem
+from tests.helpers import assert_problem, purchase_body
 
 pytestmark = pytest.mark.django_db
 

@@ -7,12 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.models import IdempotencyRecord, OutboxEvent
 from club.models import Market
+from core.models import IdempotencyRecord, OutboxEvent
 from members.models import Member
 from rewards.models import Benefit, BenefitUsage, BenefitUse, MemberList
-from tests.problems import assert_problem
-from tests.rewards.conftest import benefits_url, set_tier, use, use_url
+from tests.helpers import assert_problem, benefits_url, set_tier, use, use_url
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,7 @@ import pytest
 
 from core.models import OutboxEvent
 from rewards.models import BenefitUsage, BenefitUse
-from tests.rewards.conftest import set_tier, use
-
-from tests.threads import in_parallel
+from tests.helpers import in_parallel, set_tier, use
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

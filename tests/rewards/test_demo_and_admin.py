@@ -9,7 +9,7 @@ from django.urls import reverse
 from backoffice.demo import demo_club_seed
 from rewards.models import Benefit, BenefitUse, MemberList
 from rewards.selectors import usable_benefits
-from tests.rewards.conftest import use
+from tests.helpers import use
 
 pytestmark = pytest.mark.django_db
 

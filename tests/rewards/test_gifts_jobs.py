@@ -14,18 +14,18 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from club.dates import local_date
+from club.models import Market, Tier
 from core.actors import SYSTEM
 from core.models import OutboxEvent
-from club.dates import local_date
 from loyalty.ledger import expiry_for
-from club.models import Market, Tier
 from loyalty.models import LedgerEntry, Lot, PointsAccount, TierChange
 from loyalty.services import points_adjust
 from loyalty.tiers import tier_override
 from members.models import Member
 from rewards.gifts import birthday_gifts, tier_upgrade_gifts, welcome_gifts
 from rewards.models import Gift, GiftRule, Reward, Voucher
-from tests.rewards.journey_support import assert_ledger_consistent, buy, enrol_at, local
+from tests.helpers import assert_ledger_consistent, buy, enrol_at, local
 
 pytestmark = pytest.mark.django_db
 

@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core.errors import BenefitNotAvailable
 from club.models import Market, Tier
+from core.errors import BenefitNotAvailable
 from rewards.models import Benefit, BenefitUse
 from rewards.selectors import member_benefits, usable_benefits
 from rewards.services import benefit_use
-from tests.conftest import SYSTEM
+from tests.helpers import SYSTEM
 
 pytestmark = pytest.mark.django_db
 

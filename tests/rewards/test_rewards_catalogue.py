@@ -12,9 +12,7 @@ from backoffice.demo import demo_club_seed
 from club.models import Market
 from members.models import Member
 from rewards.models import Reward, RewardPrice
-from tests.problems import assert_problem
-from tests.rewards.conftest import set_tier
-from tests.rewards.voucher_helpers import SEK_50, claim, make_reward
+from tests.helpers import SEK_50, assert_problem, claim, make_reward, set_tier
 
 pytestmark = pytest.mark.django_db
 

@@ -15,15 +15,16 @@ from loyalty.models import LedgerEntry, LotMovement
 from members.models import Member
 from rewards.codes import code_normalize
 from rewards.models import Reward, Voucher
-from tests.problems import assert_problem
-from tests.rewards.conftest import set_tier
-from tests.rewards.voucher_helpers import (
+from tests.helpers import (
     SEK_50,
     assert_ledger_consistent,
+    assert_problem,
     balance,
     claim,
     claim_url,
     make_reward,
+    purchase_body,
+    set_tier,
 )
 
 pytestmark = pytest.mark.django_db
@@ -77,8 +78,6 @@ def test_one_point_short_is_insufficient_and_changes_nothing(api, make_member):
 
 
 def test_pending_points_do_not_pay_for_a_reward(api, make_member):
-    from tests.conftest import purchase_body
-
     member = make_member(points=100)
     # 499 points earned, pending for the 30-day return window.
     assert api.post("/api/v1/purchases", purchase_body(member.member_number, "R-P1"),

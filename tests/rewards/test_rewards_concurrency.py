@@ -11,8 +11,7 @@ import pytest
 from loyalty.models import LedgerEntry
 from rewards.models import Reward, Voucher
 from tests.contract import contract
-from tests.rewards.voucher_helpers import assert_ledger_consistent, balance, claim, make_reward
-from tests.threads import in_parallel
+from tests.helpers import assert_ledger_consistent, balance, claim, in_parallel, make_reward
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

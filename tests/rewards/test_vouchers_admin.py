@@ -11,9 +11,7 @@ from club.models import Market
 from rewards.codes import code_format
 from rewards.models import Reward, RewardPrice, Voucher
 from rewards.services import voucher_issue
-from tests.conftest import purchase_body
-from tests.loyalty.helpers import return_body
-from tests.rewards.voucher_helpers import make_reward, redeem
+from tests.helpers import make_reward, purchase_body, redeem, return_body
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,7 @@ from members.models import Member
 from rewards.codes import code_format
 from rewards.models import Reward, Voucher
 from rewards.services import voucher_issue
-from tests.problems import assert_problem
-from tests.rewards.voucher_helpers import balance, claim, redeem
+from tests.helpers import assert_problem, balance, claim, redeem
 
 pytestmark = pytest.mark.django_db
 

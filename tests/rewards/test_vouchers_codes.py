@@ -13,7 +13,7 @@ from rewards import codes
 from rewards.codes import ALPHABET, code_format, code_new, code_normalize
 from rewards.models import Voucher
 from rewards.services import voucher_issue
-from tests.rewards.voucher_helpers import make_reward
+from tests.helpers import make_reward
 
 
 def test_the_alphabet_has_no_lookalikes():

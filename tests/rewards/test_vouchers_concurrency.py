@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -13,8 +14,8 @@ from rest_framework.test import APIClient
 from core.models import OutboxEvent
 from rewards.models import Reward, Voucher
 from rewards.services import voucher_issue
-from tests.rewards.test_rewards_concurrency import in_parallel, outcome
-from tests.rewards.voucher_helpers import make_reward, redeem
+from tests.helpers import in_parallel, make_reward, redeem
+from tests.rewards.test_rewards_concurrency import outcome
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from core.models import OutboxEvent
 from loyalty.models import LedgerEntry
 from rewards.models import Reward, Voucher
 from rewards.services import voucher_issue
-from tests.rewards.voucher_helpers import assert_ledger_consistent, balance, make_reward
+from tests.helpers import assert_ledger_consistent, balance, make_reward
 
 pytestmark = pytest.mark.django_db
 

@@ -15,11 +15,13 @@ from core.errors import ValidationFailed
 from core.jobs import schedules
 from rewards.models import Voucher
 from rewards.services import (
-    REACTIVATION_MIN_DAYS, voucher_issue, voucher_reactivate, voucher_redeem, vouchers_expire,
+    REACTIVATION_MIN_DAYS,
+    voucher_issue,
+    voucher_reactivate,
+    voucher_redeem,
+    vouchers_expire,
 )
-from tests.conftest import purchase_body
-from tests.loyalty.helpers import return_body
-from tests.rewards.voucher_helpers import make_reward, redeem
+from tests.helpers import make_reward, purchase_body, redeem, return_body
 
 pytestmark = pytest.mark.django_db
 

@@ -9,17 +9,16 @@ import pytest
 from django.utils import timezone
 
 from club.dates import local_date
+from journeys.models import ActivityEvent, MemberMission, Mission
 from loyalty.models import PointsAccount
 from members.models import Member
-from journeys.models import ActivityEvent, MemberMission, Mission
-from tests.conftest import purchase_body
-from tests.problems import assert_problem
-from tests.rewards.journey_support import (
+from tests.helpers import (
     assert_ledger_consistent,
+    assert_problem,
     bonus_entries,
     enrol_at,
-    journey_on,  # noqa: F401 - a fixture
     mission_row,
+    purchase_body,
 )
 
 pytestmark = pytest.mark.django_db

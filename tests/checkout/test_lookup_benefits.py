@@ -10,7 +10,7 @@ from members.models import Member
 from rewards import selectors
 from rewards.models import Benefit, MemberList
 from rewards.selectors import usable_benefits
-from tests.rewards.conftest import set_tier, use
+from tests.helpers import set_tier, use
 
 pytestmark = pytest.mark.django_db
 

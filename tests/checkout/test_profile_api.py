@@ -8,7 +8,7 @@ from django.forms.models import model_to_dict
 from club.models import Tier
 from loyalty.models import PointsAccount
 from members.models import Member
-from tests.problems import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

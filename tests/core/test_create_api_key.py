@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from core.models import SCOPES, ApiClient
 from members.models import Member
-from tests.problems import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

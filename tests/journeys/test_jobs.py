@@ -11,22 +11,15 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from core.jobs import schedules
 from backoffice.demo import demo_club_seed
 from club.dates import local_date
 from club.models import Market
-from journeys.services import missions_close
+from core.jobs import schedules
 from journeys.demo import journey_seed
-from rewards.models import Reward
 from journeys.models import MemberMission, Mission
-from rewards.models import GiftRule
-from tests.rewards.journey_support import (
-    buy,
-    enrol_at,
-    journey_on,  # noqa: F401 - a fixture
-    local,
-    mission_row,
-)
+from journeys.services import missions_close
+from rewards.models import GiftRule, Reward
+from tests.helpers import buy, enrol_at, local, mission_row
 
 pytestmark = pytest.mark.django_db
 
@@ -91,9 +84,9 @@ def test_the_missions_close_command_runs_as_of(journey_on, make_member):
 
 
 def test_the_jobs_are_celery_tasks_with_beat_entries():
-    from config.celery import app
     import journeys.tasks  # noqa: F401 - registers the tasks, as the worker's autodiscovery does
     import rewards.tasks  # noqa: F401
+    from config.celery import app
 
     for name in ("rewards.missions_close", "rewards.birthday_gifts",
                  "rewards.tier_upgrade_gifts", "rewards.welcome_gifts"):

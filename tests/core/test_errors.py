@@ -3,7 +3,7 @@
 import pytest
 
 from members.models import Member
-from tests.problems import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

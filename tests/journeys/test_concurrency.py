@@ -12,15 +12,13 @@ from rest_framework.test import APIClient
 
 from journeys.models import ActivityEvent, MemberMission
 from rewards.models import Voucher
-from tests.conftest import purchase_body
-from tests.rewards.journey_support import (
+from tests.helpers import (
     assert_ledger_consistent,
     bonus_entries,
-    journey_on,  # noqa: F401 - a fixture
+    in_parallel,
     mission_row,
+    purchase_body,
 )
-
-from tests.threads import in_parallel
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

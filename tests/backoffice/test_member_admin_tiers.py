@@ -11,9 +11,9 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from core.actors import SYSTEM, staff_actor
 from club.dates import local_date
 from club.models import Tier
+from core.actors import staff_actor
 from loyalty.models import TierChange
 from members.models import Member
 
@@ -107,8 +107,8 @@ def test_override_refuses_a_missing_reason_or_a_past_date(admin_client, member, 
 
 def test_a_validation_error_of_the_service_is_shown_on_the_form(admin_client, member, gold,
                                                                 monkeypatch):
-    from core.errors import ValidationFailed
     from backoffice import admin as member_admin
+    from core.errors import ValidationFailed
 
     def refuse(**kwargs: Any) -> None:
         raise ValidationFailed("The end date has passed.", errors={"until": ["Must not be past."]})

@@ -9,11 +9,12 @@ from django.utils import timezone
 
 from loyalty import services
 from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Return
-from tests.conftest import SYSTEM, purchase_body
-from tests.loyalty.helpers import (
+from tests.helpers import (
+    SYSTEM,
     account,
     assert_ledger_consistent,
     assert_problem,
+    purchase_body,
     return_body,
     set_window,
 )

@@ -11,10 +11,10 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from club.models import Market
 from core.auth import forget_cached_clients, key_digest
 from core.models import SCOPES, ApiClient, OutboxEvent
 from core.services import api_client_create
-from club.models import Market
 
 pytestmark = pytest.mark.django_db
 

@@ -12,23 +12,22 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.actors import SYSTEM
 from club.dates import local_date
-from loyalty.ledger import expiry_for
 from club.models import Market
+from core.actors import SYSTEM
+from journeys.models import MemberMission, Mission
+from journeys.services import journey_on_purchase, journey_snapshot, member_missions
+from loyalty.ledger import expiry_for
 from loyalty.models import LedgerEntry, Lot, PointsAccount
 from loyalty.services import Line, points_bonus
 from members.models import Member
-from journeys.services import journey_on_purchase, journey_snapshot, member_missions
-from journeys.models import MemberMission, Mission
 from rewards.models import Reward, Voucher
-from tests.rewards.journey_support import (
+from tests.helpers import (
     assert_ledger_consistent,
     bonus_entries,
     buy,
     enrol_at,
     give_back,
-    journey_on,  # noqa: F401 - a fixture
     local,
     mission_row,
 )
@@ -256,7 +255,8 @@ def test_a_completed_mission_is_never_completed_or_paid_again(journey_on, make_m
     # Someone tries to complete it again directly: the row is no longer in progress.
     assert MemberMission.objects.filter(pk=row.pk, status="in_progress").update(
         status="completed") == 0
-    from journeys.services import journey_snapshot as snap, mission_reward_pay
+    from journeys.services import journey_snapshot as snap
+    from journeys.services import mission_reward_pay
 
     spec = snap().by_id(row.mission_id)
     assert mission_reward_pay(member=member, spec=spec, row_id=row.pk, now=timezone.now()) is False

@@ -9,8 +9,13 @@ import pytest
 from django.utils import timezone
 
 from loyalty.models import LedgerEntry, Lot, Purchase
-from tests.conftest import purchase_body
-from tests.loyalty.helpers import account, assert_ledger_consistent, assert_problem, set_window
+from tests.helpers import (
+    account,
+    assert_ledger_consistent,
+    assert_problem,
+    purchase_body,
+    set_window,
+)
 
 pytestmark = pytest.mark.django_db
 

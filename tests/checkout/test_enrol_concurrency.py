@@ -9,8 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from members.models import Member
-
-from tests.threads import in_parallel
+from tests.helpers import in_parallel
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from core.models import SCOPES, ApiClient
 from core.services import api_client_create, api_client_revoke, api_client_rotate
-from tests.problems import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from club.models import Market, Tier
 from loyalty.models import PointsAccount
 from members.models import Card, Member
 from members.numbers import member_number_for
-from tests.problems import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import pytest
 
 from members.models import Card, Member
 from members.numbers import luhn_valid
-from tests.problems import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 
