@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from integrations.models import ImportJob
 from integrations.services import import_job_dry_run, import_job_run
 from members.models import Member
-from tests.integrations.helpers import counts
+from tests.helpers import counts
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

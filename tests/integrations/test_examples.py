@@ -12,7 +12,7 @@ from django.conf import settings
 from loyalty.models import Purchase
 from loyalty.selectors import ledger_discrepancies
 from members.models import Member
-from tests.integrations.helpers import run
+from tests.helpers import run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

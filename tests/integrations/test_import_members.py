@@ -16,7 +16,7 @@ from loyalty.ledger import expiry_for
 from loyalty.models import LedgerEntry, Lot, TierChange
 from loyalty.selectors import ledger_discrepancies
 from members.models import Card, ConsentChange, Member
-from tests.integrations.helpers import MEMBER_HEADER, by_line, counts, run, write_csv
+from tests.helpers import MEMBER_HEADER, by_line, counts, run, write_csv
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -254,19 +254,6 @@ def test_exit_code_0_and_a_summary_when_all_rows_pass(demo: None, tmp_path: Path
     path = members_file(tmp_path, [row("S-1"), row("S-2")])
     call_command("import_members", str(path))
     assert "2 rows: 2 created, 0 unchanged, 0 failed." in capsys.readouterr().out
-
-
-def test_enrolment_and_profile_changes_add_consent_history(demo: None, system_client: Any) -> None:
-    from checkout.services import member_enrol
-    from members.services import member_update
-
-    enrolled = member_enrol(actor=system_client, market_code="SE", email="c@example.test",
-                            consents={"marketing_email": True, "profiling": False})
-    rows = set(ConsentChange.objects.filter(member=enrolled).values_list("consent", "granted", "source"))
-    assert rows == {("marketing_email", True, "tests"), ("profiling", False, "tests")}
-    member_update(member=enrolled, changes={"consents": {"marketing_email": True, "marketing_sms": True}},
-                  actor=system_client)
-    assert ConsentChange.objects.filter(member=enrolled).count() == 3  # only the change
 
 
 def test_the_admin_finds_a_member_by_external_id(demo: None, tmp_path: Path, admin_client: Any) -> None:

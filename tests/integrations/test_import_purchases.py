@@ -15,7 +15,7 @@ from club.models import Market, Store
 from loyalty.models import LedgerEntry, Purchase, QualifyingMonth
 from loyalty.selectors import ledger_discrepancies
 from members.models import Member
-from tests.integrations.helpers import PURCHASE_HEADER, by_line, counts, run, write_csv
+from tests.helpers import PURCHASE_HEADER, by_line, counts, run, write_csv
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -155,7 +155,7 @@ def test_a_receipt_again_is_unchanged_with_the_same_body_and_failed_with_another
 
 def test_a_receipt_booked_live_is_not_overwritten(
         old_members: dict[str, Member], tmp_path: Path, api: Any) -> None:
-    from tests.conftest import purchase_body
+    from tests.helpers import purchase_body
 
     se = old_members["SE"]
     assert api.post("/api/v1/purchases", purchase_body(se.member_number, "LIVE-1"),

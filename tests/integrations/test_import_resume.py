@@ -18,7 +18,7 @@ from django.db import connection
 from loyalty.models import LedgerEntry, Purchase
 from loyalty.selectors import ledger_discrepancies
 from members.models import Member
-from tests.integrations.helpers import MEMBER_HEADER, PURCHASE_HEADER, run, write_csv
+from tests.helpers import MEMBER_HEADER, PURCHASE_HEADER, run, write_csv
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
