@@ -275,3 +275,15 @@ def test_many_members_in_chunks_balance_the_ledger(demo: None, tmp_path: Path) -
     assert Member.objects.filter(external_id__startswith="M-").count() == 250
     assert ledger_discrepancies() == []
     assert len({r["member_number"] for r in report}) == 250
+
+
+def test_sqlite_is_refused_with_a_clear_message(demo: None, tmp_path: Path, monkeypatch: Any) -> None:
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    path = members_file(tmp_path, [row("SQ-1")])
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    with pytest.raises(CommandError, match="Imports need PostgreSQL"):
+        call_command("import_members", str(path))
+    monkeypatch.undo()
+    assert not Member.objects.filter(external_id="SQ-1").exists()
