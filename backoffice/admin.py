@@ -46,14 +46,15 @@ PHONE_LIKE = re.compile(r"\+?[\d\s().-]{6,20}")
 
 def member_search_q(term: str) -> Q | None:
     """Exact matches on the indexed identifiers: member number, card number,
-    email (case-insensitive, the lower(email) index) and phone, local forms
-    read in each market's numbering plan. Needs the `email_lower` alias."""
+    email (case-insensitive, the lower(email) index), phone, local forms
+    read in each market's numbering plan, and the id in the club a member
+    was imported from (external_id). Needs the `email_lower` alias."""
     term = term.strip()
     if not term:
         return None
     if "@" in term:
-        return Q(email_lower=term.lower())
-    match = Q()
+        return Q(email_lower=term.lower()) | Q(external_id=term)
+    match = Q(external_id=term)
     digits = re.sub(r"[\s-]", "", term)
     if digits.isdigit():
         match |= Q(member_number=digits)
@@ -71,7 +72,7 @@ def member_search_q(term: str) -> Q | None:
                 continue
         if phones:
             match |= Q(phone__in=sorted(phones))
-    return match if match else Q(pk__in=[])
+    return match
 
 
 class CardInline(admin.TabularInline):
@@ -149,16 +150,16 @@ class MemberAdmin(admin.ModelAdmin):
     # The box is answered by get_search_results (exact, indexed matches);
     # search_fields only has to be non-empty for the admin to show it.
     search_fields = ["member_number"]
-    search_help_text = "Member number, card number, email or phone."
+    search_help_text = "Member number, card number, email, phone or external id (an import's)."
     ordering = ["-id"]
     show_full_result_count = False
-    readonly_fields = ["member_number", "market", "status", "channel", "enrolment_store",
+    readonly_fields = ["member_number", "external_id", "market", "status", "channel", "enrolment_store",
                        "enrolled_at", "updated_at", "balance", "pending", "tier",
                        "tier_valid_until", "tier_override_until", "consents_updated_at", "ledger",
                        "tier_history", "vouchers", "missions"]
     fieldsets = [
-        (None, {"fields": ["member_number", "market", "status", "channel", "enrolment_store",
-                           "enrolled_at", "updated_at"]}),
+        (None, {"fields": ["member_number", "external_id", "market", "status", "channel",
+                           "enrolment_store", "enrolled_at", "updated_at"]}),
         ("Profile", {"fields": list(PROFILE_FIELDS)}),
         ("Points and tier", {"fields": ["balance", "pending", "tier", "tier_valid_until",
                                         "tier_override_until"]}),

@@ -471,5 +471,49 @@ def bonus_bulk(*, entry_ids: list[int], member_ids: list[int], references: list[
         return int(cursor.fetchone()[0])
 
 
+_OPENING_SQL = """
+WITH opening AS MATERIALIZED (
+    SELECT o.member_id, o.points, o.expires_on,
+           CASE WHEN o.points > 0 THEN nextval('{sequence}'::regclass) END AS entry_id
+    FROM unnest(%(member_ids)s::bigint[], %(points)s::int[], %(expires_on)s::date[])
+         AS o(member_id, points, expires_on)
+), accounts AS (
+    INSERT INTO loyalty_pointsaccount (member_id, balance, pending, updated_at)
+    SELECT member_id, points, 0, %(now)s FROM opening
+), entries AS (
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason)
+    SELECT entry_id, member_id, 'adjust', points, %(now)s, %(reference)s, expires_on, %(reason)s
+    FROM opening WHERE entry_id IS NOT NULL
+), lots AS (
+    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
+                             matured)
+    SELECT member_id, entry_id, points, points, %(today)s, expires_on, TRUE
+    FROM opening WHERE entry_id IS NOT NULL
+)
+SELECT COUNT(*) FROM opening WHERE entry_id IS NOT NULL
+"""
+
+
+def accounts_open_bulk(*, member_ids: list[int], points: list[int], expires_on: list[date | None],
+                       reason: str, reference: str, today: date, now: datetime) -> int:
+    """New members' points accounts, each with its opening balance (an
+    import): for a member with points, an `adjust` entry and its matured
+    lot, available from `today` until its `expires_on`. Members without
+    points get an empty account. In the caller's transaction (the accounts
+    are new: nobody else can hold them). Answers how many entries were
+    booked."""
+    if not member_ids:
+        return 0
+    if any(p < 0 for p in points) or any(p > 0 and e is None for p, e in zip(points, expires_on)):
+        raise ValueError("an opening balance is 0 or more, and points need an expiry")
+    with connection.cursor() as cursor:
+        cursor.execute(_OPENING_SQL.replace("{sequence}", _entry_sequence(cursor)), {
+            "member_ids": member_ids, "points": points, "expires_on": expires_on,
+            "reason": reason[:255], "reference": reference[:128], "today": today, "now": now,
+        })
+        return int(cursor.fetchone()[0])
+
+
 def days(n: int) -> timedelta:
     return timedelta(days=n)

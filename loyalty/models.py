@@ -37,6 +37,7 @@ class TierChange(models.Model):
         EVALUATION = "evaluation"
         RENEWAL = "renewal"
         STAFF = "staff"
+        IMPORT = "import"
 
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_changes")
     from_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
@@ -94,6 +95,9 @@ class Purchase(models.Model):
     base_points_reversed = models.IntegerField(default=0)
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()
+    imported = models.BooleanField(
+        default=False, db_default=False, help_text="History brought from another club: earned nothing here."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

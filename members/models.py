@@ -23,6 +23,10 @@ class Member(models.Model):
         STAFF = "staff"
 
     member_number = models.CharField(max_length=10, unique=True, null=True, blank=True)
+    external_id = models.CharField(
+        max_length=64, null=True, blank=True,
+        help_text="The member's id in the club it was imported from (unique per market).",
+    )
     market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="members")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     # Neither is unique in the database: the merged national clubs brought
@@ -63,6 +67,11 @@ class Member(models.Model):
                 condition=Q(email__isnull=False) | Q(phone__isnull=False) | Q(status="erased"),
                 name="member_email_or_phone",
             ),
+            # external_id first: the index also serves the admin's search by it.
+            models.UniqueConstraint(
+                fields=["external_id", "market"], condition=Q(external_id__isnull=False),
+                name="member_market_external_id",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -88,3 +97,18 @@ class Card(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class ConsentChange(models.Model):
+    """History: every change of a member's consent, and where it came from
+    (enrolment, the member's profile, staff, an import)."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="consent_changes",
+                               db_index=False)
+    consent = models.CharField(max_length=16)
+    granted = models.BooleanField()
+    at = models.DateTimeField()
+    source = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-at"], name="consentchange_member")]

@@ -14,7 +14,7 @@ from club.selectors import market_by_code, store_in_market
 from core.actors import Actor
 from core.errors import MemberExists, NotFound, ValidationFailed
 from club.models import Tier
-from members.models import Card, Member
+from members.models import Card, ConsentChange, Member
 from members.numbers import member_number_for, new_card_number
 from members.selectors import normalize_phone
 
@@ -53,6 +53,15 @@ def _member_exists(existing: Member, actor: Actor | None) -> MemberExists:
     if actor is not None and not actor.sees_market(existing.market_id):
         return MemberExists("Email or phone already belongs to a member in another market.")
     return MemberExists(f"Email or phone already belongs to member {existing.member_number}.")
+
+
+def consent_changes_record(*, member: Member, consents: dict[str, bool], source: str,
+                           at: Any) -> None:
+    """One history row per consent given or withdrawn."""
+    ConsentChange.objects.bulk_create([
+        ConsentChange(member=member, consent=field, granted=bool(value), at=at, source=source[:64])
+        for field, value in consents.items() if field in CONSENT_FIELDS
+    ])
 
 
 def _card_create(*, member: Member) -> Card:
@@ -121,6 +130,8 @@ def member_create(
         )
         member.member_number = member_number_for(member.pk)
         Member.objects.filter(pk=member.pk).update(member_number=member.member_number)
+        if consents:
+            consent_changes_record(member=member, consents=consents, source=actor.name, at=now)
         _card_create(member=member)
     return member
 
@@ -153,11 +164,17 @@ def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | Non
             setattr(locked, field, value)
         locked.email = email
         locked.phone = phone
+        changed = {field: bool(value) for field, value in consents.items()
+                   if bool(value) != getattr(locked, field)}
         for field, value in consents.items():
             setattr(locked, field, bool(value))
         if consents:
             locked.consents_updated_at = timezone.now()
         locked.save()
+        if changed:
+            consent_changes_record(member=locked, consents=changed,
+                                   source=actor.name if actor else "system",
+                                   at=locked.consents_updated_at)
     locked.market = member.market
     locked.tier = member.tier
     return locked

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rewards",
     "journeys",
     "checkout",
+    "integrations",
     "backoffice",
 ]
 
@@ -137,6 +138,8 @@ STATIC_URL = "static/"
 # collectstatic fills this in images (production settings); a checkout
 # without it serves the apps' static folders directly (WhiteNoise finders).
 STATIC_ROOT = BASE_DIR / "staticfiles" if (BASE_DIR / "staticfiles").exists() else None
+# Uploads (the imports' files and reports): never served by the web server.
+MEDIA_ROOT = VAR_DIR / "media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
