@@ -25,10 +25,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.actors import staff_actor
-from core.errors import DomainError, ValidationFailed
 from club.dates import local_date
 from club.models import Market, Tier
+from core.actors import staff_actor
+from core.errors import DomainError, ValidationFailed
+from journeys.admin import member_missions_html
 from loyalty.models import LedgerEntry, PointsAccount, TierChange
 from loyalty.services import points_adjust
 from loyalty.tiers import tier_override
@@ -36,7 +37,6 @@ from members.models import Card, Member
 from members.selectors import normalize_phone
 from members.services import CONSENT_FIELDS, card_block, member_update
 from rewards.admin import MEMBER_VOUCHERS_ON_PAGE, member_vouchers_html
-from journeys.admin import member_missions_html
 
 LEDGER_ON_PAGE = 100
 TIER_HISTORY_ON_PAGE = 50
@@ -125,7 +125,7 @@ class OverrideTierForm(forms.Form):
         label="End date",
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="The tier is kept as set until this day (in the member's market), then the "
-                  "evaluation takes over. Not in the past.",
+        "evaluation takes over. Not in the past.",
     )
 
     def __init__(self, *args: Any, member: Member, **kwargs: Any) -> None:
@@ -153,16 +153,47 @@ class MemberAdmin(admin.ModelAdmin):
     search_help_text = "Member number, card number, email, phone or external id (an import's)."
     ordering = ["-id"]
     show_full_result_count = False
-    readonly_fields = ["member_number", "external_id", "market", "status", "channel", "enrolment_store",
-                       "enrolled_at", "updated_at", "balance", "pending", "tier",
-                       "tier_valid_until", "tier_override_until", "consents_updated_at", "ledger",
-                       "tier_history", "vouchers", "missions"]
+    readonly_fields = [
+        "member_number",
+        "external_id",
+        "market",
+        "status",
+        "channel",
+        "enrolment_store",
+        "enrolled_at",
+        "updated_at",
+        "balance",
+        "pending",
+        "tier",
+        "tier_valid_until",
+        "tier_override_until",
+        "consents_updated_at",
+        "ledger",
+        "tier_history",
+        "vouchers",
+        "missions",
+    ]
     fieldsets = [
-        (None, {"fields": ["member_number", "external_id", "market", "status", "channel",
-                           "enrolment_store", "enrolled_at", "updated_at"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "member_number",
+                    "external_id",
+                    "market",
+                    "status",
+                    "channel",
+                    "enrolment_store",
+                    "enrolled_at",
+                    "updated_at",
+                ]
+            },
+        ),
         ("Profile", {"fields": list(PROFILE_FIELDS)}),
-        ("Points and tier", {"fields": ["balance", "pending", "tier", "tier_valid_until",
-                                        "tier_override_until"]}),
+        (
+            "Points and tier",
+            {"fields": ["balance", "pending", "tier", "tier_valid_until", "tier_override_until"]},
+        ),
         ("Consents", {"fields": [*CONSENT_FIELDS, "consents_updated_at"]}),
         (f"Ledger (latest {LEDGER_ON_PAGE})", {"fields": ["ledger"]}),
         (f"Tier history (latest {TIER_HISTORY_ON_PAGE})", {"fields": ["tier_history"]}),
@@ -244,20 +275,31 @@ class MemberAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # members are closed or erased, never deleted
 
-    def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool
+    ) -> None:
         changes: dict[str, Any] = {
-            field: form.cleaned_data[field] for field in form.changed_data if field in PROFILE_FIELDS
+            field: form.cleaned_data[field]
+            for field in form.changed_data
+            if field in PROFILE_FIELDS
         }
         consents = {
-            field: form.cleaned_data[field] for field in form.changed_data if field in CONSENT_FIELDS
+            field: form.cleaned_data[field]
+            for field in form.changed_data
+            if field in CONSENT_FIELDS
         }
         if consents:
             changes["consents"] = consents
         if changes:
             member_update(member=obj, changes=changes, actor=staff_actor(request.user))
 
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
-                        form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:  # e.g. the email already belongs to another member
@@ -269,12 +311,21 @@ class MemberAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/adjust-points/", view(self.adjust_points_view),
-                 name="members_member_adjust_points"),
-            path("<path:object_id>/override-tier/", view(self.override_tier_view),
-                 name="members_member_override_tier"),
-            path("<path:object_id>/cards/<str:number>/block/", view(self.block_card_view),
-                 name="members_member_block_card"),
+            path(
+                "<path:object_id>/adjust-points/",
+                view(self.adjust_points_view),
+                name="members_member_adjust_points",
+            ),
+            path(
+                "<path:object_id>/override-tier/",
+                view(self.override_tier_view),
+                name="members_member_override_tier",
+            ),
+            path(
+                "<path:object_id>/cards/<str:number>/block/",
+                view(self.block_card_view),
+                name="members_member_block_card",
+            ),
             *super().get_urls(),
         ]
 
@@ -289,16 +340,21 @@ class MemberAdmin(admin.ModelAdmin):
     def _change_url(self, member: Member) -> str:
         return reverse("admin:members_member_change", args=[quote(member.pk)])
 
-    def _page(self, request: HttpRequest, template: str, member: Member, title: str,
-              **context: Any) -> TemplateResponse:
-        return TemplateResponse(request, template, {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "member": member,
-            "change_url": self._change_url(member),
-            **context,
-        })
+    def _page(
+        self, request: HttpRequest, template: str, member: Member, title: str, **context: Any
+    ) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": title,
+                "member": member,
+                "change_url": self._change_url(member),
+                **context,
+            },
+        )
 
     def adjust_points_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         member = self._member_to_change(request, object_id)
@@ -307,8 +363,9 @@ class MemberAdmin(admin.ModelAdmin):
             if form.is_valid():
                 points, reason = form.cleaned_data["points"], form.cleaned_data["reason"]
                 try:
-                    result = points_adjust(member=member, points=points, reason=reason,
-                                           actor=staff_actor(request.user))
+                    result = points_adjust(
+                        member=member, points=points, reason=reason, actor=staff_actor(request.user)
+                    )
                 except DomainError as exc:
                     for field, errors in (exc.errors or {}).items():
                         form.add_error(field if field in form.fields else None, errors)
@@ -324,38 +381,59 @@ class MemberAdmin(admin.ModelAdmin):
                     )
                     return HttpResponseRedirect(self._change_url(member))
             else:
-                self.message_user(request, "Not booked: please correct the errors below.",
-                                  messages.ERROR)
-        return self._page(request, "admin/members/member/adjust_points.html", member,
-                          f"Adjust points of {member}", form=form,
-                          account=self._account(member))
+                self.message_user(
+                    request, "Not booked: please correct the errors below.", messages.ERROR
+                )
+        return self._page(
+            request,
+            "admin/members/member/adjust_points.html",
+            member,
+            f"Adjust points of {member}",
+            form=form,
+            account=self._account(member),
+        )
 
     def override_tier_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         member = self._member_to_change(request, object_id)
         form = OverrideTierForm(request.POST if request.method == "POST" else None, member=member)
         if request.method == "POST":
             if form.is_valid():
-                tier, reason, until = (form.cleaned_data["tier"], form.cleaned_data["reason"],
-                                       form.cleaned_data["until"])
+                tier, reason, until = (
+                    form.cleaned_data["tier"],
+                    form.cleaned_data["reason"],
+                    form.cleaned_data["until"],
+                )
                 try:
-                    tier_override(member=member, tier=tier, reason=reason, until=until,
-                                  actor=staff_actor(request.user))
+                    tier_override(
+                        member=member,
+                        tier=tier,
+                        reason=reason,
+                        until=until,
+                        actor=staff_actor(request.user),
+                    )
                 except DomainError as exc:
                     for field, errors in (exc.errors or {}).items():
                         form.add_error(field if field in form.fields else None, errors)
                     self.message_user(request, f"Not overridden: {exc.detail}", messages.ERROR)
                 else:
-                    self.log_change(request, member,
-                                    f"Overrode tier to {tier.code} until {until}: {reason}")
+                    self.log_change(
+                        request, member, f"Overrode tier to {tier.code} until {until}: {reason}"
+                    )
                     self.message_user(
                         request, f"{member} is now {tier} until {until:%Y-%m-%d}.", messages.SUCCESS
                     )
                     return HttpResponseRedirect(self._change_url(member))
             else:
-                self.message_user(request, "Not overridden: please correct the errors below.",
-                                  messages.ERROR)
-        return self._page(request, "admin/members/member/override_tier.html", member,
-                          f"Override the tier of {member}", form=form)
+                self.message_user(
+                    request, "Not overridden: please correct the errors below.", messages.ERROR
+                )
+        return self._page(
+            request,
+            "admin/members/member/override_tier.html",
+            member,
+            f"Override the tier of {member}",
+            form=form,
+        )
 
     def block_card_view(self, request: HttpRequest, object_id: str, number: str) -> HttpResponse:
         member = self._member_to_change(request, object_id)
@@ -371,5 +449,10 @@ class MemberAdmin(admin.ModelAdmin):
         card = Card.objects.filter(member=member, number=number).first()
         if card is None:
             raise Http404("No such card on this member.")
-        return self._page(request, "admin/members/member/block_card.html", member,
-                          f"Block card {number}?", card=card)
+        return self._page(
+            request,
+            "admin/members/member/block_card.html",
+            member,
+            f"Block card {number}?",
+            card=card,
+        )

@@ -34,7 +34,11 @@ class SeedReport:
     created: int = 0
 
     def __str__(self) -> str:
-        return f"{self.created} rows created" if self.created else "nothing to do: the demo club is in place"
+        return (
+            f"{self.created} rows created"
+            if self.created
+            else "nothing to do: the demo club is in place"
+        )
 
 
 def demo_club_seed() -> SeedReport:
@@ -43,14 +47,20 @@ def demo_club_seed() -> SeedReport:
         if Member.objects.filter(email__iexact=email).exists():
             continue
         member = member_enrol(
-            actor=SEED_ACTOR, market_code=market, email=email, phone=phone, first_name=first,
-            last_name=last, channel=Member.Channel.STORE,
+            actor=SEED_ACTOR,
+            market_code=market,
+            email=email,
+            phone=phone,
+            first_name=first,
+            last_name=last,
+            channel=Member.Channel.STORE,
             consents={"marketing_email": True, "marketing_sms": False, "profiling": True},
         )
         report.created += 1
         if points:
-            points_adjust(member=member, points=points, reason="Demo club welcome points",
-                          actor=SEED_ACTOR)
+            points_adjust(
+                member=member, points=points, reason="Demo club welcome points", actor=SEED_ACTOR
+            )
     report.created += benefits_seed()
     report.created += journey_seed()
     return report

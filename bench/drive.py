@@ -45,6 +45,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field, fields
+from datetime import UTC
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -68,6 +69,7 @@ class HarnessError(Exception):
 @dataclass
 class Result:
     """One case, summed over its slices."""
+
     case: str
     requests: int = 0
     seconds: float = 0.0
@@ -76,9 +78,9 @@ class Result:
     max_us: float = 0.0
     # (latency in microseconds, weight in requests): 1000 quantiles per slice
     points: list[tuple[float, float]] = field(default_factory=list)
-    cpu: "CpuUse | None" = None
+    cpu: CpuUse | None = None
 
-    def add(self, raw: dict[str, float], quantiles: list[float], cpu: "CpuUse") -> None:
+    def add(self, raw: dict[str, float], quantiles: list[float], cpu: CpuUse) -> None:
         requests = int(raw["requests"])
         self.requests += requests
         self.seconds += raw["duration_us"] / 1e6
@@ -134,21 +136,23 @@ TICK = os.sysconf("SC_CLK_TCK")
 @dataclass
 class CpuUse:
     """CPU seconds over one measured run."""
+
     wall: float
-    app: float     # the gunicorn workers
-    db: float      # the Postgres backends serving the bench database
-    svc: float     # Redis and Postgres's own processes (shared with any other user)
-    wrk: float     # the load generator
-    busy: float    # the whole machine, steal excluded
+    app: float  # the gunicorn workers
+    db: float  # the Postgres backends serving the bench database
+    svc: float  # Redis and Postgres's own processes (shared with any other user)
+    wrk: float  # the load generator
+    busy: float  # the whole machine, steal excluded
     steal: float
 
     @property
     def other(self) -> float:
         return max(0.0, self.busy - self.app - self.db - self.svc - self.wrk)
 
-    def __add__(self, more: "CpuUse") -> "CpuUse":
-        return CpuUse(**{f.name: getattr(self, f.name) + getattr(more, f.name)
-                         for f in fields(self)})
+    def __add__(self, more: CpuUse) -> CpuUse:
+        return CpuUse(
+            **{f.name: getattr(self, f.name) + getattr(more, f.name) for f in fields(self)}
+        )
 
 
 def _machine() -> tuple[float, float]:
@@ -170,8 +174,15 @@ def _process_cpu(pid: int) -> float:
 # The shared services the bench leans on besides the database backends:
 # Redis (the throttle) and Postgres's own processes (WAL writer, checkpointer,
 # background writer, autovacuum), which work for every database on the server.
-_PG_HELPERS = ("checkpointer", "background writer", "walwriter", "autovacuum",
-               "logical replication", "stats collector", "archiver")
+_PG_HELPERS = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum",
+    "logical replication",
+    "stats collector",
+    "archiver",
+)
 
 
 def _scan(server_pid: int | None) -> tuple[list[int], list[int]]:
@@ -260,17 +271,27 @@ class CpuMeter:
         self._poll(first=False)
 
         def used(group: str) -> float:
-            return sum(last - self._first[group].get(pid, 0.0)
-                       for pid, last in self._last[group].items())
+            return sum(
+                last - self._first[group].get(pid, 0.0) for pid, last in self._last[group].items()
+            )
 
-        return CpuUse(wall=wall, app=used("app"), db=used("db"), svc=used("svc"), wrk=0.0,
-                      busy=busy - self._busy0, steal=steal - self._steal0)
+        return CpuUse(
+            wall=wall,
+            app=used("app"),
+            db=used("db"),
+            svc=used("svc"),
+            wrk=0.0,
+            busy=busy - self._busy0,
+            steal=steal - self._steal0,
+        )
 
 
 # --- plain HTTP, for the checks before the load ---------------------------------
 
-def http(url: str, *, method: str = "GET", body: bytes | None = None,
-         key: str | None = None) -> tuple[int, bytes]:
+
+def http(
+    url: str, *, method: str = "GET", body: bytes | None = None, key: str | None = None
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method)
     if key:
         request.add_header("Authorization", f"Api-Key {key}")
@@ -319,21 +340,28 @@ def _alive(pid: int) -> bool:
 
 
 def purchase_body(card: str, store: str, currency: str, receipt: str) -> bytes:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return json.dumps({
-        "member": {"card": card}, "store_code": store, "receipt_id": receipt,
-        "channel": "store", "occurred_at": now, "currency": currency, "total": "120.00",
-        "lines": [{"sku": "BENCH-1", "category": "bench", "quantity": 1, "amount": "120.00"}],
-    }).encode()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return json.dumps(
+        {
+            "member": {"card": card},
+            "store_code": store,
+            "receipt_id": receipt,
+            "channel": "store",
+            "occurred_at": now,
+            "currency": currency,
+            "total": "120.00",
+            "lines": [{"sku": "BENCH-1", "category": "bench", "quantity": 1, "amount": "120.00"}],
+        }
+    ).encode()
 
 
 def preflight(base: str, key: str, members: list[tuple[str, str, str]], run: str) -> None:
     """Requests of each kind, by hand: the right status, and the baseline
     read answers exactly what the lookup answers (a member of each market)."""
     middle = len(members) // 2
-    for card, _, _ in members[middle:middle + 4]:
+    for card, _, _ in members[middle : middle + 4]:
         status, body = http(base + LOOKUP_PATH + card, key=key)
         if status != 200:
             raise HarnessError(f"lookup answered {status}, not 200: {body[:300]!r}")
@@ -352,32 +380,58 @@ def preflight(base: str, key: str, members: list[tuple[str, str, str]], run: str
     status, body = http(base + LOOKUP_PATH + card)
     if status != 401:
         raise HarnessError(f"lookup without a key answered {status}, not 401")
-    status, body = http(base + PURCHASE_PATH, method="POST", key=key,
-                        body=purchase_body(card, store, currency, f"{run}-check"))
+    status, body = http(
+        base + PURCHASE_PATH,
+        method="POST",
+        key=key,
+        body=purchase_body(card, store, currency, f"{run}-check"),
+    )
     if status != 201:
         raise HarnessError(f"purchase answered {status}, not 201: {body[:300]!r}")
-    status, body = http(base + BASELINE_WRITE_PATH, method="POST",
-                        body=purchase_body(card, store, currency, f"{run}-check"))
+    status, body = http(
+        base + BASELINE_WRITE_PATH,
+        method="POST",
+        body=purchase_body(card, store, currency, f"{run}-check"),
+    )
     if status != 201:
         raise HarnessError(f"baseline write answered {status}, not 201: {body[:300]!r}")
 
 
 # --- wrk ---------------------------------------------------------------------------
 
-def wrk(base: str, script: str, args: list[str], *, threads: int, connections: int,
-        seconds: int, env: dict[str, str]) -> tuple[dict[str, float], list[float], float]:
+
+def wrk(
+    base: str,
+    script: str,
+    args: list[str],
+    *,
+    threads: int,
+    connections: int,
+    seconds: int,
+    env: dict[str, str],
+) -> tuple[dict[str, float], list[float], float]:
     """wrk's figures (from the script's done()), its latency quantiles in
     microseconds (0.1 % to 99.9 % by 0.1, and the maximum), and the CPU
     seconds wrk used."""
     command = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-        "-s", str(BENCH_DIR / "wrk" / script), base, "--", *args,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(BENCH_DIR / "wrk" / script),
+        base,
+        "--",
+        *args,
     ]
     with tempfile.NamedTemporaryFile("r", prefix="bench-quantiles-", suffix=".txt") as quantiles:
         env = {**env, "BENCH_QUANTILES": quantiles.name}
         cpu_before = _children_cpu()
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) as process:
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        ) as process:
             try:
                 stdout, stderr = process.communicate(timeout=seconds + 60)
             except subprocess.TimeoutExpired:
@@ -414,27 +468,42 @@ class Case:
         return [self.path] if self.receipts is None else [self.path, f"{self.receipts}{tag}"]
 
 
-def run_side_by_side(cases: list[Case], base: str, *, threads: int, connections: int,
-                     warmup: int, duration: int, slices: int, env: dict[str, str],
-                     meter: CpuMeter, server_pid: int | None) -> dict[str, Result]:
+def run_side_by_side(
+    cases: list[Case],
+    base: str,
+    *,
+    threads: int,
+    connections: int,
+    warmup: int,
+    duration: int,
+    slices: int,
+    env: dict[str, str],
+    meter: CpuMeter,
+    server_pid: int | None,
+) -> dict[str, Result]:
     """A warm-up of each case, then `duration` seconds of each in `slices`
     slices, taking turns (A B, B A, A B, ...): whatever else the machine is
     doing meanwhile falls on both sides alike."""
     slice_seconds = max(1, duration // slices)
     names = " and ".join(case.name for case in cases)
-    print(f"  {names}: " + (f"{warmup}s warm-up each, " if warmup else "")
-          + f"{slices} x {slice_seconds}s each, taking turns ...", flush=True)
+    print(
+        f"  {names}: "
+        + (f"{warmup}s warm-up each, " if warmup else "")
+        + f"{slices} x {slice_seconds}s each, taking turns ...",
+        flush=True,
+    )
     same = {"threads": threads, "connections": connections, "env": env}
     if warmup:
         for case in cases:
             wrk(base, case.script, case.args("w"), seconds=warmup, **same)
     results = {case.name: Result(case=case.name) for case in cases}
     for number in range(slices):
-        for case in (cases if number % 2 == 0 else cases[::-1]):
+        for case in cases if number % 2 == 0 else cases[::-1]:
             meter.start()
             try:
-                raw, quantiles, wrk_cpu = wrk(base, case.script, case.args(str(number)),
-                                              seconds=slice_seconds, **same)
+                raw, quantiles, wrk_cpu = wrk(
+                    base, case.script, case.args(str(number)), seconds=slice_seconds, **same
+                )
             finally:
                 cpu = meter.stop()
             cpu.wrk = wrk_cpu  # wrk is timed by its own rusage
@@ -446,13 +515,22 @@ def run_side_by_side(cases: list[Case], base: str, *, threads: int, connections:
 
 # --- the report ----------------------------------------------------------------------
 
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(results: dict[str, Result], light: dict[str, Result], *, workers: str,
-           threads: int, connections: int, duration: int, slices: int,
-           durability: str) -> list[str]:
+def report(
+    results: dict[str, Result],
+    light: dict[str, Result],
+    *,
+    workers: str,
+    threads: int,
+    connections: int,
+    duration: int,
+    slices: int,
+    durability: str,
+) -> list[str]:
     cpus = os.cpu_count() or 1
     lines = [
         "",
@@ -502,9 +580,12 @@ def report(results: dict[str, Result], light: dict[str, Result], *, workers: str
     if light:
         lines += ["", "  At one connection (wrk -t1 -c1, nothing queues):"]
         for r in light.values():
-            lines.append(f"    {r.case:<18} {r.rps:>7.1f} req/s   p50 {r.p50_ms:6.2f} ms   "
-                         f"p99 {r.p99_ms:6.2f} ms   non-2xx {r.non_2xx}")
+            lines.append(
+                f"    {r.case:<18} {r.rps:>7.1f} req/s   p50 {r.p50_ms:6.2f} ms   "
+                f"p99 {r.p99_ms:6.2f} ms   non-2xx {r.non_2xx}"
+            )
     if all(r.cpu is not None for r in results.values()):
+
         def server_ms(r: Result) -> float:
             return r.per_request_ms(r.cpu.app + r.cpu.db)
 
@@ -518,8 +599,11 @@ def report(results: dict[str, Result], light: dict[str, Result], *, workers: str
         ]
         others = max(r.cpu.other / (r.cpu.wall * cpus) for r in results.values())
         if others > 0.10:
-            lines += ["", f"  NOTE: other processes took up to {others:.0%} of the CPUs during "
-                          f"a case: these figures are noisy; run again on a quiet machine."]
+            lines += [
+                "",
+                f"  NOTE: other processes took up to {others:.0%} of the CPUs during "
+                f"a case: these figures are noisy; run again on a quiet machine.",
+            ]
     lines.append("")
     return lines
 
@@ -535,10 +619,15 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--duration", type=int, default=12, help="measured seconds per case")
-    parser.add_argument("--slices", type=int, default=4,
-                        help="the measured seconds of two cases compared, in turns")
-    parser.add_argument("--light-duration", type=int, default=6,
-                        help="seconds of each read at one connection; 0 skips them")
+    parser.add_argument(
+        "--slices", type=int, default=4, help="the measured seconds of two cases compared, in turns"
+    )
+    parser.add_argument(
+        "--light-duration",
+        type=int,
+        default=6,
+        help="seconds of each read at one connection; 0 skips them",
+    )
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
@@ -551,50 +640,96 @@ def main() -> int:
     durability_file = args.out / "durability"
     durability = durability_file.read_text().strip() if durability_file.exists() else "?"
     run = uuid.uuid4().hex[:12]
-    env = {**os.environ, "BENCH_CARDS": str(cards_file.resolve()), "BENCH_API_KEY": key,
-           "BENCH_DIR": str(BENCH_DIR)}
+    env = {
+        **os.environ,
+        "BENCH_CARDS": str(cards_file.resolve()),
+        "BENCH_API_KEY": key,
+        "BENCH_DIR": str(BENCH_DIR),
+    }
     meter = CpuMeter(args.server_pid, os.environ.get("DATABASE_URL"))
-    same = {"threads": args.threads, "connections": args.connections, "warmup": args.warmup,
-            "duration": args.duration, "slices": args.slices, "env": env, "meter": meter,
-            "server_pid": args.server_pid}
+    same = {
+        "threads": args.threads,
+        "connections": args.connections,
+        "warmup": args.warmup,
+        "duration": args.duration,
+        "slices": args.slices,
+        "env": env,
+        "meter": meter,
+        "server_pid": args.server_pid,
+    }
     try:
         wait_ready(base, members[0][0], args.server_pid, timeout=60)
         preflight(base, key, members, run)
-        print("  checks: lookup 200 and same JSON as its baseline, 401 without a key, "
-              "purchase 201, baseline write 201", flush=True)
-        results = run_side_by_side([
-            Case("baseline read", "lookup.lua", BASELINE_READ_PATH),
-            Case("lookup", "lookup.lua", LOOKUP_PATH),
-        ], base, **same)
-        results |= run_side_by_side([
-            Case("baseline write", "purchase.lua", BASELINE_WRITE_PATH, receipts=f"{run}b"),
-            Case("purchase", "purchase.lua", PURCHASE_PATH, receipts=f"{run}p"),
-        ], base, **same)
+        print(
+            "  checks: lookup 200 and same JSON as its baseline, 401 without a key, "
+            "purchase 201, baseline write 201",
+            flush=True,
+        )
+        results = run_side_by_side(
+            [
+                Case("baseline read", "lookup.lua", BASELINE_READ_PATH),
+                Case("lookup", "lookup.lua", LOOKUP_PATH),
+            ],
+            base,
+            **same,
+        )
+        results |= run_side_by_side(
+            [
+                Case("baseline write", "purchase.lua", BASELINE_WRITE_PATH, receipts=f"{run}b"),
+                Case("purchase", "purchase.lua", PURCHASE_PATH, receipts=f"{run}p"),
+            ],
+            base,
+            **same,
+        )
         # The same reads at one connection: the time a request takes when it
         # does not queue behind others (the runs above saturate the server).
         light = {}
         if args.light_duration:
-            light = run_side_by_side([
-                Case("baseline read @1", "lookup.lua", BASELINE_READ_PATH),
-                Case("lookup @1", "lookup.lua", LOOKUP_PATH),
-            ], base, **{**same, "threads": 1, "connections": 1, "warmup": 0,
-                        "duration": args.light_duration, "slices": 2})
+            light = run_side_by_side(
+                [
+                    Case("baseline read @1", "lookup.lua", BASELINE_READ_PATH),
+                    Case("lookup @1", "lookup.lua", LOOKUP_PATH),
+                ],
+                base,
+                **{
+                    **same,
+                    "threads": 1,
+                    "connections": 1,
+                    "warmup": 0,
+                    "duration": args.light_duration,
+                    "slices": 2,
+                },
+            )
     except HarnessError as exc:
         print(f"\nbench: FAILED: {exc}", file=sys.stderr)
         return 1
 
-    lines = report(results, light, workers=args.workers, threads=args.threads,
-                   connections=args.connections, duration=args.duration, slices=args.slices,
-                   durability=durability)
+    lines = report(
+        results,
+        light,
+        workers=args.workers,
+        threads=args.threads,
+        connections=args.connections,
+        duration=args.duration,
+        slices=args.slices,
+        durability=durability,
+    )
     print("\n".join(lines), flush=True)
     (args.out / "last_report.txt").write_text("\n".join(lines) + "\n")
-    failed = {r.case: (r.non_2xx, r.socket_errors) for r in [*results.values(), *light.values()]
-              if r.non_2xx or r.socket_errors}
+    failed = {
+        r.case: (r.non_2xx, r.socket_errors)
+        for r in [*results.values(), *light.values()]
+        if r.non_2xx or r.socket_errors
+    }
     if failed:
-        detail = ", ".join(f"{case}: {bad} non-2xx, {sock} socket errors"
-                           for case, (bad, sock) in failed.items())
-        print(f"bench: FAILED: requests went wrong during the load ({detail}); "
-              f"the figures above do not count", file=sys.stderr)
+        detail = ", ".join(
+            f"{case}: {bad} non-2xx, {sock} socket errors" for case, (bad, sock) in failed.items()
+        )
+        print(
+            f"bench: FAILED: requests went wrong during the load ({detail}); "
+            f"the figures above do not count",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

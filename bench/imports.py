@@ -31,8 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 DB = "lojal_bench_imports"
 FACTOR_TARGET, MEMORY_TARGET_MB = 5.0, 300.0
-MARKETS = [("SE", "SEK", ["SE-001", "SE-002", "SE-WEB"]), ("NO", "NOK", ["NO-001"]),
-           ("DK", "DKK", ["DK-001"]), ("FI", "EUR", ["FI-001"])]
+MARKETS = [
+    ("SE", "SEK", ["SE-001", "SE-002", "SE-WEB"]),
+    ("NO", "NOK", ["NO-001"]),
+    ("DK", "DKK", ["DK-001"]),
+    ("FI", "EUR", ["FI-001"]),
+]
 TIERS = ["", "", "", "member", "silver", "gold"]
 CATEGORIES = ["tools", "garden", "paint", "kitchen", ""]
 
@@ -49,33 +53,86 @@ def members_file(path: Path, count: int) -> None:
     rng = random.Random(7)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["external_id", "market", "email", "phone", "first_name", "last_name",
-                         "birth_date", "language", "enrolled_at", "card", "points",
-                         "points_expire_on", "tier", "marketing_email", "marketing_sms", "profiling"])
+        writer.writerow(
+            [
+                "external_id",
+                "market",
+                "email",
+                "phone",
+                "first_name",
+                "last_name",
+                "birth_date",
+                "language",
+                "enrolled_at",
+                "card",
+                "points",
+                "points_expire_on",
+                "tier",
+                "marketing_email",
+                "marketing_sms",
+                "profiling",
+            ]
+        )
         for n in range(count):
             market = MARKETS[n % 4][0]
             born = date(1950, 1, 1) + timedelta(days=rng.randrange(20_000))
-            writer.writerow([
-                f"X{n}", market, f"old{n}@bench.test", "", "Old", f"Member {n}",
-                born.isoformat(), "", f"20{10 + n % 15}-0{1 + n % 9}-1{n % 10}", "",
-                rng.randrange(0, 5000), "", TIERS[n % 6], "true" if n % 2 else "false",
-                "false", "true" if n % 3 else "",
-            ])
+            writer.writerow(
+                [
+                    f"X{n}",
+                    market,
+                    f"old{n}@bench.test",
+                    "",
+                    "Old",
+                    f"Member {n}",
+                    born.isoformat(),
+                    "",
+                    f"20{10 + n % 15}-0{1 + n % 9}-1{n % 10}",
+                    "",
+                    rng.randrange(0, 5000),
+                    "",
+                    TIERS[n % 6],
+                    "true" if n % 2 else "false",
+                    "false",
+                    "true" if n % 3 else "",
+                ]
+            )
 
 
 def purchases_file(path: Path, count: int, members: int) -> None:
     rng = random.Random(8)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["member_external_id", "member_number", "store_code", "receipt_id",
-                         "occurred_at", "currency", "total", "category"])
+        writer.writerow(
+            [
+                "member_external_id",
+                "member_number",
+                "store_code",
+                "receipt_id",
+                "occurred_at",
+                "currency",
+                "total",
+                "category",
+            ]
+        )
         for n in range(count):
             member = rng.randrange(members)
             _, currency, stores = MARKETS[member % 4]
             day = date(2015, 1, 1) + timedelta(days=rng.randrange(3600))
-            occurred = day.isoformat() if n % 2 else f"{day.isoformat()}T{n % 24:02d}:{n % 60:02d}:00Z"
-            writer.writerow([f"X{member}", "", stores[n % len(stores)], f"R{n}", occurred, currency,
-                             f"{rng.randrange(0, 500_000) / 100:.2f}", CATEGORIES[n % 5]])
+            occurred = (
+                day.isoformat() if n % 2 else f"{day.isoformat()}T{n % 24:02d}:{n % 60:02d}:00Z"
+            )
+            writer.writerow(
+                [
+                    f"X{member}",
+                    "",
+                    stores[n % len(stores)],
+                    f"R{n}",
+                    occurred,
+                    currency,
+                    f"{rng.randrange(0, 500_000) / 100:.2f}",
+                    CATEGORIES[n % 5],
+                ]
+            )
 
 
 def fresh_database(base: str) -> str:
@@ -85,8 +142,9 @@ def fresh_database(base: str) -> str:
     url = db_url(base, DB)
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.base")
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
     return url
 
 
@@ -114,8 +172,14 @@ def run_import(url: str, kind: str, path: Path) -> tuple[float, float, str]:
     """Wall seconds, the process's peak RSS in MB, its summary line."""
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.base")
     started = time.monotonic()
-    process = subprocess.Popen([PY, "manage.py", f"import_{kind}", str(path)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [PY, "manage.py", f"import_{kind}", str(path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = process.stdout.read() if process.stdout else ""
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.monotonic() - started
@@ -137,8 +201,10 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     members_csv = folder / f"members-{args.members}.csv"
     purchases_csv = folder / f"purchases-{args.purchases}-of-{args.members}.csv"
-    for path, make in ((members_csv, lambda p: members_file(p, args.members)),
-                       (purchases_csv, lambda p: purchases_file(p, args.purchases, args.members))):
+    for path, make in (
+        (members_csv, lambda p: members_file(p, args.members)),
+        (purchases_csv, lambda p: purchases_file(p, args.purchases, args.members)),
+    ):
         if not path.exists():
             log(f"generating {path.name}")
             make(path.with_suffix(".tmp"))
@@ -153,12 +219,16 @@ def main() -> None:
         results.append((kind, rows, rate, floor_rate, seconds / floor_seconds, peak))
         log(f"import_{kind}: {summary}")
     print()
-    print(f"  {'import':<10} {'rows':>10} {'rows/s':>10} {'floor rows/s':>13} {'ratio':>7} "
-          f"{'peak MB':>8}  target: <= {FACTOR_TARGET:.0f}x floor, < {MEMORY_TARGET_MB:.0f} MB")
+    print(
+        f"  {'import':<10} {'rows':>10} {'rows/s':>10} {'floor rows/s':>13} {'ratio':>7} "
+        f"{'peak MB':>8}  target: <= {FACTOR_TARGET:.0f}x floor, < {MEMORY_TARGET_MB:.0f} MB"
+    )
     for kind, rows, rate, floor_rate, ratio, peak in results:
         verdict = "ok" if ratio <= FACTOR_TARGET and peak < MEMORY_TARGET_MB else "MISSED"
-        print(f"  {kind:<10} {rows:>10,} {rate:>10,.0f} {floor_rate:>13,.0f} {ratio:>6.1f}x "
-              f"{peak:>8.0f}  {verdict}")
+        print(
+            f"  {kind:<10} {rows:>10,} {rate:>10,.0f} {floor_rate:>13,.0f} {ratio:>6.1f}x "
+            f"{peak:>8.0f}  {verdict}"
+        )
 
 
 if __name__ == "__main__":

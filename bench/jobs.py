@@ -108,16 +108,22 @@ def ensure_template(base_url: str) -> None:
         if row and row[0] == MARKER:
             log(f"template {TEMPLATE} is seeded ({MARKER}); reusing it")
             return
-    log(f"seeding {TEMPLATE}: {MEMBERS:,} members, {LOT_MEMBERS * LOTS_EACH:,} lots (a few minutes, once)")
+    log(
+        f"seeding {TEMPLATE}: {MEMBERS:,} members, {LOT_MEMBERS * LOTS_EACH:,} lots (a few minutes, once)"
+    )
     started = time.monotonic()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
-    env = dict(os.environ, DATABASE_URL=admin_url(base_url, TEMPLATE),
-               DJANGO_SETTINGS_MODULE="config.settings.base")
+    env = dict(
+        os.environ,
+        DATABASE_URL=admin_url(base_url, TEMPLATE),
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+    )
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
     with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
         se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
         silver = conn.execute("SELECT id FROM club_tier WHERE code = 'silver'").fetchone()[0]
@@ -152,8 +158,9 @@ def start_job(db_url: str, command: list[str]) -> subprocess.Popen:
     """`command` is a manage.py command, or `-m module ...`."""
     env = dict(os.environ, DATABASE_URL=db_url, DJANGO_SETTINGS_MODULE="config.settings.base")
     argv = [PY, *command] if command[0] == "-m" else [PY, "manage.py", *command]
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def run_job(db_url: str, command: list[str]) -> tuple[float, float, str]:
@@ -170,14 +177,34 @@ def free_port() -> int:
 
 
 def start_server(db_url: str, port: int) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=db_url, DJANGO_SETTINGS_MODULE="config.settings.bench",
-               ALLOWED_HOSTS="127.0.0.1")
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        DJANGO_SETTINGS_MODULE="config.settings.bench",
+        ALLOWED_HOSTS="127.0.0.1",
+    )
     env.setdefault("SECRET_KEY", os.urandom(32).hex())
     server = subprocess.Popen(
-        [PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--worker-class", "sync", "--log-level", "warning",
-         "--env", "DJANGO_SETTINGS_MODULE=config.settings.bench"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PY,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--log-level",
+            "warning",
+            "--env",
+            "DJANGO_SETTINGS_MODULE=config.settings.bench",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -192,9 +219,24 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
 
 def api_key(db_url: str) -> str:
     env = dict(os.environ, DATABASE_URL=db_url, DJANGO_SETTINGS_MODULE="config.settings.base")
-    out = subprocess.run([PY, "manage.py", "create_api_key", "--name", "bench jobs", "--scope",
-                          "members:read", "--rate-per-minute", "100000000"],
-                         cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            PY,
+            "manage.py",
+            "create_api_key",
+            "--name",
+            "bench jobs",
+            "--scope",
+            "members:read",
+            "--rate-per-minute",
+            "100000000",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -207,19 +249,34 @@ def write_cards(db_url: str, path: Path) -> None:
 def wrk_lookup(port: int, key: str, cards: Path, seconds: int) -> dict[str, float]:
     env = dict(os.environ, BENCH_CARDS=str(cards), BENCH_API_KEY=key, BENCH_DIR=str(ROOT / "bench"))
     out = subprocess.run(
-        ["wrk", "-t1", "-c4", f"-d{seconds}s", "--timeout", "5s",
-         "-s", str(ROOT / "bench" / "wrk" / "lookup.lua"), f"http://127.0.0.1:{port}",
-         "--", "/api/v1/members/lookup?card="],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            "-c4",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(ROOT / "bench" / "wrk" / "lookup.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            "/api/v1/members/lookup?card=",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    line = next(l for l in out.splitlines() if l.startswith("BENCH_JSON "))
-    data = json.loads(line[len("BENCH_JSON "):])
+    line = next(row for row in out.splitlines() if row.startswith("BENCH_JSON "))
+    data = json.loads(line[len("BENCH_JSON ") :])
     if data["status"] or data["connect"] or data["read"] or data["timeout"]:
         raise SystemExit(f"bench jobs: the lookup answered errors under load: {data}")
     return data
 
 
-def lookup_during(port: int, key: str, cards: Path, job: subprocess.Popen) -> list[dict[str, float]]:
+def lookup_during(
+    port: int, key: str, cards: Path, job: subprocess.Popen
+) -> list[dict[str, float]]:
     chunks = []
     # poll() would reap the job and lose its rusage: ask the kernel without waiting.
     while os.waitid(os.P_PID, job.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
@@ -255,9 +312,13 @@ def main() -> None:
     expired = LOT_MEMBERS * LOTS_EACH
     naive_seconds, _, naive_out = run_job(db, ["-m", "bench.naive_expire", "--as-of", NAIVE_AS_OF])
     naive_rows = SAMPLE_MEMBERS * LOTS_EACH
-    check = subprocess.run([PY, "manage.py", "check_ledger"], cwd=ROOT, capture_output=True,
-                           text=True, env=dict(os.environ, DATABASE_URL=db,
-                                               DJANGO_SETTINGS_MODULE="config.settings.base"))
+    check = subprocess.run(
+        [PY, "manage.py", "check_ledger"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DATABASE_URL=db, DJANGO_SETTINGS_MODULE="config.settings.base"),
+    )
     eval_seconds, eval_mb, eval_out = run_job(db, ["tiers_evaluate", "--as-of", EVALUATE_AS_OF])
     gift_seconds, gift_mb, gift_out = run_job(db, ["birthday_gifts", "--as-of", BIRTHDAY_AS_OF])
     with psycopg.connect(db) as conn:
@@ -275,25 +336,37 @@ def main() -> None:
     print()
     print("  Jobs (PostgreSQL, one process each; peak memory of that process)")
     print(f"  {'job':<36}{'rows':>11}{'seconds':>10}{'rows/s':>11}{'peak MB':>9}")
-    print(f"  {'points_expire, set-based':<36}{expired:>11,}{expire_seconds:>10.1f}{rate:>11,.0f}{expire_mb:>9.0f}")
-    print(f"  {'points_expire, naive ORM loop':<36}{naive_rows:>11,}{naive_seconds:>10.1f}{naive_rate:>11,.0f}{'':>9}")
-    print(f"  {'tiers_evaluate':<36}{MEMBERS:>11,}{eval_seconds:>10.1f}{MEMBERS / eval_seconds:>11,.0f}{eval_mb:>9.0f}")
-    print(f"  {'birthday_gifts (scans all members)':<36}{MEMBERS:>11,}{gift_seconds:>10.1f}{MEMBERS / gift_seconds:>11,.0f}{gift_mb:>9.0f}")
+    print(
+        f"  {'points_expire, set-based':<36}{expired:>11,}{expire_seconds:>10.1f}{rate:>11,.0f}{expire_mb:>9.0f}"
+    )
+    print(
+        f"  {'points_expire, naive ORM loop':<36}{naive_rows:>11,}{naive_seconds:>10.1f}{naive_rate:>11,.0f}{'':>9}"
+    )
+    print(
+        f"  {'tiers_evaluate':<36}{MEMBERS:>11,}{eval_seconds:>10.1f}{MEMBERS / eval_seconds:>11,.0f}{eval_mb:>9.0f}"
+    )
+    print(
+        f"  {'birthday_gifts (scans all members)':<36}{MEMBERS:>11,}{gift_seconds:>10.1f}{MEMBERS / gift_seconds:>11,.0f}{gift_mb:>9.0f}"
+    )
     print(f"  birthday gifts given: {gifts:,}; a second run: {again_out} in {again_seconds:.1f} s")
     print(f"  set-based / naive expiry: {rate / naive_rate:.1f}x rows per second")
     slices = sorted(chunk["p99_us"] / 1000 for chunk in during)
     median = slices[len(slices) // 2] if slices else float("nan")
-    print(f"  lookup p99 idle {p99_idle:.1f} ms; during the expiry, per 5 s slice: median "
-          f"{median:.1f} ms ({median / p99_idle:.2f}x), worst {p99_during:.1f} ms "
-          f"({p99_during / p99_idle:.2f}x) of {len(slices)} slices")
+    print(
+        f"  lookup p99 idle {p99_idle:.1f} ms; during the expiry, per 5 s slice: median "
+        f"{median:.1f} ms ({median / p99_idle:.2f}x), worst {p99_during:.1f} ms "
+        f"({p99_during / p99_idle:.2f}x) of {len(slices)} slices"
+    )
     print(f"  check_ledger after the expiry: {check.stdout.strip() or check.stderr.strip()}")
     print(f"  {out.strip().splitlines()[-1] if out.strip() else ''}")
     print(f"  {eval_out}")
-    print(f"  targets: expiry <= {EXPIRE_SECONDS:.0f} s {verdict(expire_seconds <= EXPIRE_SECONDS)}, "
-          f"memory < {EXPIRE_MB:.0f} MB {verdict(expire_mb < EXPIRE_MB)}, "
-          f"lookup p99 <= {P99_FACTOR:.0f}x idle {verdict(p99_during <= P99_FACTOR * p99_idle)}, "
-          f"evaluation <= {EVALUATE_SECONDS:.0f} s {verdict(eval_seconds <= EVALUATE_SECONDS)}, "
-          f"birthday gifts <= {BIRTHDAY_SECONDS:.0f} s {verdict(gift_seconds <= BIRTHDAY_SECONDS)}")
+    print(
+        f"  targets: expiry <= {EXPIRE_SECONDS:.0f} s {verdict(expire_seconds <= EXPIRE_SECONDS)}, "
+        f"memory < {EXPIRE_MB:.0f} MB {verdict(expire_mb < EXPIRE_MB)}, "
+        f"lookup p99 <= {P99_FACTOR:.0f}x idle {verdict(p99_during <= P99_FACTOR * p99_idle)}, "
+        f"evaluation <= {EVALUATE_SECONDS:.0f} s {verdict(eval_seconds <= EVALUATE_SECONDS)}, "
+        f"birthday gifts <= {BIRTHDAY_SECONDS:.0f} s {verdict(gift_seconds <= BIRTHDAY_SECONDS)}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,17 +30,24 @@ def main() -> None:
     done = 0
     for market in Market.objects.all():
         today = local_date(market, as_of)
-        for lot in Lot.objects.filter(remaining__gt=0, expires_on__lt=today,
-                                      member__market=market).iterator():
+        for lot in Lot.objects.filter(
+            remaining__gt=0, expires_on__lt=today, member__market=market
+        ).iterator():
             with transaction.atomic():
                 account = PointsAccount.objects.select_for_update().get(member_id=lot.member_id)
                 lot = Lot.objects.get(pk=lot.pk)
                 if lot.remaining <= 0:
                     continue
                 entry = LedgerEntry.objects.create(
-                    member_id=lot.member_id, kind="expire", points=-lot.remaining,
-                    reference=f"lot:{lot.pk}", expires_on=lot.expires_on)
-                LotMovement.objects.create(lot=lot, entry=entry, kind="spend", points=-lot.remaining)
+                    member_id=lot.member_id,
+                    kind="expire",
+                    points=-lot.remaining,
+                    reference=f"lot:{lot.pk}",
+                    expires_on=lot.expires_on,
+                )
+                LotMovement.objects.create(
+                    lot=lot, entry=entry, kind="spend", points=-lot.remaining
+                )
                 if lot.matured:
                     account.balance -= lot.remaining
                 else:

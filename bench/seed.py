@@ -61,8 +61,11 @@ def ensure_database() -> None:
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         sys.exit(f"bench: DATABASE_URL must name a PostgreSQL database, not {db['ENGINE']}")
-    params = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432,
-              "user": db["USER"] or "postgres"}
+    params = {
+        "host": db["HOST"] or "127.0.0.1",
+        "port": db["PORT"] or 5432,
+        "user": db["USER"] or "postgres",
+    }
     if db["PASSWORD"]:
         params["password"] = db["PASSWORD"]
     name = db["NAME"]
@@ -102,8 +105,9 @@ def card_number(index: int) -> str:
 
 
 def bench_member_count(cursor) -> int:
-    cursor.execute("SELECT count(*) FROM members_member WHERE email LIKE %s",
-                   [f"%@{BENCH_EMAIL_DOMAIN}"])
+    cursor.execute(
+        "SELECT count(*) FROM members_member WHERE email LIKE %s", [f"%@{BENCH_EMAIL_DOMAIN}"]
+    )
     return cursor.fetchone()[0]
 
 
@@ -134,8 +138,10 @@ def other_columns(model, given: set[str]) -> dict[str, object]:
         else:
             value = field.get_default()  # "" for text without a default, None if nullable
             if value is None and not field.null:
-                raise RuntimeError(f"bench/seed.py gives no value for {model._meta.db_table}."
-                                   f"{field.column}; add it there")
+                raise RuntimeError(
+                    f"bench/seed.py gives no value for {model._meta.db_table}."
+                    f"{field.column}; add it there"
+                )
             values[field.column] = field.get_db_prep_save(value, connection)
     return values
 
@@ -150,16 +156,24 @@ def copy_rows(cursor, model, columns: list[str], rows) -> None:
             copy.write_row(row + tail)
 
 
-def insert_select(cursor, model, select: list[tuple[str, str]], tail_sql: str,
-                  params: list[object], select_params: tuple[object, ...] = ()) -> None:
+def insert_select(
+    cursor,
+    model,
+    select: list[tuple[str, str]],
+    tail_sql: str,
+    params: list[object],
+    select_params: tuple[object, ...] = (),
+) -> None:
     """INSERT INTO the model's table SELECT `select` (column, SQL expression
     pairs, whose placeholders take `select_params`) `tail_sql` (whose take
     `params`); every other column gets the model's value."""
     rest = other_columns(model, {column for column, _ in select})
     names = ", ".join([*(column for column, _ in select), *rest])
     exprs = ", ".join([*(expr for _, expr in select), *(["%s"] * len(rest))])
-    cursor.execute(f"INSERT INTO {model._meta.db_table} ({names}) SELECT {exprs} {tail_sql}",
-                   [*select_params, *rest.values(), *params])
+    cursor.execute(
+        f"INSERT INTO {model._meta.db_table} ({names}) SELECT {exprs} {tail_sql}",
+        [*select_params, *rest.values(), *params],
+    )
 
 
 def seed_members(total: int) -> int:
@@ -202,20 +216,54 @@ def seed_members(total: int) -> int:
                     member_id = first_id + offset
                     market = markets[index % len(markets)]
                     # a permutation of the days: every day of five years alike
-                    enrolled = now - timedelta(days=(index * 7919) % ENROLMENT_DAYS,
-                                               seconds=index % 86_400)
-                    yield (member_id, member_number_for(member_id), "active",
-                           f"bench{index}@{BENCH_EMAIL_DOMAIN}", f"Bench{index % 1000}", "Member",
-                           market.language, "store", enrolled, index % 2 == 0, index % 3 == 0,
-                           market.pk, tier.pk)
+                    enrolled = now - timedelta(
+                        days=(index * 7919) % ENROLMENT_DAYS, seconds=index % 86_400
+                    )
+                    yield (
+                        member_id,
+                        member_number_for(member_id),
+                        "active",
+                        f"bench{index}@{BENCH_EMAIL_DOMAIN}",
+                        f"Bench{index % 1000}",
+                        "Member",
+                        market.language,
+                        "store",
+                        enrolled,
+                        index % 2 == 0,
+                        index % 3 == 0,
+                        market.pk,
+                        tier.pk,
+                    )
 
-            copy_rows(raw, Member, ["id", "member_number", "status", "email", "first_name",
-                                    "last_name", "language", "channel", "enrolled_at",
-                                    "marketing_email", "profiling", "market_id", "tier_id"],
-                      members())
-            copy_rows(raw, Card, ["number", "status", "member_id"],
-                      ((card_number(have + offset), "active", first_id + offset)
-                       for offset in range(todo)))
+            copy_rows(
+                raw,
+                Member,
+                [
+                    "id",
+                    "member_number",
+                    "status",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "language",
+                    "channel",
+                    "enrolled_at",
+                    "marketing_email",
+                    "profiling",
+                    "market_id",
+                    "tier_id",
+                ],
+                members(),
+            )
+            copy_rows(
+                raw,
+                Card,
+                ["number", "status", "member_id"],
+                (
+                    (card_number(have + offset), "active", first_id + offset)
+                    for offset in range(todo)
+                ),
+            )
             log(f"copied {todo} members and cards in {time.monotonic() - started:.1f}s")
 
             # Welcome points: 100..5000, one matured lot expiring at the end
@@ -223,34 +271,61 @@ def seed_members(total: int) -> int:
             expires_on = end_of_month(date.today().replace(day=1) + timedelta(days=31 * 24))
             points = "(100 + (m.id %% 50) * 100)"
             members_sql = "FROM members_member m WHERE m.id BETWEEN %s AND %s"
-            insert_select(cursor, PointsAccount,
-                          [("member_id", "m.id"), ("balance", points), ("pending", "0")],
-                          members_sql, [first_id, last_id])
-            insert_select(cursor, LedgerEntry,
-                          [("member_id", "m.id"), ("kind", "'adjust'"), ("points", points),
-                           ("expires_on", "%s::date"), ("reason", "%s::text")],
-                          members_sql, [first_id, last_id],
-                          select_params=(expires_on, SEED_REASON))
-            insert_select(cursor, Lot,
-                          [("member_id", "e.member_id"), ("entry_id", "e.id"),
-                           ("points", "e.points"), ("remaining", "e.points"),
-                           ("available_on", "current_date"), ("expires_on", "e.expires_on"),
-                           ("matured", "true")],
-                          "FROM loyalty_ledgerentry e WHERE e.member_id BETWEEN %s AND %s"
-                          " AND e.reason = %s", [first_id, last_id, SEED_REASON])
+            insert_select(
+                cursor,
+                PointsAccount,
+                [("member_id", "m.id"), ("balance", points), ("pending", "0")],
+                members_sql,
+                [first_id, last_id],
+            )
+            insert_select(
+                cursor,
+                LedgerEntry,
+                [
+                    ("member_id", "m.id"),
+                    ("kind", "'adjust'"),
+                    ("points", points),
+                    ("expires_on", "%s::date"),
+                    ("reason", "%s::text"),
+                ],
+                members_sql,
+                [first_id, last_id],
+                select_params=(expires_on, SEED_REASON),
+            )
+            insert_select(
+                cursor,
+                Lot,
+                [
+                    ("member_id", "e.member_id"),
+                    ("entry_id", "e.id"),
+                    ("points", "e.points"),
+                    ("remaining", "e.points"),
+                    ("available_on", "current_date"),
+                    ("expires_on", "e.expires_on"),
+                    ("matured", "true"),
+                ],
+                "FROM loyalty_ledgerentry e WHERE e.member_id BETWEEN %s AND %s AND e.reason = %s",
+                [first_id, last_id, SEED_REASON],
+            )
             log(f"accounts, entries and lots in {time.monotonic() - started:.1f}s")
     with connection.cursor() as cursor:
-        for table in ("members_member", "members_card", "loyalty_pointsaccount",
-                      "loyalty_ledgerentry", "loyalty_lot"):
+        for table in (
+            "members_member",
+            "members_card",
+            "loyalty_pointsaccount",
+            "loyalty_ledgerentry",
+            "loyalty_lot",
+        ):
             cursor.execute(f"ANALYZE {table}")
     return todo
 
 
 def ensure_api_key(path: Path) -> str:
+    from django.utils import timezone
+
     from core.auth import client_for_key
     from core.models import ApiClient
     from core.services import api_client_create
-    from django.utils import timezone
 
     if path.exists():
         raw = path.read_text().strip()
@@ -260,8 +335,9 @@ def ensure_api_key(path: Path) -> str:
     ApiClient.objects.filter(name=API_CLIENT_NAME, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
-    _, raw = api_client_create(name=API_CLIENT_NAME, scopes=["all"],
-                               rate_per_minute=API_CLIENT_RATE)
+    _, raw = api_client_create(
+        name=API_CLIENT_NAME, scopes=["all"], rate_per_minute=API_CLIENT_RATE
+    )
     path.write_text(raw)
     path.chmod(0o600)
     log("made a new bench API client")
@@ -289,8 +365,11 @@ def write_cards(path: Path, total: int) -> int:
             [f"%@{BENCH_EMAIL_DOMAIN}", total],
         )
         rows = cursor.fetchall()
-    lines = [f"{number} {stores[market][0]} {stores[market][1]}\n"
-             for number, market in rows if market in stores]
+    lines = [
+        f"{number} {stores[market][0]} {stores[market][1]}\n"
+        for number, market in rows
+        if market in stores
+    ]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(lines))
     tmp.replace(path)
@@ -335,8 +414,11 @@ def main() -> None:
         cursor.execute(RECEIPT_TABLE_SQL)
         cursor.execute("TRUNCATE bench_receipt")
         cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value text)")
-        cursor.execute("INSERT INTO bench_meta VALUES ('seed_version', %s) ON CONFLICT (key)"
-                       " DO UPDATE SET value = excluded.value", [SEED_VERSION])
+        cursor.execute(
+            "INSERT INTO bench_meta VALUES ('seed_version', %s) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value",
+            [SEED_VERSION],
+        )
     log(f"{have} bench members ({'added ' + str(added) if added else 'reused, already seeded'})")
     if have < args.members:
         sys.exit(f"bench: expected {args.members} bench members, found {have}")

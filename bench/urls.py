@@ -24,9 +24,9 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from rewards.selectors import usable_benefits
 from config.urls import handler400, handler404, handler500  # noqa: F401
 from config.urls import urlpatterns as api_urlpatterns
+from rewards.selectors import usable_benefits
 
 # The member the lookup answers, with the same joins and the same expiring
 # figure from the open lots; the card's own status and the erased filter too.
@@ -80,8 +80,20 @@ def baseline_lookup(request: HttpRequest) -> HttpResponse:
         rows = cursor.fetchall()
     if len(rows) != 1:
         return _json({"detail": "No member matches."}, status=404)
-    (member_id, number, status, market, first_name, tier_code, tier_name, valid_until,
-     balance, pending, next_on, next_points) = rows[0]
+    (
+        member_id,
+        number,
+        status,
+        market,
+        first_name,
+        tier_code,
+        tier_name,
+        valid_until,
+        balance,
+        pending,
+        next_on,
+        next_points,
+    ) = rows[0]
     expiring = None
     if next_on is not None and next_points:
         expiring = {"points": int(next_points), "on": _iso(next_on)}
@@ -89,15 +101,17 @@ def baseline_lookup(request: HttpRequest) -> HttpResponse:
     # members.selectors.member_lookup); so does the baseline, to answer the
     # same JSON. Whatever it costs is the same on both sides.
 
-    return _json({
-        "member_number": number,
-        "status": status,
-        "market": market,
-        "first_name": first_name,
-        "tier": {"code": tier_code, "name": tier_name, "valid_until": _iso(valid_until)},
-        "points": {"balance": balance, "pending": pending, "expiring": expiring},
-        "benefits": usable_benefits(member_id=member_id),
-    })
+    return _json(
+        {
+            "member_number": number,
+            "status": status,
+            "market": market,
+            "first_name": first_name,
+            "tier": {"code": tier_code, "name": tier_name, "valid_until": _iso(valid_until)},
+            "points": {"balance": balance, "pending": pending, "expiring": expiring},
+            "benefits": usable_benefits(member_id=member_id),
+        }
+    )
 
 
 @csrf_exempt
@@ -117,13 +131,20 @@ def baseline_write(request: HttpRequest) -> HttpResponse:
                 if row is None:
                     return _json({"detail": "No member matches."}, status=404)
                 member_id, balance, pending = row
-                cursor.execute(_INSERT_SQL, [member_id, store_code, receipt_id, total,
-                                             request.body.decode()])
+                cursor.execute(
+                    _INSERT_SQL, [member_id, store_code, receipt_id, total, request.body.decode()]
+                )
                 (receipt_pk,) = cursor.fetchone()
     except IntegrityError:
         return _json({"detail": "Receipt already recorded."}, status=409)
-    return _json({"id": receipt_pk, "receipt_id": receipt_id,
-                  "points": {"balance": balance, "pending": pending}}, status=201)
+    return _json(
+        {
+            "id": receipt_pk,
+            "receipt_id": receipt_id,
+            "points": {"balance": balance, "pending": pending},
+        },
+        status=201,
+    )
 
 
 urlpatterns = [

@@ -46,7 +46,9 @@ class ConsentsIn(StrictSerializer):
 
 
 class _ProfileIn(StrictSerializer):
-    email = serializers.EmailField(max_length=254, required=False, allow_null=True, allow_blank=True)
+    email = serializers.EmailField(
+        max_length=254, required=False, allow_null=True, allow_blank=True
+    )
     phone = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
     first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -166,8 +168,12 @@ class ReturnOut(serializers.Serializer):
 class MemberCollectionApi(APIView):
     scopes = {"POST": "members:write"}
 
-    @extend_schema(request=EnrolIn, responses={201: MemberOut, **errors(MemberExists, UnknownStore)},
-                   operation_id="members_enrol", parameters=[idempotency_key(required=False)])
+    @extend_schema(
+        request=EnrolIn,
+        responses={201: MemberOut, **errors(MemberExists, UnknownStore)},
+        operation_id="members_enrol",
+        parameters=[idempotency_key(required=False)],
+    )
     def post(self, request: Request) -> Response:
         data = parse(EnrolIn, request.data)
 
@@ -220,8 +226,11 @@ class MemberDetailApi(APIView):
         member = visible_member(actor=request.user, member_number=member_number)
         return Response(MemberOut(member_detail(member=member)).data)
 
-    @extend_schema(request=MemberPatchIn, responses={200: MemberOut, **errors(MemberExists)},
-                   operation_id="members_update")
+    @extend_schema(
+        request=MemberPatchIn,
+        responses={200: MemberOut, **errors(MemberExists)},
+        operation_id="members_update",
+    )
     def patch(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         changes = parse(MemberPatchIn, request.data)
@@ -230,17 +239,27 @@ class MemberDetailApi(APIView):
 
 
 def _lines(raw: list[dict[str, Any]]) -> list[Line]:
-    return [Line(sku=line["sku"], amount=line["amount"], quantity=line["quantity"],
-                 category=line.get("category", "")) for line in raw]
+    return [
+        Line(
+            sku=line["sku"],
+            amount=line["amount"],
+            quantity=line["quantity"],
+            category=line.get("category", ""),
+        )
+        for line in raw
+    ]
 
 
 class PurchaseApi(APIView):
     scopes = {"POST": "purchases:write"}
 
     @extend_schema(
-        request=PurchaseIn, operation_id="purchases_record",
-        responses={201: PurchaseOut, **errors(NotFound, ReceiptConflict, UnknownStore,
-                                              MemberInactive, CurrencyMismatch)},
+        request=PurchaseIn,
+        operation_id="purchases_record",
+        responses={
+            201: PurchaseOut,
+            **errors(NotFound, ReceiptConflict, UnknownStore, MemberInactive, CurrencyMismatch),
+        },
         parameters=[idempotency_key(required=False)],
     )
     def post(self, request: Request) -> Response:
@@ -248,9 +267,14 @@ class PurchaseApi(APIView):
 
         def record() -> tuple[int, dict[str, Any], bool]:
             body, replayed = services.purchase_record(
-                actor=request.user, member_ref=data["member"], store_code=data["store_code"],
-                receipt_id=data["receipt_id"], channel=data["channel"],
-                occurred_at=data["occurred_at"], currency=data["currency"], total=data["total"],
+                actor=request.user,
+                member_ref=data["member"],
+                store_code=data["store_code"],
+                receipt_id=data["receipt_id"],
+                channel=data["channel"],
+                occurred_at=data["occurred_at"],
+                currency=data["currency"],
+                total=data["total"],
                 lines=_lines(data["lines"]),
             )
             # A hot path: the service's dict goes out as it is (no serializer
@@ -264,9 +288,14 @@ class ReturnApi(APIView):
     scopes = {"POST": "purchases:write"}
 
     @extend_schema(
-        request=ReturnIn, operation_id="returns_record",
-        responses={201: ReturnOut, **errors(NotFound, ReceiptConflict, UnknownStore,
-                                            CurrencyMismatch, ReturnExceedsPurchase)},
+        request=ReturnIn,
+        operation_id="returns_record",
+        responses={
+            201: ReturnOut,
+            **errors(
+                NotFound, ReceiptConflict, UnknownStore, CurrencyMismatch, ReturnExceedsPurchase
+            ),
+        },
         parameters=[idempotency_key(required=False)],
     )
     def post(self, request: Request) -> Response:
@@ -274,14 +303,16 @@ class ReturnApi(APIView):
 
         def record() -> tuple[int, dict[str, Any], bool]:
             body, replayed = services.return_record(
-                actor=request.user, store_code=data["store_code"], receipt_id=data["receipt_id"],
+                actor=request.user,
+                store_code=data["store_code"],
+                receipt_id=data["receipt_id"],
                 original_store_code=data["original"]["store_code"],
                 original_receipt_id=data["original"]["receipt_id"],
-                occurred_at=data["occurred_at"], currency=data["currency"], total=data["total"],
+                occurred_at=data["occurred_at"],
+                currency=data["currency"],
+                total=data["total"],
                 lines=_lines(data["lines"]),
             )
             return CREATED, ReturnOut(body).data, replayed
 
         return run_idempotent(request, required=False, action=record)
-
-

@@ -38,7 +38,9 @@ def member_lookup(*, actor: Actor, kind: str, value: str) -> dict[str, Any]:
     and members that are not erased are found, in the client's markets."""
     params: list[Any]
     if kind == "card":
-        where = "JOIN members_card c ON c.member_id = m.id WHERE c.number = %s AND c.status = 'active'"
+        where = (
+            "JOIN members_card c ON c.member_id = m.id WHERE c.number = %s AND c.status = 'active'"
+        )
         params = [value]
     elif kind == "member_number":
         where = "WHERE m.member_number = %s"
@@ -60,8 +62,20 @@ def member_lookup(*, actor: Actor, kind: str, value: str) -> dict[str, Any]:
         raise NotFound("No member matches.")
     if len(rows) > 1:
         raise MultipleMatches(f"The {kind.replace('_', ' ')} matches more than one member.")
-    (member_id, number, status, market, first_name, tier_code, tier_name, valid_until,
-     balance, pending, next_on, next_points) = rows[0]
+    (
+        member_id,
+        number,
+        status,
+        market,
+        first_name,
+        tier_code,
+        tier_name,
+        valid_until,
+        balance,
+        pending,
+        next_on,
+        next_points,
+    ) = rows[0]
     if isinstance(valid_until, str):  # SQLite hands back text
         valid_until = date.fromisoformat(valid_until)
     return {

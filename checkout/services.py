@@ -55,9 +55,17 @@ def member_enrol(
     """A new member with a card and an empty points account."""
     with transaction.atomic():
         member = member_create(
-            actor=actor, market_code=market_code, email=email, phone=phone,
-            first_name=first_name, last_name=last_name, birth_date=birth_date,
-            language=language, channel=channel, store_code=store_code, consents=consents,
+            actor=actor,
+            market_code=market_code,
+            email=email,
+            phone=phone,
+            first_name=first_name,
+            last_name=last_name,
+            birth_date=birth_date,
+            language=language,
+            channel=channel,
+            store_code=store_code,
+            consents=consents,
         )
         account_open(member=member)
     return member
@@ -81,22 +89,33 @@ def purchase_record(
     now = now or timezone.now()
     member = visible_member(actor=actor, **member_ref)
     store = store_in_market(market=member.market, store_code=store_code)
-    body_hash = receipt_hash({
-        "member": member.pk, "receipt_id": receipt_id, "channel": channel,
-        "occurred_at": occurred_at.isoformat(), "currency": currency, "total": str(total),
-        "lines": [[line.sku, line.category, line.quantity, str(line.amount)] for line in lines],
-    })
+    body_hash = receipt_hash(
+        {
+            "member": member.pk,
+            "receipt_id": receipt_id,
+            "channel": channel,
+            "occurred_at": occurred_at.isoformat(),
+            "currency": currency,
+            "total": str(total),
+            "lines": [[line.sku, line.category, line.quantity, str(line.amount)] for line in lines],
+        }
+    )
     member.check_active()
     member.market.check_currency(currency)
     lines_total_check(total, lines)
     occurred_at_check(occurred_at, now)
     try:
         with transaction.atomic():
-            booking = purchase_book(member=member, receipt_id=receipt_id,
-                                    occurred_at=occurred_at, lines=lines, now=now)
+            booking = purchase_book(
+                member=member, receipt_id=receipt_id, occurred_at=occurred_at, lines=lines, now=now
+            )
             journey_on_purchase(
-                member=member, purchase=booking.purchase_id, channel=channel,
-                occurred_at=occurred_at, categories=booking.qualifying_categories, now=now,
+                member=member,
+                purchase=booking.purchase_id,
+                channel=channel,
+                occurred_at=occurred_at,
+                categories=booking.qualifying_categories,
+                now=now,
                 book=booking.book,
             )
             account = booking.book.account
@@ -107,12 +126,23 @@ def purchase_record(
                 "points_status": "available" if booking.matured else "pending",
                 "available_on": booking.available_on.isoformat(),
                 "tier_changed": booking.tier_changed,
-                "member": member_summary(member=member, balance=account.balance,
-                                         pending=account.pending),
+                "member": member_summary(
+                    member=member, balance=account.balance, pending=account.pending
+                ),
             }
-            purchase_save(booking=booking, member=member, store=store, receipt_id=receipt_id,
-                          channel=channel, occurred_at=occurred_at, currency=currency,
-                          total=total, lines=lines, body_hash=body_hash, response=body)
+            purchase_save(
+                booking=booking,
+                member=member,
+                store=store,
+                receipt_id=receipt_id,
+                channel=channel,
+                occurred_at=occurred_at,
+                currency=currency,
+                total=total,
+                lines=lines,
+                body_hash=body_hash,
+                response=body,
+            )
         return body, False
     except IntegrityError as conflict:
         # Another request booked this receipt first (a retry racing itself).
@@ -147,21 +177,38 @@ def return_record(
         raise NotFound("No such purchase.")
     member = purchase.member
     store = store_in_market(market=member.market, store_code=store_code)
-    body_hash = receipt_hash({
-        "original": str(purchase.pk), "receipt_id": receipt_id,
-        "occurred_at": occurred_at.isoformat(), "currency": currency, "total": str(total),
-        "lines": [[line.sku, line.quantity, str(line.amount)] for line in lines],
-    })
+    body_hash = receipt_hash(
+        {
+            "original": str(purchase.pk),
+            "receipt_id": receipt_id,
+            "occurred_at": occurred_at.isoformat(),
+            "currency": currency,
+            "total": str(total),
+            "lines": [[line.sku, line.quantity, str(line.amount)] for line in lines],
+        }
+    )
     try:
         with transaction.atomic():
-            booking = return_book(member=member, purchase_id=purchase.pk, store=store,
-                                  receipt_id=receipt_id, occurred_at=occurred_at,
-                                  currency=currency, total=total, lines=lines,
-                                  body_hash=body_hash, now=now)
+            booking = return_book(
+                member=member,
+                purchase_id=purchase.pk,
+                store=store,
+                receipt_id=receipt_id,
+                occurred_at=occurred_at,
+                currency=currency,
+                total=total,
+                lines=lines,
+                body_hash=body_hash,
+                now=now,
+            )
             if not booking.replayed:
-                journey_on_return(member=member, purchase=purchase.pk,
-                                  occurred_at=purchase.occurred_at, now=now,
-                                  kept_categories=booking.kept_categories or set())
+                journey_on_return(
+                    member=member,
+                    purchase=purchase.pk,
+                    occurred_at=purchase.occurred_at,
+                    now=now,
+                    kept_categories=booking.kept_categories or set(),
+                )
     except IntegrityError:
         # The same return receipt booked at this moment for another purchase.
         raise ReceiptConflict(

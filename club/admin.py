@@ -9,8 +9,18 @@ from club.models import Market, Store, Tier
 
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "currency", "time_zone", "language", "earn_rate",
-                    "point_value", "return_window_days", "points_validity_months", "hold_minutes"]
+    list_display = [
+        "code",
+        "name",
+        "currency",
+        "time_zone",
+        "language",
+        "earn_rate",
+        "point_value",
+        "return_window_days",
+        "points_validity_months",
+        "hold_minutes",
+    ]
     search_fields = ["code", "name"]
 
 

@@ -47,8 +47,13 @@ def club_seed() -> int:
         for code, name, currency, tz, language in MARKETS:
             _, created = Market.objects.get_or_create(
                 code=code,
-                defaults={"name": name, "currency": currency, "time_zone": tz,
-                          "language": language, **SAME_TERMS},
+                defaults={
+                    "name": name,
+                    "currency": currency,
+                    "time_zone": tz,
+                    "language": language,
+                    **SAME_TERMS,
+                },
             )
             created_count += created
         markets = {m.code: m for m in Market.objects.all()}
@@ -60,8 +65,12 @@ def club_seed() -> int:
         for code, name, rank, threshold, multiplier in TIERS:
             _, created = Tier.objects.get_or_create(
                 code=code,
-                defaults={"name": name, "rank": rank, "threshold": threshold,
-                          "multiplier": multiplier},
+                defaults={
+                    "name": name,
+                    "rank": rank,
+                    "threshold": threshold,
+                    "multiplier": multiplier,
+                },
             )
             created_count += created
     return created_count

@@ -19,7 +19,9 @@ api = [
     path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
     path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
     path("members/<str:member_number>/benefits", rewards_apis.MemberBenefitsApi.as_view()),
-    path("members/<str:member_number>/benefits/<str:code>/use", rewards_apis.BenefitUseApi.as_view()),
+    path(
+        "members/<str:member_number>/benefits/<str:code>/use", rewards_apis.BenefitUseApi.as_view()
+    ),
     path("members/<str:member_number>/rewards", rewards_apis.RewardClaimApi.as_view()),
     path("members/<str:member_number>/vouchers", rewards_apis.MemberVouchersApi.as_view()),
     path("rewards", rewards_apis.RewardCatalogueApi.as_view()),

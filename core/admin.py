@@ -43,7 +43,9 @@ def show_key_once(request: HttpRequest, client: ApiClient, raw_key: str, what: s
         request,
         format_html(
             "{} for {}: <code>{}</code> Copy it now: it is not stored and will not be shown again.",
-            what, client.name, raw_key,
+            what,
+            client.name,
+            raw_key,
         ),
     )
 
@@ -63,8 +65,16 @@ class ApiClientForm(forms.ModelForm):
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
     form = ApiClientForm
-    list_display = ["name", "key_prefix", "scope_list", "market_list", "rate_per_minute",
-                    "expires_at", "revoked_at", "created_at"]
+    list_display = [
+        "name",
+        "key_prefix",
+        "scope_list",
+        "market_list",
+        "rate_per_minute",
+        "expires_at",
+        "revoked_at",
+        "created_at",
+    ]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "markets"]
     search_fields = ["name", "key_prefix"]
     filter_horizontal = ["markets"]
@@ -93,7 +103,9 @@ class ApiClientAdmin(admin.ModelAdmin):
     def market_list(self, client: ApiClient) -> str:
         return ", ".join(m.code for m in client.markets.all()) or "all"
 
-    def save_model(self, request: HttpRequest, obj: ApiClient, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ApiClient, form: forms.ModelForm, change: bool
+    ) -> None:
         if change:
             super().save_model(request, obj, form, change)
             forget_cached_clients()
@@ -112,7 +124,9 @@ class ApiClientAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         show_key_once(request, client, raw, "API key")
 
-    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
+    ) -> None:
         if change:  # on creation api_client_create has set the markets
             super().save_related(request, form, formsets, change)
             forget_cached_clients()
@@ -130,8 +144,9 @@ class ApiClientAdmin(admin.ModelAdmin):
     def rotate_key(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         for client in queryset:
             if client.revoked_at is not None:
-                self.message_user(request, f"{client.name} is revoked: its key was not rotated.",
-                                  messages.ERROR)
+                self.message_user(
+                    request, f"{client.name} is revoked: its key was not rotated.", messages.ERROR
+                )
                 continue
             try:
                 raw = api_client_rotate(client=client)

@@ -163,9 +163,7 @@ def problem_codes() -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, errors: Any = None
-) -> dict[str, Any]:
+def problem(status: int, code: str, title: str, detail: str, errors: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -207,8 +205,9 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
     return out
 
 
-def problem_of(cls: type[DomainError], detail: str, *, title: str | None = None,
-               errors: Any = None) -> dict[str, Any]:
+def problem_of(
+    cls: type[DomainError], detail: str, *, title: str | None = None, errors: Any = None
+) -> dict[str, Any]:
     """The problem document of one of the classes above."""
     return problem(cls.status, cls.code, title or cls.title, detail, errors)
 
@@ -222,9 +221,13 @@ def problem_for_exception(exc: Exception) -> tuple[dict[str, Any], dict[str, str
         detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
         return problem_of(ValidationFailed, detail, errors=errors), headers
     if isinstance(exc, drf.ParseError):
-        return problem_of(ValidationFailed, str(exc.detail), title="Malformed request body"), headers
+        return problem_of(
+            ValidationFailed, str(exc.detail), title="Malformed request body"
+        ), headers
     if isinstance(exc, drf.UnsupportedMediaType):
-        return problem_of(ValidationFailed, str(exc.detail), title="Unsupported media type"), headers
+        return problem_of(
+            ValidationFailed, str(exc.detail), title="Unsupported media type"
+        ), headers
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
         headers["WWW-Authenticate"] = "Api-Key"
         return problem_of(NotAuthenticated, str(exc.detail)), headers

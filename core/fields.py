@@ -28,7 +28,9 @@ def money(**kwargs: Any) -> serializers.DecimalField:
 
 
 def currency() -> serializers.RegexField:
-    return serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": "A three-letter ISO 4217 code."})
+    return serializers.RegexField(
+        r"^[A-Z]{3}$", error_messages={"invalid": "A three-letter ISO 4217 code."}
+    )
 
 
 class MemberRefIn(StrictSerializer):
@@ -37,5 +39,7 @@ class MemberRefIn(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if len(attrs) != 1:
-            raise serializers.ValidationError("Name the member by exactly one of card or member_number.")
+            raise serializers.ValidationError(
+                "Name the member by exactly one of card or member_number."
+            )
         return attrs

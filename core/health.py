@@ -41,12 +41,17 @@ def _workers() -> str:
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     checks: dict[str, str] = {}
-    for name, check in (("database", _database), ("redis" if settings.REDIS_URL else "broker", _broker),
-                        ("workers", _workers)):
+    for name, check in (
+        ("database", _database),
+        ("redis" if settings.REDIS_URL else "broker", _broker),
+        ("workers", _workers),
+    ):
         try:
             checks[name] = check()
         except Exception as exc:  # a health check reports, it does not raise
             checks[name] = f"error: {type(exc).__name__}"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
-                        status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unhealthy", "checks": checks},
+        status=200 if healthy else 503,
+    )

@@ -30,7 +30,9 @@ class OrjsonRenderer(renderers.BaseRenderer):
     format = "json"
     charset = None
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         if data is None:
             return b""
         return orjson.dumps(data, default=_default)
@@ -71,7 +73,9 @@ class BodySizeLimitMiddleware:
             "\x00" in request.path or "\x00" in unquote(request.META.get("QUERY_STRING", ""))
         ):
             return problem_response(
-                problem_of(ValidationFailed, "The URL contains a NUL character.", title="Bad request")
+                problem_of(
+                    ValidationFailed, "The URL contains a NUL character.", title="Bad request"
+                )
             )
         return self.get_response(request)
 
@@ -85,9 +89,7 @@ class StrictSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["Expected a JSON object."]}
-            )
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
         unknown = sorted(set(data) - set(self.fields))
         read_only = sorted(k for k in data if k in self.fields and self.fields[k].read_only)
         errors = {k: ["Unknown field."] for k in unknown}
@@ -97,7 +99,9 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def parse(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+def parse(
+    serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any
+) -> dict[str, Any]:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data  # type: ignore[return-value]

@@ -11,7 +11,8 @@ finds it unlocked and unanswered (the first run died) runs the work itself.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from django.db import IntegrityError, OperationalError, transaction
@@ -64,7 +65,10 @@ def run_idempotent(request: Any, *, required: bool, action: Action) -> Response:
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
-                client_id=client.id, key=key, method=request.method, path=request.path[:255],
+                client_id=client.id,
+                key=key,
+                method=request.method,
+                path=request.path[:255],
                 body_hash=digest,
             )
     except IntegrityError:

@@ -146,8 +146,7 @@ class Job:
         functools.update_wrapper(self, self.func, updated=())
         self.task = self._task()
 
-    def __call__(self, *, as_of: datetime | date | str | None = None,
-                 **options: Any) -> JobResult:
+    def __call__(self, *, as_of: datetime | date | str | None = None, **options: Any) -> JobResult:
         return self.func(as_of=as_of_parse(as_of), **options)
 
     def _task(self) -> Any:
@@ -163,8 +162,15 @@ class Job:
 JOBS: dict[str, Job] = {}
 
 
-def job(*, title: str, schedule: int | crontab, name: str | None = None, task: str | None = None,
-        help: str | None = None, unit: str = "rows") -> Callable[[JobFunction], Job]:
+def job(
+    *,
+    title: str,
+    schedule: int | crontab,
+    name: str | None = None,
+    task: str | None = None,
+    help: str | None = None,
+    unit: str = "rows",
+) -> Callable[[JobFunction], Job]:
     """Declare the function a job: its task, beat entry and command follow.
 
     `title` names its beat entry; `schedule` is every N seconds or a crontab
@@ -178,13 +184,18 @@ def job(*, title: str, schedule: int | crontab, name: str | None = None, task: s
         job_name = name or func.__name__
         known = JOBS.get(job_name)
         if known is not None and (known.func.__module__, known.func.__qualname__) != (
-                func.__module__, func.__qualname__):
-            raise ValueError(f"two jobs named {job_name}: {known.func.__module__} and "
-                             f"{func.__module__}")
+            func.__module__,
+            func.__qualname__,
+        ):
+            raise ValueError(
+                f"two jobs named {job_name}: {known.func.__module__} and {func.__module__}"
+            )
         spec = Job(
-            name=job_name, func=func,
+            name=job_name,
+            func=func,
             task_name=task or f"{func.__module__.split('.')[0]}.{job_name}",
-            title=title, schedule=when,
+            title=title,
+            schedule=when,
             help=help or " ".join((func.__doc__ or job_name).strip().split("\n\n")[0].split()),
             unit=unit,
         )
@@ -214,9 +225,10 @@ def job_command(spec: Job) -> type[BaseCommand]:
 
         def add_arguments(self, parser: CommandParser) -> None:
             parser.add_argument(
-                "--as-of", default=None,
+                "--as-of",
+                default=None,
                 help="ISO datetime or date to run as of (naive: the default time zone; "
-                     "default: now).",
+                "default: now).",
             )
 
         def handle(self, *args: Any, **options: Any) -> None:
@@ -252,8 +264,10 @@ class Keyset:
     def page(self, qs: Any, date_field: str, size: int) -> list[tuple[int, int]]:
         if self.last is not None:
             last_date, last_id = self.last
-            qs = qs.filter(Q(**{f"{date_field}__gt": last_date})
-                           | Q(**{date_field: last_date, "id__gt": last_id}))
+            qs = qs.filter(
+                Q(**{f"{date_field}__gt": last_date})
+                | Q(**{date_field: last_date, "id__gt": last_id})
+            )
         rows = list(qs.order_by(date_field, "id").values_list(date_field, "id", self.member)[:size])
         if rows:
             self.last = (rows[-1][0], rows[-1][1])
@@ -286,8 +300,9 @@ class IdSlices:
         return after, after + self.size
 
 
-def run_batches(job: str, batches: Iterable[Batch], progress: Progress | None,
-                max_batches: int | None) -> JobResult:
+def run_batches(
+    job: str, batches: Iterable[Batch], progress: Progress | None, max_batches: int | None
+) -> JobResult:
     """Call each batch function (one per market, say) until it answers None,
     nothing more to do; each answer is how many rows that batch did.
     `max_batches` stops the whole job after that many batches."""

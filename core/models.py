@@ -90,7 +90,10 @@ class OutboxEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["created_at"], condition=models.Q(delivered_at__isnull=True),
-                         name="outbox_undelivered"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(delivered_at__isnull=True),
+                name="outbox_undelivered",
+            ),
             models.Index(fields=["topic", "created_at"], name="outbox_topic"),
         ]

@@ -34,11 +34,20 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def outbox_add(*, topic: str, dedupe_key: str, member_id: int | None = None,
-               payload: dict[str, Any] | None = None) -> None:
+def outbox_add(
+    *,
+    topic: str,
+    dedupe_key: str,
+    member_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
     """Record an event once: a second call with the same key changes nothing."""
     OutboxEvent.objects.bulk_create(
-        [OutboxEvent(topic=topic, dedupe_key=dedupe_key, member_id=member_id, payload=payload or {})],
+        [
+            OutboxEvent(
+                topic=topic, dedupe_key=dedupe_key, member_id=member_id, payload=payload or {}
+            )
+        ],
         ignore_conflicts=True,
     )
 
@@ -58,15 +67,17 @@ FROM json_array_elements(%(outbox_events)s::json) AS e
 """
 
 
-def outbox_add_select(select: str, params: Mapping[str, Any], *,
-                      now: datetime | None = None) -> int:
+def outbox_add_select(
+    select: str, params: Mapping[str, Any], *, now: datetime | None = None
+) -> int:
     """Record the events that `select` yields, each as (topic, dedupe_key,
     member_id, payload jsonb), in one INSERT ... SELECT; those recorded
     before are skipped. `params` are named (%(name)s). PostgreSQL only: the
     jobs' set-based batches. Answers how many were new."""
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL.format(select=select),
-                       {**params, "outbox_now": now or timezone.now()})
+        cursor.execute(
+            _INSERT_SQL.format(select=select), {**params, "outbox_now": now or timezone.now()}
+        )
         return max(cursor.rowcount, 0)
 
 
@@ -85,15 +96,33 @@ def outbox_add_many(events: Iterable[Event], *, now: datetime | None = None) -> 
     if not events:
         return 0
     if connection.vendor == "postgresql":
-        return outbox_add_json(json.dumps(
-            [{"topic": e.topic, "dedupe_key": e.dedupe_key, "member_id": e.member_id,
-              "payload": e.payload} for e in events],
-            cls=DjangoJSONEncoder,
-        ), now=now)
+        return outbox_add_json(
+            json.dumps(
+                [
+                    {
+                        "topic": e.topic,
+                        "dedupe_key": e.dedupe_key,
+                        "member_id": e.member_id,
+                        "payload": e.payload,
+                    }
+                    for e in events
+                ],
+                cls=DjangoJSONEncoder,
+            ),
+            now=now,
+        )
     keys = [e.dedupe_key for e in events]
-    known = set(OutboxEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
-    new = [OutboxEvent(topic=e.topic, dedupe_key=e.dedupe_key, member_id=e.member_id,
-                       payload=json.loads(json.dumps(e.payload, cls=DjangoJSONEncoder)))
-           for e in {e.dedupe_key: e for e in events if e.dedupe_key not in known}.values()]
+    known = set(
+        OutboxEvent.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True)
+    )
+    new = [
+        OutboxEvent(
+            topic=e.topic,
+            dedupe_key=e.dedupe_key,
+            member_id=e.member_id,
+            payload=json.loads(json.dumps(e.payload, cls=DjangoJSONEncoder)),
+        )
+        for e in {e.dedupe_key: e for e in events if e.dedupe_key not in known}.values()
+    ]
     OutboxEvent.objects.bulk_create(new, ignore_conflicts=True)
     return len(new)

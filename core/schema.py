@@ -68,11 +68,12 @@ class ProblemSerializer(serializers.Serializer):
     code = serializers.ChoiceField(
         choices=problem_codes(),
         help_text="Stable and machine-readable: what a client decides on. Each operation "
-                  "lists the codes each of its error statuses can carry.",
+        "lists the codes each of its error statuses can carry.",
     )
     detail = serializers.CharField(help_text="What went wrong in this call, for people.")
     errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False,
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
         help_text="On validation errors: the messages per field (`field` or `field.sub`).",
     )
 
@@ -100,9 +101,12 @@ def errors(*problems: type[DomainError]) -> dict[int, ProblemResponse]:
 def idempotency_key(*, required: bool) -> OpenApiParameter:
     """The Idempotency-Key header of a call that accepts (or requires) one."""
     return OpenApiParameter(
-        IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=required,
+        IDEMPOTENCY_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        required=required,
         description="1 to 255 characters, kept 24 hours per API client: the same key with the "
-                    "same body replays the first answer (with `Idempotent-Replayed: true`).",
+        "same body replays the first answer (with `Idempotent-Replayed: true`).",
     )
 
 
@@ -111,10 +115,20 @@ def _describe(problems: Iterable[type[DomainError]]) -> str:
 
 
 _HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True,
-                               "description": "`Api-Key`: the scheme to authenticate with."}},
-    429: {"Retry-After": {"schema": {"type": "integer"}, "required": True,
-                          "description": "Seconds until the next call may pass."}},
+    401: {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "required": True,
+            "description": "`Api-Key`: the scheme to authenticate with.",
+        }
+    },
+    429: {
+        "Retry-After": {
+            "schema": {"type": "integer"},
+            "required": True,
+            "description": "Seconds until the next call may pass.",
+        }
+    },
 }
 
 
@@ -123,8 +137,11 @@ class ProblemAutoSchema(AutoSchema):
 
     def _idempotency_parameter(self) -> OpenApiParameter | None:
         for parameter in self.get_override_parameters():
-            if (isinstance(parameter, OpenApiParameter) and parameter.name == IDEMPOTENCY_HEADER
-                    and parameter.location == OpenApiParameter.HEADER):
+            if (
+                isinstance(parameter, OpenApiParameter)
+                and parameter.name == IDEMPOTENCY_HEADER
+                and parameter.location == OpenApiParameter.HEADER
+            ):
                 return parameter
         return None
 
@@ -151,14 +168,22 @@ class ProblemAutoSchema(AutoSchema):
         declared = self.get_response_serializers()
         if not isinstance(declared, dict):
             return []
-        return [p for value in declared.values() if isinstance(value, ProblemResponse)
-                for p in value.problems]
+        return [
+            p
+            for value in declared.values()
+            if isinstance(value, ProblemResponse)
+            for p in value.problems
+        ]
 
     def _problem_response(self, status: int, problems: list[type[DomainError]]) -> dict[str, Any]:
         problem = self.resolve_serializer(ProblemSerializer, "response")
         codes = list(dict.fromkeys(p.code for p in problems))
-        schema = {"allOf": [problem.ref, {"type": "object",
-                                          "properties": {"code": {"type": "string", "enum": codes}}}]}
+        schema = {
+            "allOf": [
+                problem.ref,
+                {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}},
+            ]
+        }
         out: dict[str, Any] = {
             "description": _describe({p.code: p for p in problems}.values()),
             "content": {PROBLEM_CONTENT_TYPE: {"schema": schema}},

@@ -36,8 +36,12 @@ def api_client_create(
     raw, prefix = new_key()
     with transaction.atomic():
         client = ApiClient.objects.create(
-            name=name, key_prefix=prefix, key_digest=key_digest(raw),
-            scopes=sorted(set(scopes)), expires_at=expires_at, rate_per_minute=rate_per_minute,
+            name=name,
+            key_prefix=prefix,
+            key_digest=key_digest(raw),
+            scopes=sorted(set(scopes)),
+            expires_at=expires_at,
+            rate_per_minute=rate_per_minute,
         )
         client.markets.set(markets)
     return client, raw
@@ -52,5 +56,7 @@ def api_client_rotate(*, client: ApiClient) -> str:
 
 
 def api_client_revoke(*, client: ApiClient) -> None:
-    ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
     forget_cached_clients()

@@ -25,8 +25,9 @@ def _redis_client() -> Any:
     if _redis is None:
         import redis
 
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1,
-                                      socket_connect_timeout=1)
+        _redis = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+        )
     return _redis
 
 

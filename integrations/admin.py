@@ -35,17 +35,40 @@ class ImportJobAddForm(forms.ModelForm):
     class Meta:
         model = ImportJob
         fields = ["kind", "file"]
-        help_texts = {"file": "A CSV file (UTF-8, header row, comma separated): see docs/imports.md."}
+        help_texts = {
+            "file": "A CSV file (UTF-8, header row, comma separated): see docs/imports.md."
+        }
 
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "status", "progress", "created", "unchanged", "failed",
-                    "staff_user", "created_at"]
+    list_display = [
+        "__str__",
+        "kind",
+        "status",
+        "progress",
+        "created",
+        "unchanged",
+        "failed",
+        "staff_user",
+        "created_at",
+    ]
     list_filter = ["kind", "status"]
-    readonly_fields = ["kind", "file", "status", "progress", "dry_run", "result", "errors",
-                       "message", "staff_user", "confirmed_by", "created_at", "started_at",
-                       "finished_at"]
+    readonly_fields = [
+        "kind",
+        "file",
+        "status",
+        "progress",
+        "dry_run",
+        "result",
+        "errors",
+        "message",
+        "staff_user",
+        "confirmed_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
     fields = readonly_fields
 
     def get_form(self, request: HttpRequest, obj: ImportJob | None = None, **kwargs: Any) -> Any:
@@ -63,8 +86,12 @@ class ImportJobAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ImportJob, form: Any, change: bool) -> None:
         if change:
             return  # a job's page changes nothing but through its buttons
-        job = import_job_create(kind=obj.kind, file=form.cleaned_data["file"],
-                                actor=staff_actor(request.user), enqueue=_enqueue_dry_run)
+        job = import_job_create(
+            kind=obj.kind,
+            file=form.cleaned_data["file"],
+            actor=staff_actor(request.user),
+            enqueue=_enqueue_dry_run,
+        )
         obj.pk = job.pk
         obj.file = job.file
         obj.status = job.status
@@ -83,8 +110,11 @@ class ImportJobAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         info = self.opts.app_label, self.opts.model_name
         return [
-            path("<path:object_id>/report/", self.admin_site.admin_view(self.report_view),
-                 name=f"{info[0]}_{info[1]}_report"),
+            path(
+                "<path:object_id>/report/",
+                self.admin_site.admin_view(self.report_view),
+                name=f"{info[0]}_{info[1]}_report",
+            ),
             *super().get_urls(),
         ]
 
@@ -94,9 +124,12 @@ class ImportJobAdmin(admin.ModelAdmin):
         job = self.get_object(request, unquote(object_id))
         if job is None or not job.report:
             raise Http404("No report yet.")
-        return FileResponse(job.report.open("rb"), as_attachment=True,
-                            filename=f"{job.kind}-import-{job.pk}-report.csv",
-                            content_type="text/csv")
+        return FileResponse(
+            job.report.open("rb"),
+            as_attachment=True,
+            filename=f"{job.kind}-import-{job.pk}-report.csv",
+            content_type="text/csv",
+        )
 
     @admin.display(description="progress")
     def progress(self, job: ImportJob) -> str:
@@ -109,23 +142,34 @@ class ImportJobAdmin(admin.ModelAdmin):
     def dry_run(self, job: ImportJob) -> str:
         if job.status in (ImportJob.Status.CHECKING, ImportJob.Status.CHECKING_NOW):
             return "running..."
-        return (f"{job.dry_created:,} would be created, {job.dry_unchanged:,} unchanged, "
-                f"{job.dry_failed:,} failed")
+        return (
+            f"{job.dry_created:,} would be created, {job.dry_unchanged:,} unchanged, "
+            f"{job.dry_failed:,} failed"
+        )
 
     @admin.display(description="import")
     def result(self, job: ImportJob) -> str:
         if job.status != ImportJob.Status.DONE:
             return "-"
         report = reverse("admin:integrations_importjob_report", args=[job.pk])
-        return format_html("{} created, {} unchanged, {} failed (<a href=\"{}\">report</a>)",
-                           f"{job.created:,}", f"{job.unchanged:,}", f"{job.failed:,}", report)
+        return format_html(
+            '{} created, {} unchanged, {} failed (<a href="{}">report</a>)',
+            f"{job.created:,}",
+            f"{job.unchanged:,}",
+            f"{job.failed:,}",
+            report,
+        )
 
     @admin.display(description="first errors")
     def errors(self, job: ImportJob) -> str:
         if not job.first_errors:
             return "-"
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", "<li>line {}: {}</li>", ((e["line"], e["error"]) for e in job.first_errors)))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "", "<li>line {}: {}</li>", ((e["line"], e["error"]) for e in job.first_errors)
+            ),
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
         return False

@@ -42,20 +42,46 @@ REPORT_COLUMNS = {
     "purchases": ["line", "receipt_id", "member_number", "status", "error"],
 }
 MEMBER_COLUMNS = [
-    "external_id", "market", "email", "phone", "first_name", "last_name", "birth_date",
-    "language", "enrolled_at", "card", "points", "points_expire_on", "tier",
-    "marketing_email", "marketing_sms", "profiling",
+    "external_id",
+    "market",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "language",
+    "enrolled_at",
+    "card",
+    "points",
+    "points_expire_on",
+    "tier",
+    "marketing_email",
+    "marketing_sms",
+    "profiling",
 ]
 MEMBER_REQUIRED = ["external_id", "market"]
 PURCHASE_COLUMNS = [
-    "member_external_id", "member_number", "store_code", "receipt_id", "occurred_at",
-    "currency", "total", "category",
+    "member_external_id",
+    "member_number",
+    "store_code",
+    "receipt_id",
+    "occurred_at",
+    "currency",
+    "total",
+    "category",
 ]
 PURCHASE_REQUIRED = ["store_code", "receipt_id", "occurred_at", "currency", "total"]
 CONSENTS = ("marketing_email", "marketing_sms", "profiling")
 MAX_LENGTHS = {
-    "external_id": 64, "email": 254, "first_name": 100, "last_name": 100, "language": 8,
-    "card": 19, "member_external_id": 64, "member_number": 10, "receipt_id": 64,
+    "external_id": 64,
+    "email": 254,
+    "first_name": 100,
+    "last_name": 100,
+    "language": 8,
+    "card": 19,
+    "member_external_id": 64,
+    "member_number": 10,
+    "receipt_id": 64,
     "category": 64,
 }
 
@@ -92,8 +118,9 @@ def rows_count(path: str | Path) -> int:
     return max(lines - 1, 0)
 
 
-def _chunks(handle: IO[str], *, columns: list[str], required: list[str],
-            chunk_size: int) -> Iterator[list[tuple[int, list[str]]]]:
+def _chunks(
+    handle: IO[str], *, columns: list[str], required: list[str], chunk_size: int
+) -> Iterator[list[tuple[int, list[str]]]]:
     """(line number, values in `columns` order) per row, in chunks. The
     header is line 1; a row's number is the line it starts on."""
     reader = csv.reader(handle)
@@ -103,8 +130,9 @@ def _chunks(handle: IO[str], *, columns: list[str], required: list[str],
         raise ValidationFailed("The file is empty: it needs a header row.") from None
     unknown = [name for name in header if name not in columns]
     if unknown:
-        raise ValidationFailed(f"Unknown column(s): {', '.join(unknown)}. "
-                               f"The columns are: {', '.join(columns)}.")
+        raise ValidationFailed(
+            f"Unknown column(s): {', '.join(unknown)}. The columns are: {', '.join(columns)}."
+        )
     missing = [name for name in required if name not in header]
     if missing:
         raise ValidationFailed(f"Missing column(s): {', '.join(missing)}.")
@@ -214,8 +242,17 @@ class _Run:
     columns: list[str]
     required: list[str]
 
-    def __init__(self, *, path: str | Path, actor: Actor, dry_run: bool, report: IO[str] | None,
-                 chunk_size: int, progress: Progress | None, pause: float) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        actor: Actor,
+        dry_run: bool,
+        report: IO[str] | None,
+        chunk_size: int,
+        progress: Progress | None,
+        pause: float,
+    ) -> None:
         self.path = path
         self.actor = actor
         self.dry_run = dry_run
@@ -253,22 +290,28 @@ class _Run:
     def _all_chunks(self, handle: IO[str]) -> None:
         self._setup()
         first = True
-        for chunk in _chunks(handle, columns=self.columns, required=self.required,
-                             chunk_size=self.chunk_size):
+        for chunk in _chunks(
+            handle, columns=self.columns, required=self.required, chunk_size=self.chunk_size
+        ):
             if not first and self.pause:
                 time.sleep(self.pause)  # tests: time to kill a run between chunks
             first = False
             with transaction.atomic():
                 _execute(f"TRUNCATE {self.table}")
-                _copy(self.table, ["line", "pre_error", *self.columns],
-                      [self._prepare(line, values) for line, values in chunk])
+                _copy(
+                    self.table,
+                    ["line", "pre_error", *self.columns],
+                    [self._prepare(line, values) for line, values in chunk],
+                )
                 _execute(f"ANALYZE {self.table}")  # temporary tables have no autovacuum
                 self._chunk(now=timezone.now())
                 rows = _report_rows(self.table, self.key)
             for line, key, member_number, status, error in rows:
                 self.result.add(status, line, error)
                 if self.report is not None:
-                    self.report.writerow([line, key or "", member_number or "", status, error or ""])
+                    self.report.writerow(
+                        [line, key or "", member_number or "", status, error or ""]
+                    )
             if self.progress is not None:
                 self.progress(len(chunk))
 
@@ -293,11 +336,15 @@ class _Run:
 
     def _fail(self, condition: str, error_sql: str, params: Any = None) -> None:
         """Rows still without an error that meet `condition` get `error_sql`."""
-        _execute(f"UPDATE {self.table} s SET error = {error_sql} "
-                 f"WHERE s.error IS NULL AND ({condition})", params)
+        _execute(
+            f"UPDATE {self.table} s SET error = {error_sql} "
+            f"WHERE s.error IS NULL AND ({condition})",
+            params,
+        )
 
 
 # --- members -----------------------------------------------------------------
+
 
 class _MembersRun(_Run):
     kind = "members"
@@ -344,7 +391,9 @@ class _MembersRun(_Run):
         if data["phone"] and error is None:
             market = self.markets.get((data["market"] or "").upper())
             try:
-                data["phone"] = normalize_phone(data["phone"], region=market.code if market else None)
+                data["phone"] = normalize_phone(
+                    data["phone"], region=market.code if market else None
+                )
             except ValidationFailed:
                 error = "phone: not a valid phone number"
         return (line, error, *(data[name] for name in self.columns))
@@ -355,78 +404,115 @@ class _MembersRun(_Run):
         _execute(f"UPDATE {t} SET error = pre_error WHERE pre_error IS NOT NULL")
         fail("s.external_id IS NULL", "'external_id is required'")
         fail("s.market IS NULL", "'market is required'")
-        _execute(f"UPDATE {t} s SET market_id = m.id, tz = m.time_zone FROM club_market m "
-                 "WHERE m.code = upper(s.market) AND s.error IS NULL")
+        _execute(
+            f"UPDATE {t} s SET market_id = m.id, tz = m.time_zone FROM club_market m "
+            "WHERE m.code = upper(s.market) AND s.error IS NULL"
+        )
         fail("s.market_id IS NULL", "'unknown market ' || s.market")
         fail("s.email IS NULL AND s.phone IS NULL", "'email or phone is required'")
-        _execute(f"UPDATE {t} SET birth_d = pg_temp.lojal_date(birth_date), "
-                 "enrolled_ts = coalesce(pg_temp.lojal_moment(enrolled_at, tz), "
-                 "CASE WHEN enrolled_at IS NULL THEN %(now)s END), "
-                 "points_n = CASE WHEN points IS NULL THEN 0 "
-                 r"WHEN points ~ '^\d{1,9}$' THEN points::int END, "
-                 "expire_d = pg_temp.lojal_date(points_expire_on), "
-                 "me = CASE lower(marketing_email) WHEN 'true' THEN true WHEN 'false' THEN false END, "
-                 "ms = CASE lower(marketing_sms) WHEN 'true' THEN true WHEN 'false' THEN false END, "
-                 "pr = CASE lower(profiling) WHEN 'true' THEN true WHEN 'false' THEN false END "
-                 "WHERE error IS NULL", {"now": now})
-        fail("s.birth_date IS NOT NULL AND s.birth_d IS NULL",
-             "'birth_date: not a date (YYYY-MM-DD): ' || s.birth_date")
+        _execute(
+            f"UPDATE {t} SET birth_d = pg_temp.lojal_date(birth_date), "
+            "enrolled_ts = coalesce(pg_temp.lojal_moment(enrolled_at, tz), "
+            "CASE WHEN enrolled_at IS NULL THEN %(now)s END), "
+            "points_n = CASE WHEN points IS NULL THEN 0 "
+            r"WHEN points ~ '^\d{1,9}$' THEN points::int END, "
+            "expire_d = pg_temp.lojal_date(points_expire_on), "
+            "me = CASE lower(marketing_email) WHEN 'true' THEN true WHEN 'false' THEN false END, "
+            "ms = CASE lower(marketing_sms) WHEN 'true' THEN true WHEN 'false' THEN false END, "
+            "pr = CASE lower(profiling) WHEN 'true' THEN true WHEN 'false' THEN false END "
+            "WHERE error IS NULL",
+            {"now": now},
+        )
+        fail(
+            "s.birth_date IS NOT NULL AND s.birth_d IS NULL",
+            "'birth_date: not a date (YYYY-MM-DD): ' || s.birth_date",
+        )
         fail("s.birth_d > %(today)s", "'birth_date lies in the future'", {"today": now.date()})
-        fail("s.enrolled_ts IS NULL",
-             "'enrolled_at: not an ISO date or date and time: ' || s.enrolled_at")
+        fail(
+            "s.enrolled_ts IS NULL",
+            "'enrolled_at: not an ISO date or date and time: ' || s.enrolled_at",
+        )
         fail("s.enrolled_ts > %(now)s", "'enrolled_at lies in the future'", {"now": now})
         fail("s.points_n IS NULL", "'points: not a whole number of 0 or more: ' || s.points")
-        fail("s.points_expire_on IS NOT NULL AND s.expire_d IS NULL",
-             "'points_expire_on: not a date (YYYY-MM-DD): ' || s.points_expire_on")
+        fail(
+            "s.points_expire_on IS NOT NULL AND s.expire_d IS NULL",
+            "'points_expire_on: not a date (YYYY-MM-DD): ' || s.points_expire_on",
+        )
         for market in self.markets.values():
             today = today_for(market, now)
-            fail("s.market_id = %(market)s AND s.expire_d < %(today)s",
-                 "'points_expire_on lies in the past'", {"market": market.pk, "today": today})
-            _execute(f"UPDATE {t} SET expire_d = %(expiry)s WHERE error IS NULL "
-                     "AND market_id = %(market)s AND expire_d IS NULL",
-                     {"market": market.pk, "expiry": expiry_for(market, today)})
-        _execute(f"UPDATE {t} s SET tier_id = r.id FROM club_tier r "
-                 "WHERE r.code = lower(s.tier) AND s.error IS NULL")
+            fail(
+                "s.market_id = %(market)s AND s.expire_d < %(today)s",
+                "'points_expire_on lies in the past'",
+                {"market": market.pk, "today": today},
+            )
+            _execute(
+                f"UPDATE {t} SET expire_d = %(expiry)s WHERE error IS NULL "
+                "AND market_id = %(market)s AND expire_d IS NULL",
+                {"market": market.pk, "expiry": expiry_for(market, today)},
+            )
+        _execute(
+            f"UPDATE {t} s SET tier_id = r.id FROM club_tier r "
+            "WHERE r.code = lower(s.tier) AND s.error IS NULL"
+        )
         fail("s.tier IS NOT NULL AND s.tier_id IS NULL", "'unknown tier ' || s.tier")
-        for name, column in (("marketing_email", "me"), ("marketing_sms", "ms"), ("profiling", "pr")):
-            fail(f"s.{name} IS NOT NULL AND s.{column} IS NULL",
-                 f"'{name}: true or false, not ' || s.{name}")
+        for name, column in (
+            ("marketing_email", "me"),
+            ("marketing_sms", "ms"),
+            ("profiling", "pr"),
+        ):
+            fail(
+                f"s.{name} IS NOT NULL AND s.{column} IS NULL",
+                f"'{name}: true or false, not ' || s.{name}",
+            )
         # Duplicates in the file: the first line keeps the id, in this chunk
         # or an earlier one.
-        fail(f"EXISTS (SELECT 1 FROM {t}_seen x WHERE x.market_id = s.market_id "
-             "AND x.external_id = s.external_id)",
-             f"(SELECT 'duplicate external_id ' || s.external_id || ' in the file (line ' "
-             f"|| x.line || ')' FROM {t}_seen x WHERE x.market_id = s.market_id "
-             "AND x.external_id = s.external_id)")
-        fail(f"EXISTS (SELECT 1 FROM {t} o WHERE o.market_id = s.market_id "
-             "AND o.external_id = s.external_id AND o.line < s.line)",
-             f"(SELECT 'duplicate external_id ' || s.external_id || ' in the file (line ' "
-             f"|| min(o.line) || ')' FROM {t} o WHERE o.market_id = s.market_id "
-             "AND o.external_id = s.external_id AND o.line < s.line)")
-        _execute(f"INSERT INTO {t}_seen (market_id, external_id, line) "
-                 f"SELECT DISTINCT ON (market_id, external_id) market_id, external_id, line FROM {t} "
-                 "WHERE market_id IS NOT NULL AND external_id IS NOT NULL "
-                 "ORDER BY market_id, external_id, line ON CONFLICT DO NOTHING")
+        fail(
+            f"EXISTS (SELECT 1 FROM {t}_seen x WHERE x.market_id = s.market_id "
+            "AND x.external_id = s.external_id)",
+            f"(SELECT 'duplicate external_id ' || s.external_id || ' in the file (line ' "
+            f"|| x.line || ')' FROM {t}_seen x WHERE x.market_id = s.market_id "
+            "AND x.external_id = s.external_id)",
+        )
+        fail(
+            f"EXISTS (SELECT 1 FROM {t} o WHERE o.market_id = s.market_id "
+            "AND o.external_id = s.external_id AND o.line < s.line)",
+            f"(SELECT 'duplicate external_id ' || s.external_id || ' in the file (line ' "
+            f"|| min(o.line) || ')' FROM {t} o WHERE o.market_id = s.market_id "
+            "AND o.external_id = s.external_id AND o.line < s.line)",
+        )
+        _execute(
+            f"INSERT INTO {t}_seen (market_id, external_id, line) "
+            f"SELECT DISTINCT ON (market_id, external_id) market_id, external_id, line FROM {t} "
+            "WHERE market_id IS NOT NULL AND external_id IS NOT NULL "
+            "ORDER BY market_id, external_id, line ON CONFLICT DO NOTHING"
+        )
         # Members imported already (an earlier run, or an earlier chunk).
         self._existing()
-        fail("s.status IS NULL AND s.card IS NOT NULL AND EXISTS "
-             "(SELECT 1 FROM members_card c WHERE c.number = s.card)",
-             "'card ' || s.card || ' belongs to another member'")
-        fail(f"s.status IS NULL AND s.card IS NOT NULL AND EXISTS (SELECT 1 FROM {t} o "
-             "WHERE o.card = s.card AND o.line < s.line AND o.error IS NULL)",
-             "'card ' || s.card || ' is given twice in the file'")
+        fail(
+            "s.status IS NULL AND s.card IS NOT NULL AND EXISTS "
+            "(SELECT 1 FROM members_card c WHERE c.number = s.card)",
+            "'card ' || s.card || ' belongs to another member'",
+        )
+        fail(
+            f"s.status IS NULL AND s.card IS NOT NULL AND EXISTS (SELECT 1 FROM {t} o "
+            "WHERE o.card = s.card AND o.line < s.line AND o.error IS NULL)",
+            "'card ' || s.card || ' is given twice in the file'",
+        )
         self._insert(now=now)
 
     def _existing(self) -> None:
-        _execute(f"UPDATE {self.table} s SET status = 'unchanged', member_id = m.id, "
-                 "member_number = m.member_number FROM members_member m "
-                 "WHERE m.market_id = s.market_id AND m.external_id = s.external_id "
-                 "AND s.error IS NULL AND s.status IS NULL")
+        _execute(
+            f"UPDATE {self.table} s SET status = 'unchanged', member_id = m.id, "
+            "member_number = m.member_number FROM members_member m "
+            "WHERE m.market_id = s.market_id AND m.external_id = s.external_id "
+            "AND s.error IS NULL AND s.status IS NULL"
+        )
 
     def _insert(self, *, now: datetime) -> None:
         t = self.table
         with connection.cursor() as cursor:
-            cursor.execute(f"""
+            cursor.execute(
+                f"""
             WITH new AS (
                 INSERT INTO members_member (
                     market_id, external_id, status, email, phone, first_name, last_name,
@@ -451,7 +537,9 @@ class _MembersRun(_Run):
             FROM new WHERE s.market_id = new.market_id AND s.external_id = new.external_id
               AND s.error IS NULL AND s.status IS NULL
             RETURNING s.member_id, s.card, s.points_n, s.expire_d
-            """, {"now": now, "base": self.base_tier.pk})
+            """,
+                {"now": now, "base": self.base_tier.pk},
+            )
             created = cursor.fetchall()
         # A parallel run took some of them meanwhile: theirs now.
         self._existing()
@@ -459,32 +547,46 @@ class _MembersRun(_Run):
             return
         member_ids = [row[0] for row in created]
         numbers = [member_number_for(member_id) for member_id in member_ids]
-        _execute("UPDATE members_member m SET member_number = n.number "
-                 "FROM unnest(%s::bigint[], %s::text[]) AS n(id, number) WHERE m.id = n.id",
-                 [member_ids, numbers])
-        _execute(f"UPDATE {t} s SET member_number = n.number "
-                 "FROM unnest(%s::bigint[], %s::text[]) AS n(id, number) WHERE s.member_id = n.id",
-                 [member_ids, numbers])
+        _execute(
+            "UPDATE members_member m SET member_number = n.number "
+            "FROM unnest(%s::bigint[], %s::text[]) AS n(id, number) WHERE m.id = n.id",
+            [member_ids, numbers],
+        )
+        _execute(
+            f"UPDATE {t} s SET member_number = n.number "
+            "FROM unnest(%s::bigint[], %s::text[]) AS n(id, number) WHERE s.member_id = n.id",
+            [member_ids, numbers],
+        )
         self._cards(now=now, cards={row[0]: row[1] for row in created})
         accounts_open_bulk(
-            member_ids=member_ids, points=[row[2] for row in created],
-            expires_on=[row[3] for row in created], reason="import",
-            reference=f"import:{Path(self.path).name}", today=now.date(), now=now,
+            member_ids=member_ids,
+            points=[row[2] for row in created],
+            expires_on=[row[3] for row in created],
+            reason="import",
+            reference=f"import:{Path(self.path).name}",
+            today=now.date(),
+            now=now,
         )
-        _execute(f"""
+        _execute(
+            f"""
             INSERT INTO loyalty_tierchange (member_id, from_tier_id, to_tier_id, cause, reason,
                                             valid_until, changed_at)
             SELECT s.member_id, %(base)s, s.tier_id, 'import', %(reason)s, m.tier_valid_until, %(now)s
             FROM {t} s JOIN members_member m ON m.id = s.member_id
             WHERE s.status = 'created' AND s.tier_id IS NOT NULL
-        """, {"base": self.base_tier.pk, "now": now, "reason": f"imported by {self.actor.name}"})
-        _execute(f"""
+        """,
+            {"base": self.base_tier.pk, "now": now, "reason": f"imported by {self.actor.name}"},
+        )
+        _execute(
+            f"""
             INSERT INTO members_consentchange (member_id, consent, granted, at, source)
             SELECT s.member_id, c.consent, c.granted, %(now)s, 'import'
             FROM {t} s CROSS JOIN LATERAL (VALUES ('marketing_email', s.me),
                 ('marketing_sms', s.ms), ('profiling', s.pr)) AS c(consent, granted)
             WHERE s.status = 'created' AND c.granted IS NOT NULL
-        """, {"now": now})
+        """,
+            {"now": now},
+        )
 
     def _cards(self, *, now: datetime, cards: dict[int, str | None]) -> None:
         """The given card, kept; else a new number (drawn again on the rare
@@ -511,6 +613,7 @@ class _MembersRun(_Run):
 
 # --- purchases ---------------------------------------------------------------
 
+
 class _PurchasesRun(_Run):
     kind = "purchases"
     table = "lojal_import_purchases"
@@ -535,48 +638,77 @@ class _PurchasesRun(_Run):
         _execute(f"UPDATE {t} SET error = pre_error WHERE pre_error IS NOT NULL")
         fail("s.store_code IS NULL", "'store_code is required'")
         fail("s.receipt_id IS NULL", "'receipt_id is required'")
-        fail("s.member_external_id IS NULL AND s.member_number IS NULL",
-             "'member_external_id or member_number is required'")
-        _execute(f"UPDATE {t} s SET store_id = st.id, channel = st.channel, market_id = m.id, "
-                 "tz = m.time_zone, market_currency = m.currency, excluded = m.excluded_categories "
-                 "FROM club_store st JOIN club_market m ON m.id = st.market_id "
-                 "WHERE st.code = s.store_code AND s.error IS NULL")
+        fail(
+            "s.member_external_id IS NULL AND s.member_number IS NULL",
+            "'member_external_id or member_number is required'",
+        )
+        _execute(
+            f"UPDATE {t} s SET store_id = st.id, channel = st.channel, market_id = m.id, "
+            "tz = m.time_zone, market_currency = m.currency, excluded = m.excluded_categories "
+            "FROM club_store st JOIN club_market m ON m.id = st.market_id "
+            "WHERE st.code = s.store_code AND s.error IS NULL"
+        )
         fail("s.store_id IS NULL", "'unknown store ' || s.store_code")
-        _execute(f"UPDATE {t} s SET member_id = m.id, found_number = m.member_number "
-                 "FROM members_member m WHERE m.market_id = s.market_id "
-                 "AND m.external_id = s.member_external_id AND s.error IS NULL")
-        fail("s.member_external_id IS NOT NULL AND s.member_id IS NULL",
-             "'unknown member_external_id ' || s.member_external_id || ' in market ' || "
-             "(SELECT code FROM club_market WHERE id = s.market_id)")
-        fail("s.member_number IS NOT NULL AND s.found_number IS NOT NULL "
-             "AND s.member_number <> s.found_number",
-             "'member_number ' || s.member_number || ' is not member_external_id ' "
-             "|| s.member_external_id")
-        _execute(f"UPDATE {t} SET member_number = found_number "
-                 "WHERE member_number IS NULL AND found_number IS NOT NULL")
-        fail("s.member_id IS NULL AND NOT EXISTS (SELECT 1 FROM members_member m "
-             "WHERE m.member_number = s.member_number)",
-             "'unknown member_number ' || s.member_number")
-        fail("s.member_id IS NULL AND NOT EXISTS (SELECT 1 FROM members_member m "
-             "WHERE m.member_number = s.member_number AND m.market_id = s.market_id)",
-             "'store ' || s.store_code || ' is not in the member''s market'")
-        _execute(f"UPDATE {t} s SET member_id = m.id FROM members_member m "
-                 "WHERE s.member_id IS NULL AND m.member_number = s.member_number "
-                 "AND m.market_id = s.market_id AND s.error IS NULL")
-        _execute(f"UPDATE {t} SET occurred_ts = pg_temp.lojal_moment(occurred_at, tz), "
-                 r"total_n = CASE WHEN total ~ '^\d{1,10}(\.\d{1,2})?$' THEN total::numeric END "
-                 "WHERE error IS NULL")
+        _execute(
+            f"UPDATE {t} s SET member_id = m.id, found_number = m.member_number "
+            "FROM members_member m WHERE m.market_id = s.market_id "
+            "AND m.external_id = s.member_external_id AND s.error IS NULL"
+        )
+        fail(
+            "s.member_external_id IS NOT NULL AND s.member_id IS NULL",
+            "'unknown member_external_id ' || s.member_external_id || ' in market ' || "
+            "(SELECT code FROM club_market WHERE id = s.market_id)",
+        )
+        fail(
+            "s.member_number IS NOT NULL AND s.found_number IS NOT NULL "
+            "AND s.member_number <> s.found_number",
+            "'member_number ' || s.member_number || ' is not member_external_id ' "
+            "|| s.member_external_id",
+        )
+        _execute(
+            f"UPDATE {t} SET member_number = found_number "
+            "WHERE member_number IS NULL AND found_number IS NOT NULL"
+        )
+        fail(
+            "s.member_id IS NULL AND NOT EXISTS (SELECT 1 FROM members_member m "
+            "WHERE m.member_number = s.member_number)",
+            "'unknown member_number ' || s.member_number",
+        )
+        fail(
+            "s.member_id IS NULL AND NOT EXISTS (SELECT 1 FROM members_member m "
+            "WHERE m.member_number = s.member_number AND m.market_id = s.market_id)",
+            "'store ' || s.store_code || ' is not in the member''s market'",
+        )
+        _execute(
+            f"UPDATE {t} s SET member_id = m.id FROM members_member m "
+            "WHERE s.member_id IS NULL AND m.member_number = s.member_number "
+            "AND m.market_id = s.market_id AND s.error IS NULL"
+        )
+        _execute(
+            f"UPDATE {t} SET occurred_ts = pg_temp.lojal_moment(occurred_at, tz), "
+            r"total_n = CASE WHEN total ~ '^\d{1,10}(\.\d{1,2})?$' THEN total::numeric END "
+            "WHERE error IS NULL"
+        )
         fail("s.occurred_at IS NULL", "'occurred_at is required'")
-        fail("s.occurred_ts IS NULL",
-             "'occurred_at: not an ISO date or date and time: ' || s.occurred_at")
-        fail("s.occurred_ts > %(limit)s", "'occurred_at lies in the future'",
-             {"limit": now + timedelta(minutes=5)})
+        fail(
+            "s.occurred_ts IS NULL",
+            "'occurred_at: not an ISO date or date and time: ' || s.occurred_at",
+        )
+        fail(
+            "s.occurred_ts > %(limit)s",
+            "'occurred_at lies in the future'",
+            {"limit": now + timedelta(minutes=5)},
+        )
         fail("s.currency IS NULL", "'currency is required'")
-        fail("s.currency <> s.market_currency",
-             "'currency ' || s.currency || ' is not the market''s (' || s.market_currency || ')'")
+        fail(
+            "s.currency <> s.market_currency",
+            "'currency ' || s.currency || ' is not the market''s (' || s.market_currency || ')'",
+        )
         fail("s.total IS NULL", "'total is required'")
-        fail("s.total_n IS NULL",
-             "'total: not an amount of 0 or more (at most 2 decimals): ' || s.total")
+        fail(
+            "s.total_n IS NULL",
+            "'total: not an amount of 0 or more (at most 2 decimals): ' || s.total",
+        )
         _execute(f"""
             UPDATE {t} s SET body_hash = encode(sha256(convert_to(concat_ws('|', 'import',
                 s.member_id, s.receipt_id, extract(epoch FROM s.occurred_ts)::text, s.currency,
@@ -587,7 +719,8 @@ class _PurchasesRun(_Run):
             WHERE f.store_id = s.store_id AND f.receipt_id = s.receipt_id AND s.error IS NULL
         """)
         with connection.cursor() as cursor:
-            cursor.execute(f"""
+            cursor.execute(
+                f"""
             WITH new AS (
                 INSERT INTO loyalty_purchase (
                     id, member_id, store_id, receipt_id, channel, occurred_at, currency, total,
@@ -610,33 +743,64 @@ class _PurchasesRun(_Run):
             UPDATE {t} s SET status = 'created' FROM new
             WHERE s.store_id = new.store_id AND s.receipt_id = new.receipt_id
               AND s.line = s.first_line AND s.error IS NULL
-            """, {"now": now})
-        _execute(f"UPDATE {t} s SET status = 'unchanged' FROM loyalty_purchase p "
-                 "WHERE p.store_id = s.store_id AND p.receipt_id = s.receipt_id "
-                 "AND p.body_hash = s.body_hash AND s.error IS NULL AND s.status IS NULL")
+            """,
+                {"now": now},
+            )
+        _execute(
+            f"UPDATE {t} s SET status = 'unchanged' FROM loyalty_purchase p "
+            "WHERE p.store_id = s.store_id AND p.receipt_id = s.receipt_id "
+            "AND p.body_hash = s.body_hash AND s.error IS NULL AND s.status IS NULL"
+        )
         fail("s.status IS NULL", "'duplicate receipt with another body'")
 
 
-def members_import(*, path: str | Path, actor: Actor, dry_run: bool = False,
-                   report: IO[str] | None = None, chunk_size: int = CHUNK_SIZE,
-                   progress: Progress | None = None, pause: float = 0) -> ImportResult:
+def members_import(
+    *,
+    path: str | Path,
+    actor: Actor,
+    dry_run: bool = False,
+    report: IO[str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+    pause: float = 0,
+) -> ImportResult:
     """Members from a CSV file (docs/imports.md): each with a card, a points
     account with its opening balance, its tier and consents."""
-    return _MembersRun(path=path, actor=actor, dry_run=dry_run, report=report,
-                       chunk_size=chunk_size, progress=progress, pause=pause).run()
+    return _MembersRun(
+        path=path,
+        actor=actor,
+        dry_run=dry_run,
+        report=report,
+        chunk_size=chunk_size,
+        progress=progress,
+        pause=pause,
+    ).run()
 
 
-def purchases_import(*, path: str | Path, actor: Actor, dry_run: bool = False,
-                     report: IO[str] | None = None, chunk_size: int = CHUNK_SIZE,
-                     progress: Progress | None = None, pause: float = 0) -> ImportResult:
+def purchases_import(
+    *,
+    path: str | Path,
+    actor: Actor,
+    dry_run: bool = False,
+    report: IO[str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+    pause: float = 0,
+) -> ImportResult:
     """Purchases as history from a CSV file (docs/imports.md): no points,
     no qualifying points, marked imported."""
-    return _PurchasesRun(path=path, actor=actor, dry_run=dry_run, report=report,
-                         chunk_size=chunk_size, progress=progress, pause=pause).run()
+    return _PurchasesRun(
+        path=path,
+        actor=actor,
+        dry_run=dry_run,
+        report=report,
+        chunk_size=chunk_size,
+        progress=progress,
+        pause=pause,
+    ).run()
 
 
 IMPORTERS: dict[str, Callable[..., ImportResult]] = {
     "members": members_import,
     "purchases": purchases_import,
 }
-

@@ -55,5 +55,9 @@ class ImportJob(models.Model):
     @property
     def is_busy(self) -> bool:
         """Waiting for or running its dry run or its import (its page reloads)."""
-        return self.status in {self.Status.CHECKING, self.Status.CHECKING_NOW, self.Status.QUEUED,
-                               self.Status.RUNNING}
+        return self.status in {
+            self.Status.CHECKING,
+            self.Status.CHECKING_NOW,
+            self.Status.QUEUED,
+            self.Status.RUNNING,
+        }

@@ -24,14 +24,20 @@ FIRST_ERRORS_KEPT = 20
 Enqueue = Callable[[int], None]
 
 
-def import_job_create(*, kind: str, file: UploadedFile, actor: Actor, enqueue: Enqueue) -> ImportJob:
+def import_job_create(
+    *, kind: str, file: UploadedFile, actor: Actor, enqueue: Enqueue
+) -> ImportJob:
     """A new job for an uploaded file; its dry run is queued once the job is
     committed (`enqueue` gets the job's id)."""
     if kind not in IMPORTERS:
-        raise ValidationFailed(f"Unknown kind of import {kind}.", errors={"kind": ["Unknown kind."]})
+        raise ValidationFailed(
+            f"Unknown kind of import {kind}.", errors={"kind": ["Unknown kind."]}
+        )
     with transaction.atomic():
         job = ImportJob.objects.create(
-            kind=kind, file=file, status=ImportJob.Status.CHECKING,
+            kind=kind,
+            file=file,
+            status=ImportJob.Status.CHECKING,
             staff_user_id=actor.staff_user_id,
         )
         transaction.on_commit(lambda: enqueue(job.pk))
@@ -43,7 +49,9 @@ def import_job_confirm(*, job: ImportJob, actor: Actor, enqueue: Enqueue) -> Imp
     with transaction.atomic():
         locked = ImportJob.objects.select_for_update().get(pk=job.pk)
         if locked.status != ImportJob.Status.CHECKED:
-            raise InvalidState(f"The import is {locked.get_status_display()}, not waiting for a go-ahead.")
+            raise InvalidState(
+                f"The import is {locked.get_status_display()}, not waiting for a go-ahead."
+            )
         locked.status = ImportJob.Status.QUEUED
         locked.confirmed_by_id = actor.staff_user_id
         locked.save(update_fields=["status", "confirmed_by"])
@@ -54,6 +62,7 @@ def import_job_confirm(*, job: ImportJob, actor: Actor, enqueue: Enqueue) -> Imp
 def _progress(job_id: int) -> Callable[[int], None]:
     def advance(rows: int) -> None:
         ImportJob.objects.filter(pk=job_id).update(rows_done=F("rows_done") + rows)
+
     return advance
 
 
@@ -63,7 +72,10 @@ def _start(job_id: int, expected: str, now_status: str) -> ImportJob | None:
     job = ImportJob.objects.get(pk=job_id)
     path = Path(job.file.path)
     moved = ImportJob.objects.filter(pk=job_id, status=expected).update(
-        status=now_status, rows_done=0, rows_total=rows_count(path), started_at=timezone.now(),
+        status=now_status,
+        rows_done=0,
+        rows_total=rows_count(path),
+        started_at=timezone.now(),
     )
     return ImportJob.objects.get(pk=job_id) if moved else None
 
@@ -79,16 +91,22 @@ def import_job_dry_run(*, job_id: int) -> ImportJob | None:
     if job is None:
         return None
     try:
-        result = IMPORTERS[job.kind](path=job.file.path, actor=system_actor("import dry run"),
-                                     dry_run=True)
+        result = IMPORTERS[job.kind](
+            path=job.file.path, actor=system_actor("import dry run"), dry_run=True
+        )
     except DomainError as exc:
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, message=str(exc),
-                                                   finished_at=timezone.now())
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.FAILED, message=str(exc), finished_at=timezone.now()
+        )
         return ImportJob.objects.get(pk=job.pk)
     ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.CHECKED, rows_done=result.rows, rows_total=result.rows,
-        dry_created=result.created, dry_unchanged=result.unchanged,
-        dry_failed=result.failed, first_errors=_first_errors(result),
+        status=ImportJob.Status.CHECKED,
+        rows_done=result.rows,
+        rows_total=result.rows,
+        dry_created=result.created,
+        dry_unchanged=result.unchanged,
+        dry_failed=result.failed,
+        first_errors=_first_errors(result),
     )
     return ImportJob.objects.get(pk=job.pk)
 
@@ -101,14 +119,18 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         job = _start(job_id, ImportJob.Status.RUNNING, ImportJob.Status.RUNNING)
         if job is None:
             return None
-    actor = system_actor(f"import by {job.staff_user.get_username()}" if job.staff_user else "import")
+    actor = system_actor(
+        f"import by {job.staff_user.get_username()}" if job.staff_user else "import"
+    )
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as report:
         try:
-            result = IMPORTERS[job.kind](path=job.file.path, actor=actor, report=report,
-                                         progress=_progress(job.pk))
+            result = IMPORTERS[job.kind](
+                path=job.file.path, actor=actor, report=report, progress=_progress(job.pk)
+            )
         except DomainError as exc:
             ImportJob.objects.filter(pk=job.pk).update(
-                status=ImportJob.Status.FAILED, message=str(exc), finished_at=timezone.now())
+                status=ImportJob.Status.FAILED, message=str(exc), finished_at=timezone.now()
+            )
             return ImportJob.objects.get(pk=job.pk)
         report.seek(0)
         job.refresh_from_db()
@@ -118,6 +140,17 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     job.first_errors = _first_errors(result)
     job.rows_done = job.rows_total = result.rows
     job.finished_at = timezone.now()
-    job.save(update_fields=["report", "status", "created", "unchanged", "failed", "first_errors",
-                            "rows_done", "rows_total", "finished_at"])
+    job.save(
+        update_fields=[
+            "report",
+            "status",
+            "created",
+            "unchanged",
+            "failed",
+            "first_errors",
+            "rows_done",
+            "rows_total",
+            "finished_at",
+        ]
+    )
     return job

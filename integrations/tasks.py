@@ -9,13 +9,18 @@ from celery import shared_task
 from integrations.services import import_job_dry_run, import_job_run
 
 
-@shared_task(name="integrations.import_dry_run", acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(
+    name="integrations.import_dry_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def import_dry_run_task(job_id: int) -> None:
     import_job_dry_run(job_id=job_id)
 
 
-@shared_task(name="integrations.import_run", acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(
+    name="integrations.import_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def import_run_task(job_id: int) -> None:
     import_job_run(job_id=job_id)

@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin import ReadOnlyAdmin
-from members.admin import MemberFilter
-from journeys.services import journey_forget, member_missions
 from journeys.models import ActivityEvent, MemberMission, Mission
+from journeys.services import journey_forget, member_missions
+from members.admin import MemberFilter
 from rewards.models import Gift, GiftRule
 
 S = MemberMission.Status
@@ -33,8 +33,10 @@ def _count(status: str | None) -> Subquery:
     rows = MemberMission.objects.filter(mission=OuterRef("pk"))
     if status is not None:
         rows = rows.filter(status=status)
-    return Subquery(rows.order_by().values("mission").annotate(n=Count("*")).values("n"),
-                    output_field=IntegerField())
+    return Subquery(
+        rows.order_by().values("mission").annotate(n=Count("*")).values("n"),
+        output_field=IntegerField(),
+    )
 
 
 def _reward(obj: Any) -> str:
@@ -45,8 +47,19 @@ def _reward(obj: Any) -> str:
 
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "goal", "window", "reward_shown", "active", "order",
-                    "started", "completed", "missed", "latest_completion"]
+    list_display = [
+        "code",
+        "name",
+        "goal",
+        "window",
+        "reward_shown",
+        "active",
+        "order",
+        "started",
+        "completed",
+        "missed",
+        "latest_completion",
+    ]
     list_filter = ["active", "goal", "markets"]
     list_editable = ["active", "order"]
     search_fields = ["code", "name"]
@@ -55,20 +68,31 @@ class MissionAdmin(admin.ModelAdmin):
     prepopulated_fields = {"code": ["name"]}
     fieldsets = [
         (None, {"fields": ["code", "name", "names", "description", "active", "order", "markets"]}),
-        ("Window, counted from the day of enrolment (day 0)",
-         {"fields": ["window_start_day", "window_end_day"]}),
+        (
+            "Window, counted from the day of enrolment (day 0)",
+            {"fields": ["window_start_day", "window_end_day"]},
+        ),
         ("Goal", {"fields": ["goal", "days", "category", "event_type"]}),
         ("Reward: points or a voucher", {"fields": ["reward_points", "reward"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Mission]:
-        return super().get_queryset(request).select_related("reward").annotate(
-            started_count=_count(None), completed_count=_count(S.COMPLETED),
-            missed_count=_count(S.MISSED),
-            latest=Subquery(
-                MemberMission.objects.filter(mission=OuterRef("pk"), status=S.COMPLETED)
-                .order_by().values("mission").annotate(at=Max("completed_at")).values("at")
-            ),
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("reward")
+            .annotate(
+                started_count=_count(None),
+                completed_count=_count(S.COMPLETED),
+                missed_count=_count(S.MISSED),
+                latest=Subquery(
+                    MemberMission.objects.filter(mission=OuterRef("pk"), status=S.COMPLETED)
+                    .order_by()
+                    .values("mission")
+                    .annotate(at=Max("completed_at"))
+                    .values("at")
+                ),
+            )
         )
 
     @admin.display(description="window (days)")
@@ -118,8 +142,16 @@ class MissionAdmin(admin.ModelAdmin):
 
 @admin.register(GiftRule)
 class GiftRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "reward_shown", "tier", "active", "market_list", "given",
-                    "created_at"]
+    list_display = [
+        "name",
+        "kind",
+        "reward_shown",
+        "tier",
+        "active",
+        "market_list",
+        "given",
+        "created_at",
+    ]
     list_filter = ["active", "kind"]
     list_editable = ["active"]
     search_fields = ["name"]
@@ -128,10 +160,22 @@ class GiftRuleAdmin(admin.ModelAdmin):
     fields = ["name", "kind", "active", "reward_points", "reward", "tier", "markets"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[GiftRule]:
-        return (super().get_queryset(request).select_related("reward", "tier")
-                .prefetch_related("markets").annotate(given_count=Subquery(
-                    Gift.objects.filter(rule=OuterRef("pk")).order_by().values("rule")
-                    .annotate(n=Count("*")).values("n"), output_field=IntegerField())))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("reward", "tier")
+            .prefetch_related("markets")
+            .annotate(
+                given_count=Subquery(
+                    Gift.objects.filter(rule=OuterRef("pk"))
+                    .order_by()
+                    .values("rule")
+                    .annotate(n=Count("*"))
+                    .values("n"),
+                    output_field=IntegerField(),
+                )
+            )
+        )
 
     @admin.display(description="reward")
     def reward_shown(self, obj: GiftRule) -> str:
@@ -163,8 +207,17 @@ class _MemberRowsAdmin(ReadOnlyAdmin):
 
 @admin.register(MemberMission)
 class MemberMissionAdmin(_MemberRowsAdmin):
-    list_display = ["id", "member", "mission", "status", "progress_shown", "starts_on",
-                    "deadline", "completed_at", "rewarded_at"]
+    list_display = [
+        "id",
+        "member",
+        "mission",
+        "status",
+        "progress_shown",
+        "starts_on",
+        "deadline",
+        "completed_at",
+        "rewarded_at",
+    ]
     list_filter = ["mission", "status", MemberFilter]
     list_select_related = ["member", "mission"]
 
@@ -194,18 +247,30 @@ def member_missions_html(member: Any) -> str:
     if not missions:
         return format_html("<p>{}</p>", "No welcome-journey missions.")
     rows = format_html_join(
-        "", "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td></tr>",
-        ((m["name"], m["status"].replace("_", " "), m["progress"]["current"],
-          m["progress"]["target"], m["starts_on"], m["deadline"],
-          f"{m['reward']['points']} points" if "points" in m["reward"]
-          else f"voucher: {m['reward']['reward']}",
-          (m["completed_at"] or "")[:16].replace("T", " ")) for m in missions),
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td></tr>",
+        (
+            (
+                m["name"],
+                m["status"].replace("_", " "),
+                m["progress"]["current"],
+                m["progress"]["target"],
+                m["starts_on"],
+                m["deadline"],
+                f"{m['reward']['points']} points"
+                if "points" in m["reward"]
+                else f"voucher: {m['reward']['reward']}",
+                (m["completed_at"] or "")[:16].replace("T", " "),
+            )
+            for m in missions
+        ),
     )
     listing = reverse("admin:journeys_membermission_changelist") + f"?member={member.pk}"
     return format_html(
         '<div class="missions"><table><thead><tr><th>Mission</th><th>Status</th>'
         "<th>Progress</th><th>From</th><th>Deadline</th><th>Reward</th><th>Completed</th>"
         '</tr></thead><tbody>{}</tbody></table><p><a href="{}">Rows of this member</a></p></div>',
-        rows, listing,
+        rows,
+        listing,
     )

@@ -28,9 +28,12 @@ MAX_PROPERTIES_BYTES = 4096
 class EventIn(StrictSerializer):
     member = MemberRefIn()
     type = serializers.RegexField(
-        EVENT_TYPE, max_length=64,
-        error_messages={"invalid": "Lower-case letters, digits and _ . : - (at most 64), "
-                                   "starting with a letter."},
+        EVENT_TYPE,
+        max_length=64,
+        error_messages={
+            "invalid": "Lower-case letters, digits and _ . : - (at most 64), "
+            "starting with a letter."
+        },
     )
     occurred_at = AwareDateTimeField()
     properties = serializers.DictField(required=False, default=dict)
@@ -83,7 +86,8 @@ class EventApi(APIView):
     scopes = {"POST": "members:write"}
 
     @extend_schema(
-        request=EventIn, operation_id="events_record",
+        request=EventIn,
+        operation_id="events_record",
         # idempotency_key_reused also answers an event_id recorded with another time or properties.
         responses={201: EventOut, **errors(NotFound, MemberInactive, IdempotencyKeyReused)},
         parameters=[idempotency_key(required=False)],
@@ -93,8 +97,11 @@ class EventApi(APIView):
 
         def record() -> tuple[int, dict[str, Any], bool]:
             body, replayed = event_record(
-                actor=request.user, member_ref=data["member"], event_type=data["type"],
-                occurred_at=data["occurred_at"], properties=data["properties"],
+                actor=request.user,
+                member_ref=data["member"],
+                event_type=data["type"],
+                occurred_at=data["occurred_at"],
+                properties=data["properties"],
                 event_id=data.get("event_id"),
             )
             return status.HTTP_201_CREATED, EventOut(body).data, replayed

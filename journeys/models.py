@@ -18,7 +18,10 @@ class Mission(models.Model):
     class Goal(models.TextChoices):
         PROFILE_COMPLETED = "profile_completed", "profile completed (event profile_completed)"
         FIRST_PURCHASE = "first_purchase", "a first purchase"
-        SECOND_PURCHASE_WITHIN = "second_purchase_within", "a second purchase within N days of the first"
+        SECOND_PURCHASE_WITHIN = (
+            "second_purchase_within",
+            "a second purchase within N days of the first",
+        )
         STORE_AND_ONLINE = "store_and_online", "a purchase in a store and one online"
         CATEGORY_PURCHASE = "category_purchase", "a purchase in a category"
         SURVEY_ANSWERED = "survey_answered", "a survey answered (event survey_answered)"
@@ -27,9 +30,12 @@ class Mission(models.Model):
     MAX_WINDOW_DAY = 366
 
     code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100, help_text="Shown where the member's language has no name.")
+    name = models.CharField(
+        max_length=100, help_text="Shown where the member's language has no name."
+    )
     names = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Names per language, e.g. {"sv": "Fyll i din profil", "en": "Complete your profile"}.',
     )
     description = models.TextField(blank=True)
@@ -42,14 +48,21 @@ class Mission(models.Model):
     )
     goal = models.CharField(max_length=32, choices=Goal.choices)
     days = models.PositiveSmallIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="second_purchase_within: the second purchase within this many days of the first.",
     )
-    category = models.CharField(max_length=64, blank=True, help_text="category_purchase: the category.")
+    category = models.CharField(
+        max_length=64, blank=True, help_text="category_purchase: the category."
+    )
     event_type = models.CharField(max_length=64, blank=True, help_text="event: the event type.")
     reward_points = models.PositiveIntegerField(null=True, blank=True, help_text="Points, or:")
     reward = models.ForeignKey(
-        Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="missions",
+        Reward,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="missions",
         help_text="A voucher of this reward (no points spent).",
     )
     active = models.BooleanField(default=True)
@@ -112,8 +125,9 @@ class MemberMission(models.Model):
     )
     mission = models.ForeignKey(Mission, on_delete=models.PROTECT, related_name="member_missions")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
-    progress = models.JSONField(default=dict, blank=True,
-                                help_text="What counted: purchases, channels, events.")
+    progress = models.JSONField(
+        default=dict, blank=True, help_text="What counted: purchases, channels, events."
+    )
     current = models.PositiveSmallIntegerField(default=0)
     target = models.PositiveSmallIntegerField(default=1)
     starts_on = models.DateField()
@@ -135,13 +149,18 @@ class MemberMission(models.Model):
         ]
         indexes = [
             # missions_close walks the open ones by deadline.
-            models.Index(fields=["deadline", "id"], condition=Q(status="in_progress"),
-                         name="member_mission_open"),
+            models.Index(
+                fields=["deadline", "id"],
+                condition=Q(status="in_progress"),
+                name="member_mission_open",
+            ),
             models.Index(fields=["mission", "status"], name="member_mission_by_status"),
             # Completed but not yet rewarded (a voucher out of stock): retried.
-            models.Index(fields=["completed_at"],
-                         condition=Q(status="completed", rewarded_at__isnull=True),
-                         name="member_mission_unrewarded"),
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(status="completed", rewarded_at__isnull=True),
+                name="member_mission_unrewarded",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -163,7 +182,11 @@ class ActivityEvent(models.Model):
     dedupe_key = models.CharField(max_length=120)
     body_hash = models.CharField(max_length=64)
     api_client = models.ForeignKey(
-        "core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "core.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     response = models.JSONField(default=dict)
@@ -172,8 +195,9 @@ class ActivityEvent(models.Model):
     class Meta:
         constraints = [
             # Its index also serves "this member's events" (member first).
-            models.UniqueConstraint(fields=["member", "type", "dedupe_key"],
-                                    name="activity_event_once"),
+            models.UniqueConstraint(
+                fields=["member", "type", "dedupe_key"], name="activity_event_once"
+            ),
         ]
 
     def __str__(self) -> str:

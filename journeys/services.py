@@ -67,15 +67,14 @@ from django.db import transaction
 from django.db.models import Case, JSONField, Q, Value, When
 from django.utils import timezone
 
-from club.dates import local_date, occurred_at_check
+from club.dates import local_date, market_days, occurred_at_check
 from club.models import Market
 from core.actors import Actor
 from core.errors import DomainError, IdempotencyKeyReused
+from core.jobs import Batch, JobResult, Keyset, Progress, job, run_batches
 from core.outbox import outbox_add
 from journeys.models import ActivityEvent, MemberMission, Mission
 from loyalty.ledger import Book, account_lock
-from club.dates import market_days
-from core.jobs import Batch, JobResult, Keyset, Progress, job, run_batches
 from loyalty.lifecycle import BATCH
 from loyalty.services import points_bonus
 from members.models import Member
@@ -92,8 +91,9 @@ SNAPSHOT_TTL = 5.0  # seconds: how long a staff edit of missions may take to rea
 _SLACK = timedelta(days=2)
 
 G = Mission.Goal
-PURCHASE_GOALS = frozenset({G.FIRST_PURCHASE, G.SECOND_PURCHASE_WITHIN, G.STORE_AND_ONLINE,
-                            G.CATEGORY_PURCHASE})
+PURCHASE_GOALS = frozenset(
+    {G.FIRST_PURCHASE, G.SECOND_PURCHASE_WITHIN, G.STORE_AND_ONLINE, G.CATEGORY_PURCHASE}
+)
 EVENT_GOALS = frozenset({G.PROFILE_COMPLETED, G.SURVEY_ANSWERED, G.EVENT})
 CHANNELS = ("store", "online")
 MAX_KEPT = 100  # purchases or events kept in one mission's progress
@@ -148,10 +148,18 @@ class JourneySnapshot:
 
 def _spec(mission: Mission, market_ids: frozenset[int]) -> MissionSpec:
     return MissionSpec(
-        id=mission.pk, code=mission.code, name=mission.name, goal=mission.goal,
-        start_day=mission.window_start_day, end_day=mission.window_end_day, days=mission.days,
-        category=mission.category, event_type=mission.event_type, market_ids=market_ids,
-        reward_points=mission.reward_points, reward_id=mission.reward_id,
+        id=mission.pk,
+        code=mission.code,
+        name=mission.name,
+        goal=mission.goal,
+        start_day=mission.window_start_day,
+        end_day=mission.window_end_day,
+        days=mission.days,
+        category=mission.category,
+        event_type=mission.event_type,
+        market_ids=market_ids,
+        reward_points=mission.reward_points,
+        reward_id=mission.reward_id,
     )
 
 
@@ -160,11 +168,13 @@ def journey_load() -> JourneySnapshot:
     missions = list(Mission.objects.filter(active=True).order_by("order", "code"))
     markets: dict[int, set[int]] = {}
     for mission_id, market_id in Mission.markets.through.objects.filter(
-            mission_id__in=[m.pk for m in missions]).values_list("mission_id", "market_id"):
+        mission_id__in=[m.pk for m in missions]
+    ).values_list("mission_id", "market_id"):
         markets.setdefault(mission_id, set()).add(market_id)
     specs = tuple(_spec(m, frozenset(markets.get(m.pk, ()))) for m in missions)
     return JourneySnapshot(
-        missions=specs, max_end_day=max((s.end_day for s in specs), default=None),
+        missions=specs,
+        max_end_day=max((s.end_day for s in specs), default=None),
         loaded_at=time.monotonic(),
     )
 
@@ -196,8 +206,10 @@ def _outside(snapshot: JourneySnapshot, member: Member, occurred_at: datetime) -
     if snapshot.max_end_day is None:
         return True
     enrolled = member.enrolled_at
-    return (occurred_at < enrolled - _SLACK
-            or occurred_at > enrolled + timedelta(days=snapshot.max_end_day) + _SLACK)
+    return (
+        occurred_at < enrolled - _SLACK
+        or occurred_at > enrolled + timedelta(days=snapshot.max_end_day) + _SLACK
+    )
 
 
 def _day(market: Market, member: Member, occurred_at: datetime) -> int:
@@ -233,13 +245,18 @@ def measure(goal: str, days: int | None, progress: dict[str, Any]) -> int:
 Change = Callable[[MissionSpec, dict[str, Any]], bool]
 
 
-def _advance(*, member: Member, market: Market, specs: list[MissionSpec], change: Change,
-             now: datetime) -> list[tuple[MissionSpec, int]]:
+def _advance(
+    *, member: Member, market: Market, specs: list[MissionSpec], change: Change, now: datetime
+) -> list[tuple[MissionSpec, int]]:
     """Apply `change` to the progress of each of `specs` (it edits the dict
     and answers whether it changed anything); write what changed; answer
     the missions this completed, with their row ids. Under the account lock."""
-    rows = {row.mission_id: row for row in MemberMission.objects.filter(
-        member_id=member.pk, mission_id__in=[s.id for s in specs])}
+    rows = {
+        row.mission_id: row
+        for row in MemberMission.objects.filter(
+            member_id=member.pk, mission_id__in=[s.id for s in specs]
+        )
+    }
     enrol_day = local_date(market, member.enrolled_at)
     new_rows: list[tuple[MissionSpec, MemberMission]] = []
     completed: list[tuple[MissionSpec, int]] = []
@@ -255,36 +272,59 @@ def _advance(*, member: Member, market: Market, specs: list[MissionSpec], change
         current = measure(spec.goal, spec.days, progress)
         done = current >= target
         if row is None:
-            new_rows.append((spec, MemberMission(
-                member_id=member.pk, mission_id=spec.id, progress=progress, current=current,
-                target=target, starts_on=enrol_day + timedelta(days=spec.start_day),
-                deadline=enrol_day + timedelta(days=spec.end_day),
-                status=MemberMission.Status.COMPLETED if done else MemberMission.Status.IN_PROGRESS,
-                completed_at=now if done else None,
-            )))
+            new_rows.append(
+                (
+                    spec,
+                    MemberMission(
+                        member_id=member.pk,
+                        mission_id=spec.id,
+                        progress=progress,
+                        current=current,
+                        target=target,
+                        starts_on=enrol_day + timedelta(days=spec.start_day),
+                        deadline=enrol_day + timedelta(days=spec.end_day),
+                        status=MemberMission.Status.COMPLETED
+                        if done
+                        else MemberMission.Status.IN_PROGRESS,
+                        completed_at=now if done else None,
+                    ),
+                )
+            )
             continue
         if not done:
             moved.append((row.pk, progress, current))
             continue
         if MemberMission.objects.filter(pk=row.pk, status=MemberMission.Status.IN_PROGRESS).update(
-                progress=progress, current=current, target=target, updated_at=now,
-                status=MemberMission.Status.COMPLETED, completed_at=now):
+            progress=progress,
+            current=current,
+            target=target,
+            updated_at=now,
+            status=MemberMission.Status.COMPLETED,
+            completed_at=now,
+        ):
             completed.append((spec, row.pk))
     if moved:
         # The rows that progressed without completing, in one statement.
         MemberMission.objects.filter(
             pk__in=[pk for pk, _, _ in moved], status=MemberMission.Status.IN_PROGRESS
         ).update(
-            progress=Case(*(When(pk=pk, then=Value(progress, output_field=JSONField()))
-                            for pk, progress, _ in moved)),
+            progress=Case(
+                *(
+                    When(pk=pk, then=Value(progress, output_field=JSONField()))
+                    for pk, progress, _ in moved
+                )
+            ),
             current=Case(*(When(pk=pk, then=Value(current)) for pk, _, current in moved)),
             updated_at=now,
         )
     if new_rows:
         # The unique (member, mission) row: a second writer could only fail here.
         made = MemberMission.objects.bulk_create([row for _, row in new_rows])
-        completed.extend((spec, row.pk) for (spec, _), row in zip(new_rows, made)
-                         if row.status == MemberMission.Status.COMPLETED)
+        completed.extend(
+            (spec, row.pk)
+            for (spec, _), row in zip(new_rows, made)
+            if row.status == MemberMission.Status.COMPLETED
+        )
     return completed
 
 
@@ -302,32 +342,48 @@ def mission_reward_pay(*, member: Member, spec: MissionSpec, row_id: int, now: d
         try:
             with transaction.atomic():
                 if spec.reward_points:
-                    entry = points_bonus(member=member, points=spec.reward_points,
-                                         reason=f"Mission: {spec.name}"[:255],
-                                         reference=f"mission:{spec.code}", now=now)
+                    entry = points_bonus(
+                        member=member,
+                        points=spec.reward_points,
+                        reason=f"Mission: {spec.name}"[:255],
+                        reference=f"mission:{spec.code}",
+                        now=now,
+                    )
                     MemberMission.objects.filter(pk=row_id).update(reward_entry=entry)
                     reward = {"points": spec.reward_points}
                 else:
                     voucher = voucher_issue(
-                        member=member, reward=Reward.objects.get(pk=spec.reward_id),
-                        source="mission", dedupe_key=f"mission:{row_id}", now=now,
+                        member=member,
+                        reward=Reward.objects.get(pk=spec.reward_id),
+                        source="mission",
+                        dedupe_key=f"mission:{row_id}",
+                        now=now,
                     )
                     MemberMission.objects.filter(pk=row_id).update(voucher=voucher)
                     reward = {"reward": voucher.reward.code}
         except DomainError as exc:
-            logger.warning("mission %s: reward not issued for member %s: %s",
-                           spec.code, member.pk, exc.detail)
+            logger.warning(
+                "mission %s: reward not issued for member %s: %s", spec.code, member.pk, exc.detail
+            )
             MemberMission.objects.filter(pk=row_id).update(rewarded_at=None)
             return False
-    outbox_add(topic="mission.completed", dedupe_key=f"mission.completed:{row_id}",
-               member_id=member.pk,
-               payload={"member_number": member.member_number, "mission": spec.code,
-                        "reward": reward, "completed_at": now.isoformat()})
+    outbox_add(
+        topic="mission.completed",
+        dedupe_key=f"mission.completed:{row_id}",
+        member_id=member.pk,
+        payload={
+            "member_number": member.member_number,
+            "mission": spec.code,
+            "reward": reward,
+            "completed_at": now.isoformat(),
+        },
+    )
     return bool(spec.reward_points)
 
 
-def _complete(member: Member, completed: list[tuple[MissionSpec, int]], now: datetime,
-              book: Book | None) -> list[str]:
+def _complete(
+    member: Member, completed: list[tuple[MissionSpec, int]], now: datetime, book: Book | None
+) -> list[str]:
     paid = False
     for spec, row_id in completed:
         paid = mission_reward_pay(member=member, spec=spec, row_id=row_id, now=now) or paid
@@ -365,14 +421,23 @@ def journey_on_purchase(
         return []
     market = member.market
     day = _day(market, member, occurred_at)
-    specs = [s for s in snapshot.missions
-             if s.goal in PURCHASE_GOALS and s.for_market(member.market_id) and s.covers(day)
-             and (s.goal != G.CATEGORY_PURCHASE or s.category in categories)]
+    specs = [
+        s
+        for s in snapshot.missions
+        if s.goal in PURCHASE_GOALS
+        and s.for_market(member.market_id)
+        and s.covers(day)
+        and (s.goal != G.CATEGORY_PURCHASE or s.category in categories)
+    ]
     if not specs:
         return []
     now = now or timezone.now()
-    entry = {"id": str(purchase), "at": occurred_at.isoformat(),
-             "on": local_date(market, occurred_at).isoformat(), "channel": channel}
+    entry = {
+        "id": str(purchase),
+        "at": occurred_at.isoformat(),
+        "on": local_date(market, occurred_at).isoformat(),
+        "channel": channel,
+    }
 
     def add(spec: MissionSpec, progress: dict[str, Any]) -> bool:
         # Every counted purchase is kept, not only those that moved the
@@ -405,9 +470,11 @@ def journey_on_return(
     if _outside(journey_snapshot(), member, occurred_at):
         return  # it never counted
     key = str(purchase)
-    rows = list(MemberMission.objects.filter(
-        member_id=member.pk, status=MemberMission.Status.IN_PROGRESS
-    ).select_related("mission"))
+    rows = list(
+        MemberMission.objects.filter(
+            member_id=member.pk, status=MemberMission.Status.IN_PROGRESS
+        ).select_related("mission")
+    )
     now = now or timezone.now()
     for row in rows:
         purchases = (row.progress or {}).get("purchases") or []
@@ -415,18 +482,26 @@ def journey_on_return(
             continue
         mission = row.mission
         counts = bool(kept_categories) and (
-            mission.goal != G.CATEGORY_PURCHASE or mission.category in kept_categories)
+            mission.goal != G.CATEGORY_PURCHASE or mission.category in kept_categories
+        )
         if counts:
             continue
         progress = dict(row.progress)
         progress["purchases"] = [p for p in purchases if p["id"] != key]
         current = min(measure(mission.goal, mission.days, progress), row.target - 1)
         MemberMission.objects.filter(pk=row.pk, status=MemberMission.Status.IN_PROGRESS).update(
-            progress=progress, current=max(current, 0), updated_at=now)
+            progress=progress, current=max(current, 0), updated_at=now
+        )
 
 
-def journey_on_event(*, member: Member, event_id: int, event_type: str, occurred_at: datetime,
-                     now: datetime | None = None) -> list[str]:
+def journey_on_event(
+    *,
+    member: Member,
+    event_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    now: datetime | None = None,
+) -> list[str]:
     """An activity event was recorded: count it for the member's missions.
     Called in the event's transaction, under the account lock. Answers the
     codes of the missions it completed."""
@@ -437,9 +512,14 @@ def journey_on_event(*, member: Member, event_id: int, event_type: str, occurred
         return []
     market = member.market
     day = _day(market, member, occurred_at)
-    specs = [s for s in snapshot.missions
-             if s.goal in EVENT_GOALS and s.for_market(member.market_id) and s.covers(day)
-             and s.counts_event(event_type)]
+    specs = [
+        s
+        for s in snapshot.missions
+        if s.goal in EVENT_GOALS
+        and s.for_market(member.market_id)
+        and s.covers(day)
+        and s.counts_event(event_type)
+    ]
     if not specs:
         return []
     now = now or timezone.now()
@@ -459,10 +539,13 @@ def journey_on_event(*, member: Member, event_id: int, event_type: str, occurred
 
 
 def _event_hash(event_type: str, occurred_at: datetime, properties: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(
-        {"type": event_type, "occurred_at": occurred_at.isoformat(), "properties": properties},
-        option=orjson.OPT_SORT_KEYS, default=str,
-    )).hexdigest()
+    return hashlib.sha256(
+        orjson.dumps(
+            {"type": event_type, "occurred_at": occurred_at.isoformat(), "properties": properties},
+            option=orjson.OPT_SORT_KEYS,
+            default=str,
+        )
+    ).hexdigest()
 
 
 def event_record(
@@ -483,8 +566,9 @@ def event_record(
     (body, replayed)."""
     now = now or timezone.now()
     properties = properties or {}
-    member = visible_member(actor=actor, card=member_ref.get("card"),
-                            member_number=member_ref.get("member_number"))
+    member = visible_member(
+        actor=actor, card=member_ref.get("card"), member_number=member_ref.get("member_number")
+    )
     member.check_active()
     occurred_at_check(occurred_at, now)
     body_hash = _event_hash(event_type, occurred_at, properties)
@@ -494,9 +578,13 @@ def event_record(
         # member's purchases and events take turns, and a retry racing its
         # first call waits for it and then finds it.
         account_lock(member.pk)
-        existing = ActivityEvent.objects.filter(
-            member_id=member.pk, type=event_type, dedupe_key=dedupe_key
-        ).values("body_hash", "response").first()
+        existing = (
+            ActivityEvent.objects.filter(
+                member_id=member.pk, type=event_type, dedupe_key=dedupe_key
+            )
+            .values("body_hash", "response")
+            .first()
+        )
         if existing is not None:
             if existing["body_hash"] != body_hash:
                 raise IdempotencyKeyReused(
@@ -504,12 +592,22 @@ def event_record(
                 )
             return existing["response"], True
         event = ActivityEvent.objects.create(
-            member_id=member.pk, type=event_type, occurred_at=occurred_at, properties=properties,
-            event_id=event_id or "", dedupe_key=dedupe_key, body_hash=body_hash,
+            member_id=member.pk,
+            type=event_type,
+            occurred_at=occurred_at,
+            properties=properties,
+            event_id=event_id or "",
+            dedupe_key=dedupe_key,
+            body_hash=body_hash,
             api_client_id=actor.api_client_id,
         )
-        completed = journey_on_event(member=member, event_id=event.pk, event_type=event_type,
-                                     occurred_at=occurred_at, now=now)
+        completed = journey_on_event(
+            member=member,
+            event_id=event.pk,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            now=now,
+        )
         body = {
             "id": event.pk,
             "event_id": event_id or None,
@@ -542,8 +640,12 @@ def member_missions(*, member: Member, now: datetime | None = None) -> list[dict
     today = local_date(market, now)
     enrol_day = local_date(market, member.enrolled_at)
     rows = {row.mission_id: row for row in MemberMission.objects.filter(member_id=member.pk)}
-    missions = (Mission.objects.filter(Q(active=True) | Q(pk__in=list(rows)))
-                .select_related("reward").prefetch_related("markets").order_by("order", "code"))
+    missions = (
+        Mission.objects.filter(Q(active=True) | Q(pk__in=list(rows)))
+        .select_related("reward")
+        .prefetch_related("markets")
+        .order_by("order", "code")
+    )
     out = []
     for mission in missions:
         row = rows.get(mission.pk)
@@ -555,8 +657,13 @@ def member_missions(*, member: Member, now: datetime | None = None) -> list[dict
             deadline = enrol_day + timedelta(days=mission.window_end_day)
             if deadline < local_date(market, mission.created_at):
                 continue  # its window had closed before the mission existed
-            status = ("upcoming" if today < starts_on else "missed" if today > deadline
-                      else MemberMission.Status.IN_PROGRESS)
+            status = (
+                "upcoming"
+                if today < starts_on
+                else "missed"
+                if today > deadline
+                else MemberMission.Status.IN_PROGRESS
+            )
             current, target, completed_at = 0, target_for(mission.goal), None
         else:
             starts_on, deadline = row.starts_on, row.deadline
@@ -564,20 +671,24 @@ def member_missions(*, member: Member, now: datetime | None = None) -> list[dict
             if status == MemberMission.Status.IN_PROGRESS and today > deadline:
                 status = MemberMission.Status.MISSED  # missions_close has not run yet
             current, target, completed_at = row.current, row.target, row.completed_at
-        out.append({
-            "code": mission.code,
-            "name": localized_name(mission.name,
-                                   mission.names if isinstance(mission.names, dict) else {},
-                                   member.language),
-            "description": mission.description,
-            "goal": mission.goal,
-            "status": str(status),
-            "progress": {"current": current, "target": target},
-            "starts_on": starts_on.isoformat(),
-            "deadline": deadline.isoformat(),
-            "reward": _reward_view(mission.reward_points, mission.reward),
-            "completed_at": completed_at.isoformat() if completed_at else None,
-        })
+        out.append(
+            {
+                "code": mission.code,
+                "name": localized_name(
+                    mission.name,
+                    mission.names if isinstance(mission.names, dict) else {},
+                    member.language,
+                ),
+                "description": mission.description,
+                "goal": mission.goal,
+                "status": str(status),
+                "progress": {"current": current, "target": target},
+                "starts_on": starts_on.isoformat(),
+                "deadline": deadline.isoformat(),
+                "reward": _reward_view(mission.reward_points, mission.reward),
+                "completed_at": completed_at.isoformat() if completed_at else None,
+            }
+        )
     return out
 
 
@@ -585,10 +696,19 @@ def member_missions(*, member: Member, now: datetime | None = None) -> list[dict
 
 
 # Hourly, like the points jobs: every market's local midnight within the hour.
-@job(title="missions: close missed", schedule=crontab(minute="40"), task="rewards.missions_close",
-     unit="missions")
-def missions_close(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
-                   max_batches: int | None = None) -> JobResult:
+@job(
+    title="missions: close missed",
+    schedule=crontab(minute="40"),
+    task="rewards.missions_close",
+    unit="missions",
+)
+def missions_close(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Missions in progress whose deadline has passed (in the member's
     market) become missed, in set-based batches; and completed missions
     whose voucher could not be issued at completion are paid now."""
@@ -598,9 +718,13 @@ def missions_close(*, as_of: datetime, batch_size: int = BATCH, progress: Progre
 
         def batch() -> int | None:
             rows = after.page(
-                MemberMission.objects.filter(status=MemberMission.Status.IN_PROGRESS,
-                                             deadline__lt=today, member__market=market),
-                "deadline", batch_size,
+                MemberMission.objects.filter(
+                    status=MemberMission.Status.IN_PROGRESS,
+                    deadline__lt=today,
+                    member__market=market,
+                ),
+                "deadline",
+                batch_size,
             )
             if not rows:
                 return None
@@ -608,22 +732,31 @@ def missions_close(*, as_of: datetime, batch_size: int = BATCH, progress: Progre
             # updates it first (then it is no longer in progress here) or
             # finds it missed: the condition is checked again on the row.
             return MemberMission.objects.filter(
-                pk__in=[row_id for row_id, _ in rows], status=MemberMission.Status.IN_PROGRESS,
+                pk__in=[row_id for row_id, _ in rows],
+                status=MemberMission.Status.IN_PROGRESS,
                 deadline__lt=today,
             ).update(status=MemberMission.Status.MISSED, updated_at=timezone.now())
+
         return batch
 
-    result = run_batches("missions_close", (batches(m, d) for m, d in market_days(as_of)),
-                         progress, max_batches)
+    result = run_batches(
+        "missions_close", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches
+    )
     result.rows += missions_reward_retry(as_of=as_of)
     return result
 
 
 def missions_reward_retry(*, as_of: datetime, limit: int = 1000) -> int:
     """Pay the completed missions left unrewarded (a voucher out of stock)."""
-    rows = list(MemberMission.objects.filter(
-        status=MemberMission.Status.COMPLETED, rewarded_at__isnull=True, completed_at__lte=as_of,
-    ).select_related("mission", "member__market", "member__tier").order_by("completed_at")[:limit])
+    rows = list(
+        MemberMission.objects.filter(
+            status=MemberMission.Status.COMPLETED,
+            rewarded_at__isnull=True,
+            completed_at__lte=as_of,
+        )
+        .select_related("mission", "member__market", "member__tier")
+        .order_by("completed_at")[:limit]
+    )
     paid = 0
     for row in rows:
         with transaction.atomic():

@@ -7,11 +7,7 @@ for everyone: points change only through the services (e.g. the member's
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
 
 from core.admin import ReadOnlyAdmin
 from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Redemption, Return
@@ -32,8 +28,17 @@ class LedgerAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(LedgerAdmin):
-    list_display = ["id", "created_at", "member", "kind", "points", "reference", "expires_on",
-                    "staff_user", "api_client"]
+    list_display = [
+        "id",
+        "created_at",
+        "member",
+        "kind",
+        "points",
+        "reference",
+        "expires_on",
+        "staff_user",
+        "api_client",
+    ]
     list_filter = ["kind", MemberFilter]
     list_select_related = ["member", "staff_user", "api_client"]
     search_fields = ["member__member_number__exact"]
@@ -42,8 +47,16 @@ class LedgerEntryAdmin(LedgerAdmin):
 
 @admin.register(Lot)
 class LotAdmin(LedgerAdmin):
-    list_display = ["id", "member", "points", "remaining", "available_on", "expires_on",
-                    "matured", "entry"]
+    list_display = [
+        "id",
+        "member",
+        "points",
+        "remaining",
+        "available_on",
+        "expires_on",
+        "matured",
+        "entry",
+    ]
     list_filter = ["matured", MemberFilter]
     list_select_related = ["member", "entry"]
     search_fields = ["member__member_number__exact"]
@@ -61,8 +74,17 @@ class LotMovementAdmin(LedgerAdmin):
 
 @admin.register(Purchase)
 class PurchaseAdmin(LedgerAdmin):
-    list_display = ["receipt_id", "store", "member", "occurred_at", "currency", "total",
-                    "points_earned", "returned_amount", "points_reversed"]
+    list_display = [
+        "receipt_id",
+        "store",
+        "member",
+        "occurred_at",
+        "currency",
+        "total",
+        "points_earned",
+        "returned_amount",
+        "points_reversed",
+    ]
     list_filter = ["channel", "store__market", MemberFilter]
     list_select_related = ["store", "member"]
     search_fields = ["receipt_id__exact"]
@@ -72,8 +94,14 @@ class PurchaseAdmin(LedgerAdmin):
 
 @admin.register(Return)
 class ReturnAdmin(LedgerAdmin):
-    list_display = ["receipt_id", "store", "purchase_receipt", "occurred_at", "total",
-                    "points_reversed"]
+    list_display = [
+        "receipt_id",
+        "store",
+        "purchase_receipt",
+        "occurred_at",
+        "total",
+        "points_reversed",
+    ]
     list_select_related = ["store", "purchase"]
     search_fields = ["receipt_id__exact", "purchase__receipt_id__exact"]
     search_help_text = "Receipt id of the return or of its purchase."
@@ -86,8 +114,18 @@ class ReturnAdmin(LedgerAdmin):
 
 @admin.register(Redemption)
 class RedemptionAdmin(LedgerAdmin):
-    list_display = ["id", "created_at", "member", "store", "points", "value", "currency",
-                    "reference", "status", "expires_at"]
+    list_display = [
+        "id",
+        "created_at",
+        "member",
+        "store",
+        "points",
+        "value",
+        "currency",
+        "reference",
+        "status",
+        "expires_at",
+    ]
     list_filter = ["status", MemberFilter]
     list_select_related = ["member", "store"]
     search_fields = ["reference__exact"]

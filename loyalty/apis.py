@@ -103,17 +103,25 @@ class AdjustmentOut(serializers.Serializer):
 class RedemptionApi(APIView):
     scopes = {"POST": "points:redeem"}
 
-    @extend_schema(request=RedemptionIn, operation_id="redemptions_create",
-                   responses={201: RedemptionOut, **errors(NotFound, MemberInactive, UnknownStore,
-                                                           InsufficientPoints)},
-                   parameters=[idempotency_key(required=True)])
+    @extend_schema(
+        request=RedemptionIn,
+        operation_id="redemptions_create",
+        responses={
+            201: RedemptionOut,
+            **errors(NotFound, MemberInactive, UnknownStore, InsufficientPoints),
+        },
+        parameters=[idempotency_key(required=True)],
+    )
     def post(self, request: Request) -> Response:
         data = parse(RedemptionIn, request.data)
 
         def redeem() -> tuple[int, dict[str, Any], bool]:
             body = services.points_redeem(
-                actor=request.user, member_ref=data["member"], points=data["points"],
-                store_code=data["store_code"], reference=data["reference"],
+                actor=request.user,
+                member_ref=data["member"],
+                points=data["points"],
+                store_code=data["store_code"],
+                reference=data["reference"],
                 capture=data["capture"],
             )
             return CREATED, RedemptionOut(body).data, False
@@ -124,8 +132,12 @@ class RedemptionApi(APIView):
 class RedemptionCaptureApi(APIView):
     scopes = {"POST": "points:redeem"}
 
-    @extend_schema(request=None, responses={200: RedemptionOut, **errors(HoldExpired)},
-                   operation_id="redemptions_capture", parameters=[idempotency_key(required=False)])
+    @extend_schema(
+        request=None,
+        responses={200: RedemptionOut, **errors(HoldExpired)},
+        operation_id="redemptions_capture",
+        parameters=[idempotency_key(required=False)],
+    )
     def post(self, request: Request, redemption_id: str) -> Response:
         # Outside the idempotent transaction, which a hold_expired refusal rolls back.
         services.redemption_expire_due(actor=request.user, redemption_id=redemption_id)
@@ -140,8 +152,12 @@ class RedemptionCaptureApi(APIView):
 class RedemptionCancelApi(APIView):
     scopes = {"POST": "points:redeem"}
 
-    @extend_schema(request=None, responses={200: RedemptionOut}, operation_id="redemptions_cancel",
-                   parameters=[idempotency_key(required=False)])
+    @extend_schema(
+        request=None,
+        responses={200: RedemptionOut},
+        operation_id="redemptions_cancel",
+        parameters=[idempotency_key(required=False)],
+    )
     def post(self, request: Request, redemption_id: str) -> Response:
         def cancel() -> tuple[int, dict[str, Any], bool]:
             body = services.redemption_cancel(actor=request.user, redemption_id=redemption_id)
@@ -172,15 +188,20 @@ class LedgerApi(APIView):
 class AdjustmentApi(APIView):
     scopes = {"POST": "points:adjust"}
 
-    @extend_schema(request=AdjustmentIn, responses={201: AdjustmentOut},
-                   operation_id="members_adjust", parameters=[idempotency_key(required=True)])
+    @extend_schema(
+        request=AdjustmentIn,
+        responses={201: AdjustmentOut},
+        operation_id="members_adjust",
+        parameters=[idempotency_key(required=True)],
+    )
     def post(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         data = parse(AdjustmentIn, request.data)
 
         def adjust() -> tuple[int, dict[str, Any], bool]:
-            body = services.points_adjust(member=member, points=data["points"],
-                                          reason=data["reason"], actor=request.user)
+            body = services.points_adjust(
+                member=member, points=data["points"], reason=data["reason"], actor=request.user
+            )
             return CREATED, AdjustmentOut(body).data, False
 
         return run_idempotent(request, required=True, action=adjust)

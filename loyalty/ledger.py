@@ -48,8 +48,9 @@ def account_lock(member_id: int) -> PointsAccount:
         row = cursor.fetchone()
     if row is None:
         raise PointsAccount.DoesNotExist(f"no account for member {member_id}")
-    return PointsAccount.from_db(connection.alias, ["member_id", "balance", "pending"],
-                                 [member_id, row[0], row[1]])
+    return PointsAccount.from_db(
+        connection.alias, ["member_id", "balance", "pending"], [member_id, row[0], row[1]]
+    )
 
 
 LOCK_TIMEOUT = "5s"
@@ -107,26 +108,53 @@ def _entry_sequence(cursor: Any) -> str:
     return _sequence["entry"]
 
 
-def earn_book(*, book: Book, points: int, reference: str, available_on: date,
-              expires_on: date, matured: bool, purchase_id: object) -> None:
+def earn_book(
+    *,
+    book: Book,
+    points: int,
+    reference: str,
+    available_on: date,
+    expires_on: date,
+    matured: bool,
+    purchase_id: object,
+) -> None:
     """A purchase's earned points: an `earn` entry and its lot. In one
     statement when nothing else is due (no debt to pay from them, Postgres),
     else through the book, lot by lot."""
     account = book.account
     if connection.vendor != "postgresql" or (matured and account.balance < 0):
-        entry = book.book_entry(LedgerEntry.Kind.EARN, points, reference=reference,
-                                expires_on=expires_on, purchase_id=purchase_id)
-        book.add_lot(entry, available_on=available_on, expires_on=expires_on,
-                     matured=matured, purchase_id=purchase_id)
+        entry = book.book_entry(
+            LedgerEntry.Kind.EARN,
+            points,
+            reference=reference,
+            expires_on=expires_on,
+            purchase_id=purchase_id,
+        )
+        book.add_lot(
+            entry,
+            available_on=available_on,
+            expires_on=expires_on,
+            matured=matured,
+            purchase_id=purchase_id,
+        )
         book.save()
         return
     with connection.cursor() as cursor:
-        cursor.execute(_EARN_SQL.replace("{sequence}", _entry_sequence(cursor)), {
-            "member": account.member_id, "points": points, "now": timezone.now(),
-            "reference": reference, "expires_on": expires_on, "available_on": available_on,
-            "matured": matured, "purchase": purchase_id,
-            "to_balance": points if matured else 0, "to_pending": 0 if matured else points,
-        })
+        cursor.execute(
+            _EARN_SQL.replace("{sequence}", _entry_sequence(cursor)),
+            {
+                "member": account.member_id,
+                "points": points,
+                "now": timezone.now(),
+                "reference": reference,
+                "expires_on": expires_on,
+                "available_on": available_on,
+                "matured": matured,
+                "purchase": purchase_id,
+                "to_balance": points if matured else 0,
+                "to_pending": 0 if matured else points,
+            },
+        )
     if matured:
         account.balance += points
     else:
@@ -153,15 +181,17 @@ class Book:
     @classmethod
     def open(cls, account: PointsAccount) -> Book:
         lots = list(
-            Lot.objects.filter(member_id=account.member_id, remaining__gt=0)
-            .order_by("expires_on", "id")
+            Lot.objects.filter(member_id=account.member_id, remaining__gt=0).order_by(
+                "expires_on", "id"
+            )
         )
         return cls(account=account, lots=lots)
 
     def book_entry(self, kind: str, points: int, **fields: Any) -> LedgerEntry:
         """A new entry of this member's ledger (entries are never changed)."""
-        return LedgerEntry.objects.create(member_id=self.account.member_id, kind=kind,
-                                          points=points, **fields)
+        return LedgerEntry.objects.create(
+            member_id=self.account.member_id, kind=kind, points=points, **fields
+        )
 
     def _move(self, lot: Lot, entry: LedgerEntry | None, kind: str, points: int) -> None:
         lot.remaining += points
@@ -176,10 +206,18 @@ class Book:
             if not lot.matured and lot.available_on <= today:
                 self.mature(lot)
         for lot in self.lots:
-            if lot.matured and lot.remaining > 0 and lot.expires_on < today and (
-                    expire_only is None or lot.pk in expire_only):
-                entry = self.book_entry(LedgerEntry.Kind.EXPIRE, -lot.remaining,
-                                        expires_on=lot.expires_on, reference=f"lot:{lot.pk}")
+            if (
+                lot.matured
+                and lot.remaining > 0
+                and lot.expires_on < today
+                and (expire_only is None or lot.pk in expire_only)
+            ):
+                entry = self.book_entry(
+                    LedgerEntry.Kind.EXPIRE,
+                    -lot.remaining,
+                    expires_on=lot.expires_on,
+                    reference=f"lot:{lot.pk}",
+                )
                 self.account.balance -= lot.remaining
                 self._move(lot, entry, LotMovement.Kind.SPEND, -lot.remaining)
 
@@ -265,13 +303,19 @@ class Book:
         self.spend(entry, points)
         self.account.balance -= points
 
-    def reverse_purchase(self, *, points: int, purchase_id: object, reference: str,
-                         return_id: object) -> LedgerEntry:
+    def reverse_purchase(
+        self, *, points: int, purchase_id: object, reference: str, return_id: object
+    ) -> LedgerEntry:
         """A return's entry: the purchase's pending points first, then from
         the balance (this purchase's lot first, then the first-expiring);
         what was already spent becomes a debt."""
-        entry = self.book_entry(LedgerEntry.Kind.RETURN, -points, reference=reference,
-                                purchase_id=purchase_id, return_record_id=return_id)
+        entry = self.book_entry(
+            LedgerEntry.Kind.RETURN,
+            -points,
+            reference=reference,
+            purchase_id=purchase_id,
+            return_record_id=return_id,
+        )
         own = next((lot for lot in self.lots if lot.purchase_id == purchase_id), None)
         left = points
         if own is not None and not own.matured:
@@ -284,8 +328,9 @@ class Book:
     def restore(self, spent_entry: LedgerEntry, entry: LedgerEntry) -> None:
         """Give back, lot by lot, what `spent_entry` took (a cancelled redemption)."""
         spent = list(
-            LotMovement.objects.filter(entry=spent_entry, kind=LotMovement.Kind.SPEND)
-            .values_list("lot_id", "points")
+            LotMovement.objects.filter(entry=spent_entry, kind=LotMovement.Kind.SPEND).values_list(
+                "lot_id", "points"
+            )
         )
         known = {lot.pk: lot for lot in self.lots}
         missing = [lot_id for lot_id, _ in spent if lot_id not in known]
@@ -411,8 +456,10 @@ def lots_expire_bulk(lot_ids: list[int], *, today: date, now: datetime) -> int:
     their balance (or pending). Lots expired already are skipped. Answers
     how many lots expired."""
     with connection.cursor() as cursor:
-        cursor.execute(_EXPIRE_SQL.replace("{sequence}", _entry_sequence(cursor)),
-                       {"lot_ids": lot_ids, "today": today, "now": now})
+        cursor.execute(
+            _EXPIRE_SQL.replace("{sequence}", _entry_sequence(cursor)),
+            {"lot_ids": lot_ids, "today": today, "now": now},
+        )
         return int(cursor.fetchone()[0])
 
 
@@ -423,8 +470,10 @@ def entry_ids_draw(count: int) -> list[int]:
     if count <= 0:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT nextval('{_entry_sequence(cursor)}'::regclass) "
-                       "FROM generate_series(1, %s)", [count])
+        cursor.execute(
+            f"SELECT nextval('{_entry_sequence(cursor)}'::regclass) FROM generate_series(1, %s)",
+            [count],
+        )
         return [int(row[0]) for row in cursor.fetchall()]
 
 
@@ -454,8 +503,17 @@ SELECT COUNT(*) FROM booked
 """
 
 
-def bonus_bulk(*, entry_ids: list[int], member_ids: list[int], references: list[str],
-               points: int, reason: str, today: date, expires_on: date, now: datetime) -> int:
+def bonus_bulk(
+    *,
+    entry_ids: list[int],
+    member_ids: list[int],
+    references: list[str],
+    points: int,
+    reason: str,
+    today: date,
+    expires_on: date,
+    now: datetime,
+) -> int:
     """A `bonus` of `points` for each (entry id, member, reference): the
     entry under that id (entry_ids_draw), its matured lot available from
     `today` until `expires_on`, and the points on the balance, like
@@ -463,11 +521,19 @@ def bonus_bulk(*, entry_ids: list[int], member_ids: list[int], references: list[
     if not entry_ids:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_BONUS_SQL, {
-            "entry_ids": entry_ids, "member_ids": member_ids, "references": references,
-            "points": points, "reason": reason[:255], "today": today,
-            "expires_on": expires_on, "now": now,
-        })
+        cursor.execute(
+            _BONUS_SQL,
+            {
+                "entry_ids": entry_ids,
+                "member_ids": member_ids,
+                "references": references,
+                "points": points,
+                "reason": reason[:255],
+                "today": today,
+                "expires_on": expires_on,
+                "now": now,
+            },
+        )
         return int(cursor.fetchone()[0])
 
 
@@ -495,8 +561,16 @@ SELECT COUNT(*) FROM opening WHERE entry_id IS NOT NULL
 """
 
 
-def accounts_open_bulk(*, member_ids: list[int], points: list[int], expires_on: list[date | None],
-                       reason: str, reference: str, today: date, now: datetime) -> int:
+def accounts_open_bulk(
+    *,
+    member_ids: list[int],
+    points: list[int],
+    expires_on: list[date | None],
+    reason: str,
+    reference: str,
+    today: date,
+    now: datetime,
+) -> int:
     """New members' points accounts, each with its opening balance (an
     import): for a member with points, an `adjust` entry and its matured
     lot, available from `today` until its `expires_on`. Members without
@@ -508,10 +582,18 @@ def accounts_open_bulk(*, member_ids: list[int], points: list[int], expires_on: 
     if any(p < 0 for p in points) or any(p > 0 and e is None for p, e in zip(points, expires_on)):
         raise ValueError("an opening balance is 0 or more, and points need an expiry")
     with connection.cursor() as cursor:
-        cursor.execute(_OPENING_SQL.replace("{sequence}", _entry_sequence(cursor)), {
-            "member_ids": member_ids, "points": points, "expires_on": expires_on,
-            "reason": reason[:255], "reference": reference[:128], "today": today, "now": now,
-        })
+        cursor.execute(
+            _OPENING_SQL.replace("{sequence}", _entry_sequence(cursor)),
+            {
+                "member_ids": member_ids,
+                "points": points,
+                "expires_on": expires_on,
+                "reason": reason[:255],
+                "reference": reference[:128],
+                "today": today,
+                "now": now,
+            },
+        )
         return int(cursor.fetchone()[0])
 
 

@@ -43,8 +43,9 @@ NOTICE_DAYS = 30
 
 def _per_member(member_ids: list[int], apply: Callable[[Book], Any], *, lock: bool = True) -> None:
     for member_id in member_ids:
-        account = (PointsAccount.objects.select_for_update() if lock else PointsAccount.objects).get(
-            member_id=member_id)
+        account = (
+            PointsAccount.objects.select_for_update() if lock else PointsAccount.objects
+        ).get(member_id=member_id)
         book = Book.open(account)
         apply(book)
         book.save()
@@ -55,8 +56,13 @@ def _per_member(member_ids: list[int], apply: Callable[[Book], Any], *, lock: bo
 
 # Hourly, so that every market's local midnight is met within the hour.
 @job(title="points: mature pending", schedule=crontab(minute="5"), unit="lots")
-def points_mature(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
-                  max_batches: int | None = None) -> JobResult:
+def points_mature(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Pending lots whose `available_on` has come (in the market's time zone)
     become available."""
 
@@ -66,9 +72,11 @@ def points_mature(*, as_of: datetime, batch_size: int = BATCH, progress: Progres
         def batch() -> int | None:
             with transaction.atomic():
                 rows = after.page(
-                    Lot.objects.filter(matured=False, available_on__lte=today,
-                                       member__market=market),
-                    "available_on", batch_size,
+                    Lot.objects.filter(
+                        matured=False, available_on__lte=today, member__market=market
+                    ),
+                    "available_on",
+                    batch_size,
                 )
                 if not rows:
                     return None
@@ -93,18 +101,26 @@ def points_mature(*, as_of: datetime, batch_size: int = BATCH, progress: Progres
                     _per_member(sorted(debtors), mature, lock=False)
                 lots_mature_bulk(lot_ids, now=timezone.now())
                 return len(rows)
+
         return batch
 
-    return run_batches("points_mature", (batches(m, d) for m, d in market_days(as_of)),
-                       progress, max_batches)
+    return run_batches(
+        "points_mature", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches
+    )
 
 
 # --- expiry ---------------------------------------------------------------
 
 
 @job(title="points: expire", schedule=crontab(minute="10"), unit="lots")
-def points_expire(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
-                  max_batches: int | None = None, sql: bool | None = None) -> JobResult:
+def points_expire(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+    sql: bool | None = None,
+) -> JobResult:
     """Lots past `expires_on` (a date in the market's time zone: a lot is
     spendable through that day) lose what remains, an `expire` entry each."""
     use_sql = set_based() if sql is None else sql
@@ -115,8 +131,11 @@ def points_expire(*, as_of: datetime, batch_size: int = BATCH, progress: Progres
         def batch() -> int | None:
             with transaction.atomic():
                 rows = after.page(
-                    Lot.objects.filter(remaining__gt=0, expires_on__lt=today, member__market=market),
-                    "expires_on", batch_size,
+                    Lot.objects.filter(
+                        remaining__gt=0, expires_on__lt=today, member__market=market
+                    ),
+                    "expires_on",
+                    batch_size,
                 )
                 if not rows:
                     return None
@@ -130,18 +149,25 @@ def points_expire(*, as_of: datetime, batch_size: int = BATCH, progress: Progres
                 accounts_lock_many(member_ids)
                 lots_expire_bulk(lot_ids, today=today, now=timezone.now())
                 return len(rows)
+
         return batch
 
-    return run_batches("points_expire", (batches(m, d) for m, d in market_days(as_of)),
-                       progress, max_batches)
+    return run_batches(
+        "points_expire", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches
+    )
 
 
 # --- holds ----------------------------------------------------------------
 
 
 @job(title="holds: release expired", schedule=60, unit="holds")
-def holds_release(*, as_of: datetime, batch_size: int = 500, progress: Progress | None = None,
-                  max_batches: int | None = None) -> JobResult:
+def holds_release(
+    *,
+    as_of: datetime,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Holds past their expiry that nobody captured or cancelled: their
     points go back to the lots they came from."""
 
@@ -149,7 +175,8 @@ def holds_release(*, as_of: datetime, batch_size: int = 500, progress: Progress 
         with transaction.atomic():
             rows = list(
                 Redemption.objects.filter(status=Redemption.Status.HELD, expires_at__lte=as_of)
-                .order_by("expires_at", "id").values_list("id", "member_id")[:batch_size]
+                .order_by("expires_at", "id")
+                .values_list("id", "member_id")[:batch_size]
             )
             if not rows:
                 return None
@@ -162,8 +189,9 @@ def holds_release(*, as_of: datetime, batch_size: int = 500, progress: Progress 
                 for redemption in Redemption.objects.select_for_update().filter(
                     pk__in=[i for i, m in rows if m == member_id], status=Redemption.Status.HELD
                 ):
-                    redemption_release(book=book, redemption=redemption,
-                                       status=Redemption.Status.EXPIRED)
+                    redemption_release(
+                        book=book, redemption=redemption, status=Redemption.Status.EXPIRED
+                    )
                     released += 1
             return released
 
@@ -185,16 +213,21 @@ WHERE l.id > %(after)s AND l.id <= %(upto)s AND l.remaining > 0
 
 
 @job(title="points: expiry notices", schedule=crontab(minute="20", hour="6"), unit="notices")
-def points_expiry_notices(*, as_of: datetime, batch_size: int = 20_000,
-                          progress: Progress | None = None,
-                          max_batches: int | None = None) -> JobResult:
+def points_expiry_notices(
+    *,
+    as_of: datetime,
+    batch_size: int = 20_000,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """One `points.expiring_soon` notice per lot and expiry date, for lots
     expiring in the next 30 days; never two, however often it runs."""
 
     def batches(market: Market, today: date) -> Batch:
         until = today + timedelta(days=NOTICE_DAYS)
-        open_lots = Lot.objects.filter(remaining__gt=0, expires_on__gte=today,
-                                       expires_on__lte=until, member__market=market)
+        open_lots = Lot.objects.filter(
+            remaining__gt=0, expires_on__gte=today, expires_on__lte=until, member__market=market
+        )
         slices = IdSlices(open_lots, batch_size)
 
         def batch() -> int | None:
@@ -204,20 +237,36 @@ def points_expiry_notices(*, as_of: datetime, batch_size: int = 20_000,
             after, upto = span
             with transaction.atomic():
                 if set_based():
-                    return outbox_add_select(_NOTICES_SELECT, {
-                        "after": after, "upto": upto, "today": today, "until": until,
-                        "market": market.pk,
-                    })
+                    return outbox_add_select(
+                        _NOTICES_SELECT,
+                        {
+                            "after": after,
+                            "upto": upto,
+                            "today": today,
+                            "until": until,
+                            "market": market.pk,
+                        },
+                    )
                 return outbox_add_many(
-                    Event(topic="points.expiring_soon",
-                          dedupe_key=f"points.expiring_soon:{lot.pk}:{lot.expires_on}",
-                          member_id=lot.member_id,
-                          payload={"member_number": lot.member.member_number,
-                                   "points": lot.remaining,
-                                   "expires_on": lot.expires_on.isoformat(), "lot_id": lot.pk})
+                    Event(
+                        topic="points.expiring_soon",
+                        dedupe_key=f"points.expiring_soon:{lot.pk}:{lot.expires_on}",
+                        member_id=lot.member_id,
+                        payload={
+                            "member_number": lot.member.member_number,
+                            "points": lot.remaining,
+                            "expires_on": lot.expires_on.isoformat(),
+                            "lot_id": lot.pk,
+                        },
+                    )
                     for lot in open_lots.filter(id__gt=after, id__lte=upto).select_related("member")
                 )
+
         return batch
 
-    return run_batches("points_expiry_notices",
-                       (batches(m, d) for m, d in market_days(as_of)), progress, max_batches)
+    return run_batches(
+        "points_expiry_notices",
+        (batches(m, d) for m, d in market_days(as_of)),
+        progress,
+        max_batches,
+    )

@@ -39,7 +39,9 @@ class TierChange(models.Model):
         STAFF = "staff"
         IMPORT = "import"
 
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_changes")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="tier_changes"
+    )
     from_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
     to_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
     cause = models.CharField(max_length=12, choices=Cause.choices)
@@ -47,7 +49,11 @@ class TierChange(models.Model):
     qualifying_points = models.IntegerField(null=True, blank=True)
     valid_until = models.DateField(null=True, blank=True)
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     changed_at = models.DateTimeField(auto_now_add=True)
@@ -96,7 +102,9 @@ class Purchase(models.Model):
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()
     imported = models.BooleanField(
-        default=False, db_default=False, help_text="History brought from another club: earned nothing here."
+        default=False,
+        db_default=False,
+        help_text="History brought from another club: earned nothing here.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -196,11 +204,19 @@ class LedgerEntry(models.Model):
         Redemption, null=True, blank=True, on_delete=models.PROTECT, db_index=False
     )
     api_client = models.ForeignKey(
-        "core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "core.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
 
@@ -208,15 +224,24 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
         indexes = [
             models.Index(fields=["member", "-id"], name="entry_member_newest"),
-            models.Index(fields=["purchase"], condition=Q(purchase__isnull=False),
-                         name="entry_purchase"),
-            models.Index(fields=["return_record"], condition=Q(return_record__isnull=False),
-                         name="entry_return"),
-            models.Index(fields=["redemption"], condition=Q(redemption__isnull=False),
-                         name="entry_redemption"),
+            models.Index(
+                fields=["purchase"], condition=Q(purchase__isnull=False), name="entry_purchase"
+            ),
+            models.Index(
+                fields=["return_record"],
+                condition=Q(return_record__isnull=False),
+                name="entry_return",
+            ),
+            models.Index(
+                fields=["redemption"],
+                condition=Q(redemption__isnull=False),
+                name="entry_redemption",
+            ),
         ]
         triggers = [
-            pgtrigger.Protect(name="ledger_entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="ledger_entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
         ]
 
     def __str__(self) -> str:
@@ -238,21 +263,30 @@ class Lot(models.Model):
     expires_on = models.DateField()
     matured = models.BooleanField()
     purchase = models.ForeignKey(
-        Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="lots",
+        Purchase,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lots",
         db_index=False,
     )
 
     class Meta:
         indexes = [
-            models.Index(fields=["purchase"], condition=Q(purchase__isnull=False),
-                         name="lot_purchase"),
+            models.Index(
+                fields=["purchase"], condition=Q(purchase__isnull=False), name="lot_purchase"
+            ),
             # FIFO spending and the "expiring" figure: a member's open lots by expiry.
             models.Index(
-                fields=["member", "expires_on"], condition=Q(remaining__gt=0), name="lot_open_by_expiry"
+                fields=["member", "expires_on"],
+                condition=Q(remaining__gt=0),
+                name="lot_open_by_expiry",
             ),
             # The ageing jobs walk these in (date, id) order.
             models.Index(
-                fields=["available_on", "id"], condition=Q(matured=False), name="lot_pending_by_date"
+                fields=["available_on", "id"],
+                condition=Q(matured=False),
+                name="lot_pending_by_date",
             ),
             models.Index(
                 fields=["expires_on", "id"], condition=Q(remaining__gt=0), name="lot_open_expiry"
@@ -284,5 +318,7 @@ class LotMovement(models.Model):
 
     class Meta:
         triggers = [
-            pgtrigger.Protect(name="lot_movement_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="lot_movement_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
         ]

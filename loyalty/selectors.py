@@ -15,7 +15,9 @@ from members.models import Card, Member
 from members.selectors import tier_view
 
 
-def points_view(balance: int, pending: int, expiring_points: int | None, expiring_on: date | str | None) -> dict[str, Any]:
+def points_view(
+    balance: int, pending: int, expiring_points: int | None, expiring_on: date | str | None
+) -> dict[str, Any]:
     expiring = None
     if expiring_on is not None and expiring_points:
         on = expiring_on if isinstance(expiring_on, str) else expiring_on.isoformat()
@@ -43,8 +45,13 @@ def points_expiring(*, member_id: int) -> tuple[int | None, date | None]:
     return int(row[1]), on
 
 
-def member_summary(*, member: Member, balance: int, pending: int,
-                   expiring: tuple[int | None, date | None] | None = None) -> dict[str, Any]:
+def member_summary(
+    *,
+    member: Member,
+    balance: int,
+    pending: int,
+    expiring: tuple[int | None, date | None] | None = None,
+) -> dict[str, Any]:
     """The `member` object every points-changing call answers with."""
     if expiring is None:
         expiring = points_expiring(member_id=member.pk)
@@ -87,7 +94,9 @@ def member_detail(*, member: Member) -> dict[str, Any]:
     }
 
 
-def member_ledger(*, member_id: int, cursor: str | None, size: int) -> tuple[list[dict[str, Any]], str | None]:
+def member_ledger(
+    *, member_id: int, cursor: str | None, size: int
+) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first, keyset-paginated on the entry id."""
     qs = LedgerEntry.objects.filter(member_id=member_id).order_by("-id")
     if cursor:
@@ -171,7 +180,9 @@ def ledger_discrepancies(*, limit: int = 1000) -> list[Discrepancy]:
     with connection.cursor() as cursor:
         for check, sql in _CHECKS.items():
             cursor.execute(f"{sql} LIMIT %s", [limit])
-            found.extend(Discrepancy(int(m), check, int(c), int(f)) for m, c, f in cursor.fetchall())
+            found.extend(
+                Discrepancy(int(m), check, int(c), int(f)) for m, c, f in cursor.fetchall()
+            )
     return found
 
 

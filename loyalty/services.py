@@ -52,7 +52,9 @@ class Line:
 
 def receipt_hash(payload: dict[str, Any]) -> str:
     """What makes two posts of one receipt the same: a digest of its body."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+    return hashlib.sha256(
+        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)
+    ).hexdigest()
 
 
 def lines_total_check(total: Decimal, lines: list[Line]) -> None:
@@ -98,8 +100,9 @@ def account_open(*, member: Member) -> PointsAccount:
     return PointsAccount.objects.create(member=member)
 
 
-def purchase_book(*, member: Member, receipt_id: str, occurred_at: datetime,
-                  lines: list[Line], now: datetime) -> PurchaseBooking:
+def purchase_book(
+    *, member: Member, receipt_id: str, occurred_at: datetime, lines: list[Line], now: datetime
+) -> PurchaseBooking:
     """Book a receipt's earned points (pending for the market's return
     window), count its qualifying points and upgrade the tier at once when
     a threshold is crossed. In the caller's transaction: it locks the
@@ -119,33 +122,72 @@ def purchase_book(*, member: Member, receipt_id: str, occurred_at: datetime,
     account = account_lock(member.pk)
     book = Book.blank(account)  # a debt is paid from the new lot alone
     if points:
-        earn_book(book=book, points=points, reference=receipt_id, available_on=available_on,
-                  expires_on=expires_on, matured=matured, purchase_id=purchase_id)
+        earn_book(
+            book=book,
+            points=points,
+            reference=receipt_id,
+            available_on=available_on,
+            expires_on=expires_on,
+            matured=matured,
+            purchase_id=purchase_id,
+        )
     tier_changed = False
     if base_points:
         qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
         tier_changed = tier_upgrade_check(member=member, today=local_date(market, now))
     return PurchaseBooking(
-        purchase_id=purchase_id, points=points, base_points=base_points,
-        qualifying_amount=qualifying, available_on=available_on, matured=matured,
-        tier_changed=tier_changed, book=book,
-        qualifying_categories={line.category for line in lines
-                               if line.category not in excluded and line.amount > 0},
+        purchase_id=purchase_id,
+        points=points,
+        base_points=base_points,
+        qualifying_amount=qualifying,
+        available_on=available_on,
+        matured=matured,
+        tier_changed=tier_changed,
+        book=book,
+        qualifying_categories={
+            line.category for line in lines if line.category not in excluded and line.amount > 0
+        },
     )
 
 
-def purchase_save(*, booking: PurchaseBooking, member: Member, store: Store, receipt_id: str,
-                  channel: str, occurred_at: datetime, currency: str, total: Decimal,
-                  lines: list[Line], body_hash: str, response: dict[str, Any]) -> None:
+def purchase_save(
+    *,
+    booking: PurchaseBooking,
+    member: Member,
+    store: Store,
+    receipt_id: str,
+    channel: str,
+    occurred_at: datetime,
+    currency: str,
+    total: Decimal,
+    lines: list[Line],
+    body_hash: str,
+    response: dict[str, Any],
+) -> None:
     """The purchase as a record, with the answer a replay gets. Raises
     IntegrityError on a receipt already recorded (the caller replays)."""
     Purchase.objects.create(
-        id=booking.purchase_id, member=member, store=store, receipt_id=receipt_id,
-        channel=channel, occurred_at=occurred_at, currency=currency, total=total,
+        id=booking.purchase_id,
+        member=member,
+        store=store,
+        receipt_id=receipt_id,
+        channel=channel,
+        occurred_at=occurred_at,
+        currency=currency,
+        total=total,
         qualifying_amount=booking.qualifying_amount,
-        lines=[{"sku": line.sku, "category": line.category, "quantity": line.quantity,
-                "amount": str(line.amount)} for line in lines],
-        points_earned=booking.points, base_points=booking.base_points, body_hash=body_hash,
+        lines=[
+            {
+                "sku": line.sku,
+                "category": line.category,
+                "quantity": line.quantity,
+                "amount": str(line.amount),
+            }
+            for line in lines
+        ],
+        points_earned=booking.points,
+        base_points=booking.base_points,
+        body_hash=body_hash,
         response=response,
     )
 
@@ -153,9 +195,11 @@ def purchase_save(*, booking: PurchaseBooking, member: Member, store: Store, rec
 def purchase_replay(*, store: Store, receipt_id: str, body_hash: str) -> dict[str, Any] | None:
     """The first answer to this receipt when the body is the same; None when
     it was never recorded; receipt_conflict when it was, with another body."""
-    existing = Purchase.objects.filter(store=store, receipt_id=receipt_id).values(
-        "body_hash", "response"
-    ).first()
+    existing = (
+        Purchase.objects.filter(store=store, receipt_id=receipt_id)
+        .values("body_hash", "response")
+        .first()
+    )
     if existing is None:
         return None
     if existing["body_hash"] != body_hash:
@@ -173,9 +217,19 @@ class ReturnBooking:
     kept_categories: set[str] | None = None
 
 
-def return_book(*, member: Member, purchase_id: uuid.UUID, store: Store, receipt_id: str,
-                occurred_at: datetime, currency: str, total: Decimal, lines: list[Line],
-                body_hash: str, now: datetime) -> ReturnBooking:
+def return_book(
+    *,
+    member: Member,
+    purchase_id: uuid.UUID,
+    store: Store,
+    receipt_id: str,
+    occurred_at: datetime,
+    currency: str,
+    total: Decimal,
+    lines: list[Line],
+    body_hash: str,
+    now: datetime,
+) -> ReturnBooking:
     """Reverse a purchase's points in proportion to what comes back,
     pending points first, and its qualifying points alike; record the
     return with its answer. In the caller's transaction, under the
@@ -185,14 +239,15 @@ def return_book(*, member: Member, purchase_id: uuid.UUID, store: Store, receipt
     account = account_lock(member.pk)
     # Under the account lock, so a retry racing its first call waits
     # for it and then finds it.
-    existing = Return.objects.filter(store=store, receipt_id=receipt_id).values(
-        "body_hash", "response"
-    ).first()
+    existing = (
+        Return.objects.filter(store=store, receipt_id=receipt_id)
+        .values("body_hash", "response")
+        .first()
+    )
     if existing is not None:
         if existing["body_hash"] != body_hash:
             raise ReceiptConflict(
-                f"Return receipt {receipt_id} of store {store.code} was recorded with "
-                "another body."
+                f"Return receipt {receipt_id} of store {store.code} was recorded with another body."
             )
         return ReturnBooking(body=existing["response"], replayed=True)
     occurred_at_check(occurred_at, now)
@@ -213,9 +268,7 @@ def return_book(*, member: Member, purchase_id: uuid.UUID, store: Store, receipt
                 f"Returns of {line.sku} would exceed what receipt {purchase.receipt_id} had."
             )
     if purchase.returned_amount + total > purchase.total:
-        raise ReturnExceedsPurchase(
-            f"Returns would exceed the purchase total {purchase.total}."
-        )
+        raise ReturnExceedsPurchase(f"Returns would exceed the purchase total {purchase.total}.")
     excluded = set(member.market.excluded_categories or ())
     this_qualifying = sum(
         (line.amount for line in lines if category[line.sku] not in excluded), Decimal(0)
@@ -232,39 +285,64 @@ def return_book(*, member: Member, purchase_id: uuid.UUID, store: Store, receipt
     purchase.points_reversed = reversed_total
     # Qualifying points go back alike; a return never downgrades at once.
     base_reversed = _share(purchase.base_points, *returned_share)
-    qualifying_add(member_id=member.pk, on=local_date(member.market, purchase.occurred_at),
-                   points=-(base_reversed - purchase.base_points_reversed))
+    qualifying_add(
+        member_id=member.pk,
+        on=local_date(member.market, purchase.occurred_at),
+        points=-(base_reversed - purchase.base_points_reversed),
+    )
     purchase.base_points_reversed = base_reversed
     return_id = uuid.uuid4()
     book = Book.open(account)
     book.settle(today_for(member.market, now))
     if reverse:
-        book.reverse_purchase(points=reverse, purchase_id=purchase_id, reference=receipt_id,
-                              return_id=return_id)
-    purchase.save(update_fields=[
-        "returned_amount", "returned_qualifying_amount", "points_reversed",
-        "base_points_reversed",
-    ])
+        book.reverse_purchase(
+            points=reverse, purchase_id=purchase_id, reference=receipt_id, return_id=return_id
+        )
+    purchase.save(
+        update_fields=[
+            "returned_amount",
+            "returned_qualifying_amount",
+            "points_reversed",
+            "base_points_reversed",
+        ]
+    )
     body = {
         "return_id": str(return_id),
         "receipt_id": receipt_id,
         "purchase_id": str(purchase_id),
         "points_reversed": reverse,
-        "member": member_summary(member=member, balance=account.balance,
-                                 pending=account.pending, expiring=book.expiring()),
+        "member": member_summary(
+            member=member,
+            balance=account.balance,
+            pending=account.pending,
+            expiring=book.expiring(),
+        ),
     }
     book.save()
     Return.objects.create(
-        id=return_id, purchase_id=purchase_id, store=store, receipt_id=receipt_id,
-        occurred_at=occurred_at, total=total, points_reversed=reverse, body_hash=body_hash,
-        lines=[{"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)}
-               for line in lines],
+        id=return_id,
+        purchase_id=purchase_id,
+        store=store,
+        receipt_id=receipt_id,
+        occurred_at=occurred_at,
+        total=total,
+        points_reversed=reverse,
+        body_hash=body_hash,
+        lines=[
+            {"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)}
+            for line in lines
+        ],
         response=body,
     )
     return ReturnBooking(
-        body=body, replayed=False, purchase=purchase,
-        kept_categories={category[sku] for sku in bought
-                         if returned[sku] < bought[sku] and category[sku] not in excluded},
+        body=body,
+        replayed=False,
+        purchase=purchase,
+        kept_categories={
+            category[sku]
+            for sku in bought
+            if returned[sku] < bought[sku] and category[sku] not in excluded
+        },
     )
 
 
@@ -301,19 +379,31 @@ def points_redeem(
         book = book_to_spend(member_id=member.pk, today=today_for(market, now), points=points)
         account = book.account
         redemption = Redemption.objects.create(
-            id=uuid.uuid4(), member=member, store=store, points=points,
-            value=(points * market.point_value).quantize(CENT), currency=market.currency,
+            id=uuid.uuid4(),
+            member=member,
+            store=store,
+            points=points,
+            value=(points * market.point_value).quantize(CENT),
+            currency=market.currency,
             reference=reference,
             status=Redemption.Status.CAPTURED if capture else Redemption.Status.HELD,
             expires_at=None if capture else now + timedelta(minutes=market.hold_minutes),
         )
-        entry = book.book_entry(LedgerEntry.Kind.REDEEM, -points,
-                                reference=reference or str(redemption.pk), redemption=redemption,
-                                api_client_id=actor.api_client_id)
+        entry = book.book_entry(
+            LedgerEntry.Kind.REDEEM,
+            -points,
+            reference=reference or str(redemption.pk),
+            redemption=redemption,
+            api_client_id=actor.api_client_id,
+        )
         book.spend_now(entry, points)
         book.save()
-        summary = member_summary(member=member, balance=account.balance,
-                                 pending=account.pending, expiring=book.expiring())
+        summary = member_summary(
+            member=member,
+            balance=account.balance,
+            pending=account.pending,
+            expiring=book.expiring(),
+        )
     return _redemption_view(redemption, summary)
 
 
@@ -326,9 +416,11 @@ def _redemption_for_update(actor: Actor, redemption_id: str) -> tuple[Redemption
     if found is None:
         raise NotFound("No such redemption.")
     account = account_lock(found["member_id"])
-    redemption = Redemption.objects.select_for_update().select_related(
-        "member__market", "member__tier", "store"
-    ).get(pk=key)
+    redemption = (
+        Redemption.objects.select_for_update()
+        .select_related("member__market", "member__tier", "store")
+        .get(pk=key)
+    )
     if not actor.sees_market(redemption.member.market_id):
         raise NotFound("No such redemption.")
     return redemption, Book.open(account), redemption.member
@@ -337,8 +429,12 @@ def _redemption_for_update(actor: Actor, redemption_id: str) -> tuple[Redemption
 def redemption_release(*, book: Book, redemption: Redemption, status: str) -> None:
     """Give a held or captured redemption's points back to the lots they came from."""
     spent = LedgerEntry.objects.get(redemption=redemption, kind=LedgerEntry.Kind.REDEEM)
-    entry = book.book_entry(LedgerEntry.Kind.REDEEM_CANCEL, redemption.points,
-                            reference=spent.reference, redemption=redemption)
+    entry = book.book_entry(
+        LedgerEntry.Kind.REDEEM_CANCEL,
+        redemption.points,
+        reference=spent.reference,
+        redemption=redemption,
+    )
     book.restore(spent, entry)
     redemption.status = status
     redemption.save(update_fields=["status", "updated_at"])
@@ -360,14 +456,19 @@ def redemption_expire_due(*, actor: Actor, redemption_id: str, now: datetime | N
         return False
     with transaction.atomic():
         redemption, book, _ = _redemption_for_update(actor, str(key))
-        if (redemption.status != Redemption.Status.HELD or redemption.expires_at is None
-                or redemption.expires_at > now):
+        if (
+            redemption.status != Redemption.Status.HELD
+            or redemption.expires_at is None
+            or redemption.expires_at > now
+        ):
             return False
         redemption_release(book=book, redemption=redemption, status=Redemption.Status.EXPIRED)
     return True
 
 
-def redemption_capture(*, actor: Actor, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
+def redemption_capture(
+    *, actor: Actor, redemption_id: str, now: datetime | None = None
+) -> dict[str, Any]:
     now = now or timezone.now()
     expired = False
     with transaction.atomic():
@@ -375,31 +476,41 @@ def redemption_capture(*, actor: Actor, redemption_id: str, now: datetime | None
         if redemption.status == Redemption.Status.HELD:
             if redemption.expires_at is not None and redemption.expires_at <= now:
                 # Release it now rather than wait for the job; then refuse.
-                redemption_release(book=book, redemption=redemption,
-                                   status=Redemption.Status.EXPIRED)
+                redemption_release(
+                    book=book, redemption=redemption, status=Redemption.Status.EXPIRED
+                )
                 expired = True
             else:
                 redemption.status = Redemption.Status.CAPTURED
                 redemption.save(update_fields=["status", "updated_at"])
         elif redemption.status != Redemption.Status.CAPTURED:
             raise HoldExpired(f"The hold is {redemption.status}.")
-        summary = member_summary(member=member, balance=book.account.balance,
-                                 pending=book.account.pending, expiring=book.expiring())
+        summary = member_summary(
+            member=member,
+            balance=book.account.balance,
+            pending=book.account.pending,
+            expiring=book.expiring(),
+        )
     if expired:
         raise HoldExpired("The hold expired; its points are back on the balance.")
     return _redemption_view(redemption, summary)
 
 
-def redemption_cancel(*, actor: Actor, redemption_id: str, now: datetime | None = None) -> dict[str, Any]:
+def redemption_cancel(
+    *, actor: Actor, redemption_id: str, now: datetime | None = None
+) -> dict[str, Any]:
     """Release a hold, or give a captured redemption's points back. Cancelling
     what is already cancelled or expired changes nothing."""
     with transaction.atomic():
         redemption, book, member = _redemption_for_update(actor, redemption_id)
         if redemption.status in (Redemption.Status.HELD, Redemption.Status.CAPTURED):
-            redemption_release(book=book, redemption=redemption,
-                               status=Redemption.Status.CANCELLED)
-        summary = member_summary(member=member, balance=book.account.balance,
-                                 pending=book.account.pending, expiring=book.expiring())
+            redemption_release(book=book, redemption=redemption, status=Redemption.Status.CANCELLED)
+        summary = member_summary(
+            member=member,
+            balance=book.account.balance,
+            pending=book.account.pending,
+            expiring=book.expiring(),
+        )
     return _redemption_view(redemption, summary)
 
 
@@ -439,17 +550,25 @@ def points_adjust(
         book = Book.open(account)
         book.settle(today)
         entry = book.book_entry(
-            LedgerEntry.Kind.ADJUST, points, reference=reason[:128], reason=reason,
+            LedgerEntry.Kind.ADJUST,
+            points,
+            reference=reason[:128],
+            reason=reason,
             expires_on=expiry_for(market, today) if points > 0 else None,
-            api_client_id=actor.api_client_id, staff_user_id=actor.staff_user_id,
+            api_client_id=actor.api_client_id,
+            staff_user_id=actor.staff_user_id,
         )
         if points > 0:
             book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
         else:
             book.take_back(entry, -points)
         book.save()
-        summary = member_summary(member=member, balance=account.balance,
-                                 pending=account.pending, expiring=book.expiring())
+        summary = member_summary(
+            member=member,
+            balance=account.balance,
+            pending=account.pending,
+            expiring=book.expiring(),
+        )
     return {"entry": entry_view(entry), "member": summary}
 
 
@@ -476,8 +595,13 @@ def points_bonus(
         account = account_lock(member.pk)
         book = Book.open(account)
         book.settle(today)
-        entry = book.book_entry(LedgerEntry.Kind.BONUS, points, reference=reference[:128],
-                                reason=reason[:255], expires_on=expiry_for(market, today))
+        entry = book.book_entry(
+            LedgerEntry.Kind.BONUS,
+            points,
+            reference=reference[:128],
+            reason=reason[:255],
+            expires_on=expiry_for(market, today),
+        )
         book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
         book.save()
     return entry

@@ -73,19 +73,41 @@ def qualifying_points(*, member_id: int, today: date) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _record(member: Member, old: Tier, new: Tier, cause: str, *, reason: str = "",
-            qualifying: int | None = None, staff_user_id: int | None = None) -> None:
+def _record(
+    member: Member,
+    old: Tier,
+    new: Tier,
+    cause: str,
+    *,
+    reason: str = "",
+    qualifying: int | None = None,
+    staff_user_id: int | None = None,
+) -> None:
     change = TierChange.objects.create(
-        member=member, from_tier=old, to_tier=new, cause=cause, reason=reason,
-        qualifying_points=qualifying, valid_until=member.tier_valid_until,
+        member=member,
+        from_tier=old,
+        to_tier=new,
+        cause=cause,
+        reason=reason,
+        qualifying_points=qualifying,
+        valid_until=member.tier_valid_until,
         staff_user_id=staff_user_id,
     )
     if old.pk != new.pk:
-        outbox_add(topic="tier.changed", dedupe_key=f"tier.changed:{change.pk}", member_id=member.pk,
-                   payload={"member_number": member.member_number, "from": old.code,
-                            "to": new.code, "cause": cause,
-                            "valid_until": member.tier_valid_until.isoformat()
-                            if member.tier_valid_until else None})
+        outbox_add(
+            topic="tier.changed",
+            dedupe_key=f"tier.changed:{change.pk}",
+            member_id=member.pk,
+            payload={
+                "member_number": member.member_number,
+                "from": old.code,
+                "to": new.code,
+                "cause": cause,
+                "valid_until": member.tier_valid_until.isoformat()
+                if member.tier_valid_until
+                else None,
+            },
+        )
 
 
 def tier_upgrade_check(*, member: Member, today: date) -> bool:
@@ -105,7 +127,11 @@ def tier_upgrade_check(*, member: Member, today: date) -> bool:
     if tier_id is None:
         return False
     old, new = member.tier, Tier.objects.get(pk=tier_id)
-    member.tier, member.tier_valid_until, member.tier_override_until = new, validity_from(today), None
+    member.tier, member.tier_valid_until, member.tier_override_until = (
+        new,
+        validity_from(today),
+        None,
+    )
     Member.objects.filter(pk=member.pk).update(
         tier=new, tier_valid_until=member.tier_valid_until, tier_override_until=None
     )
@@ -113,8 +139,15 @@ def tier_upgrade_check(*, member: Member, today: date) -> bool:
     return True
 
 
-def tier_override(*, member: Member, tier: Tier, reason: str, until: date, actor: Actor,
-                  now: datetime | None = None) -> Member:
+def tier_override(
+    *,
+    member: Member,
+    tier: Tier,
+    reason: str,
+    until: date,
+    actor: Actor,
+    now: datetime | None = None,
+) -> Member:
     """Staff set a tier with a reason and an end date; it wins until then."""
     today = local_date(member.market, now or timezone.now())
     if not reason.strip():
@@ -122,13 +155,21 @@ def tier_override(*, member: Member, tier: Tier, reason: str, until: date, actor
     if until < today:
         raise ValidationFailed("The end date has passed.", errors={"until": ["Must not be past."]})
     with transaction.atomic():
-        locked = Member.objects.select_for_update().select_related("tier", "market").get(pk=member.pk)
+        locked = (
+            Member.objects.select_for_update().select_related("tier", "market").get(pk=member.pk)
+        )
         old = locked.tier
         locked.tier, locked.tier_valid_until, locked.tier_override_until = tier, until, until
         locked.save(update_fields=["tier", "tier_valid_until", "tier_override_until", "updated_at"])
-        _record(locked, old, tier, TierChange.Cause.STAFF, reason=reason,
-                qualifying=qualifying_points(member_id=locked.pk, today=today),
-                staff_user_id=actor.staff_user_id)
+        _record(
+            locked,
+            old,
+            tier,
+            TierChange.Cause.STAFF,
+            reason=reason,
+            qualifying=qualifying_points(member_id=locked.pk, today=today),
+            staff_user_id=actor.staff_user_id,
+        )
     return locked
 
 
@@ -195,8 +236,11 @@ def _evaluate_portable(ids: list[int], today: date) -> int:
     """The same decision member by member (SQLite, the embedded default)."""
     tiers = list(Tier.objects.order_by("rank"))
     done = 0
-    for member in Member.objects.select_for_update().select_related("tier").filter(
-            pk__in=ids, tier_valid_until__lt=today):
+    for member in (
+        Member.objects.select_for_update()
+        .select_related("tier")
+        .filter(pk__in=ids, tier_valid_until__lt=today)
+    ):
         if member.tier_override_until is not None and member.tier_override_until >= today:
             continue
         qualifying = qualifying_points(member_id=member.pk, today=today)
@@ -207,17 +251,30 @@ def _evaluate_portable(ids: list[int], today: date) -> int:
         member.tier_valid_until = None if rank == tiers[0].rank else validity_from(today)
         member.tier_override_until = None
         member.save(update_fields=["tier", "tier_valid_until", "tier_override_until", "updated_at"])
-        _record(member, old, new,
-                TierChange.Cause.RENEWAL if old.pk == new.pk else TierChange.Cause.EVALUATION,
-                qualifying=qualifying)
+        _record(
+            member,
+            old,
+            new,
+            TierChange.Cause.RENEWAL if old.pk == new.pk else TierChange.Cause.EVALUATION,
+            qualifying=qualifying,
+        )
         done += 1
     return done
 
 
-@job(title="tiers: evaluate expired validity", schedule=crontab(minute="30"), unit="members",
-     help="Re-evaluate members whose tier validity has run out (at most one level down).")
-def tiers_evaluate(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
-                   max_batches: int | None = None) -> JobResult:
+@job(
+    title="tiers: evaluate expired validity",
+    schedule=crontab(minute="30"),
+    unit="members",
+    help="Re-evaluate members whose tier validity has run out (at most one level down).",
+)
+def tiers_evaluate(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Members whose tier validity has run out are re-evaluated on their
     last 12 months: they keep or renew their tier, or drop one level."""
 
@@ -225,8 +282,11 @@ def tiers_evaluate(*, as_of: datetime, batch_size: int = BATCH, progress: Progre
         after = Keyset(member="pk")
 
         def batch() -> int | None:
-            rows = after.page(Member.objects.filter(market=market, tier_valid_until__lt=today),
-                              "tier_valid_until", batch_size)
+            rows = after.page(
+                Member.objects.filter(market=market, tier_valid_until__lt=today),
+                "tier_valid_until",
+                batch_size,
+            )
             if not rows:
                 return None
             ids = [member_id for member_id, _ in rows]
@@ -235,16 +295,24 @@ def tiers_evaluate(*, as_of: datetime, batch_size: int = BATCH, progress: Progre
                     return _evaluate_portable(ids, today)
                 now = timezone.now()
                 with connection.cursor() as cursor:
-                    cursor.execute(_EVALUATE_SQL, {
-                        "ids": ids, "today": today, "window": window_start(today),
-                        "month": month_start(today), "valid_until": validity_from(today),
-                        "now": now,
-                    })
+                    cursor.execute(
+                        _EVALUATE_SQL,
+                        {
+                            "ids": ids,
+                            "today": today,
+                            "window": window_start(today),
+                            "month": month_start(today),
+                            "valid_until": validity_from(today),
+                            "now": now,
+                        },
+                    )
                     done, events = cursor.fetchone()
                 if events:
                     outbox_add_json(events, now=now)
                 return int(done)
+
         return batch
 
-    return run_batches("tiers_evaluate", (batches(m, d) for m, d in market_days(as_of)),
-                       progress, max_batches)
+    return run_batches(
+        "tiers_evaluate", (batches(m, d) for m, d in market_days(as_of)), progress, max_batches
+    )

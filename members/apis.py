@@ -26,8 +26,12 @@ class CardOut(serializers.Serializer):
 class CardCollectionApi(APIView):
     scopes = {"POST": "members:write"}
 
-    @extend_schema(request=None, responses={201: CardOut}, operation_id="cards_issue",
-                   parameters=[idempotency_key(required=False)])
+    @extend_schema(
+        request=None,
+        responses={201: CardOut},
+        operation_id="cards_issue",
+        parameters=[idempotency_key(required=False)],
+    )
     def post(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         if request.data:

@@ -24,7 +24,9 @@ class Member(models.Model):
 
     member_number = models.CharField(max_length=10, unique=True, null=True, blank=True)
     external_id = models.CharField(
-        max_length=64, null=True, blank=True,
+        max_length=64,
+        null=True,
+        blank=True,
         help_text="The member's id in the club it was imported from (unique per market).",
     )
     market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="members")
@@ -58,8 +60,11 @@ class Member(models.Model):
         indexes = [
             models.Index(Lower("email"), name="member_email_ci"),
             # The tier evaluation walks the members whose validity ran out.
-            models.Index(fields=["tier_valid_until", "id"], condition=Q(tier_valid_until__isnull=False),
-                         name="member_tier_validity"),
+            models.Index(
+                fields=["tier_valid_until", "id"],
+                condition=Q(tier_valid_until__isnull=False),
+                name="member_tier_validity",
+            ),
             models.Index(fields=["phone"], name="member_phone"),
         ]
         constraints = [
@@ -69,7 +74,8 @@ class Member(models.Model):
             ),
             # external_id first: the index also serves the admin's search by it.
             models.UniqueConstraint(
-                fields=["external_id", "market"], condition=Q(external_id__isnull=False),
+                fields=["external_id", "market"],
+                condition=Q(external_id__isnull=False),
                 name="member_market_external_id",
             ),
         ]
@@ -103,8 +109,9 @@ class ConsentChange(models.Model):
     """History: every change of a member's consent, and where it came from
     (enrolment, the member's profile, staff, an import)."""
 
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="consent_changes",
-                               db_index=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="consent_changes", db_index=False
+    )
     consent = models.CharField(max_length=16)
     granted = models.BooleanField()
     at = models.DateTimeField()

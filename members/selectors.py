@@ -11,8 +11,8 @@ from django.db import connection
 from club.models import Market, Tier
 from club.selectors import market_by_id
 from core.actors import Actor
-from core.errors import MultipleMatches, NotFound, ValidationFailed
-from members.models import Card, Member
+from core.errors import NotFound, ValidationFailed
+from members.models import Member
 
 LOOKUP_KINDS = ("card", "member_number", "phone", "email")
 
@@ -56,7 +56,9 @@ def _columns(model: type) -> list[str]:
     return [f.column for f in model._meta.concrete_fields]
 
 
-def visible_member(*, actor: Actor, member_number: str | None = None, card: str | None = None) -> Member:
+def visible_member(
+    *, actor: Actor, member_number: str | None = None, card: str | None = None
+) -> Member:
     """The member a request names, with its market and tier, if this client
     may see it; else 404. A member of another market answers exactly like
     one that does not exist.
@@ -65,8 +67,9 @@ def visible_member(*, actor: Actor, member_number: str | None = None, card: str 
     and the rows become model instances without the ORM compiling it anew.
     """
     if card is not None:
-        where = ("JOIN members_card c ON c.member_id = m.id "
-                 "WHERE c.number = %s AND c.status = 'active'")
+        where = (
+            "JOIN members_card c ON c.member_id = m.id WHERE c.number = %s AND c.status = 'active'"
+        )
         params: list[Any] = [card]
     elif member_number is not None:
         where, params = "WHERE m.member_number = %s", [member_number]
@@ -74,11 +77,16 @@ def visible_member(*, actor: Actor, member_number: str | None = None, card: str 
         raise ValidationFailed("Name the member by card or member_number.")
     market_sql, market_params = market_clause(actor, "m.market_id")
     member_cols, market_cols, tier_cols = _columns(Member), _columns(Market), _columns(Tier)
-    select = ", ".join([f"m.{c}" for c in member_cols] + [f"mk.{c}" for c in market_cols]
-                       + [f"t.{c}" for c in tier_cols])
-    sql = (f"SELECT {select} FROM members_member m "
-           "JOIN club_market mk ON mk.id = m.market_id JOIN club_tier t ON t.id = m.tier_id "
-           f"{where} AND m.status <> 'erased'{market_sql} LIMIT 1")
+    select = ", ".join(
+        [f"m.{c}" for c in member_cols]
+        + [f"mk.{c}" for c in market_cols]
+        + [f"t.{c}" for c in tier_cols]
+    )
+    sql = (
+        f"SELECT {select} FROM members_member m "
+        "JOIN club_market mk ON mk.id = m.market_id JOIN club_tier t ON t.id = m.tier_id "
+        f"{where} AND m.status <> 'erased'{market_sql} LIMIT 1"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params + market_params)
         row = cursor.fetchone()

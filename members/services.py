@@ -10,10 +10,10 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from club.models import Tier
 from club.selectors import market_by_code, store_in_market
 from core.actors import Actor
 from core.errors import MemberExists, NotFound, ValidationFailed
-from club.models import Tier
 from members.models import Card, ConsentChange, Member
 from members.numbers import member_number_for, new_card_number
 from members.selectors import normalize_phone
@@ -31,7 +31,9 @@ def _lock_identifiers(*values: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [value])
 
 
-def _existing_member(*, email: str | None, phone: str | None, exclude_id: int | None = None) -> Member | None:
+def _existing_member(
+    *, email: str | None, phone: str | None, exclude_id: int | None = None
+) -> Member | None:
     match = Q()
     if email:
         match |= Q(email_lower=email.lower())
@@ -39,8 +41,10 @@ def _existing_member(*, email: str | None, phone: str | None, exclude_id: int | 
         match |= Q(phone=phone)
     if not match:
         return None
-    qs = Member.objects.annotate(email_lower=Lower("email")).filter(match).exclude(
-        status=Member.Status.ERASED
+    qs = (
+        Member.objects.annotate(email_lower=Lower("email"))
+        .filter(match)
+        .exclude(status=Member.Status.ERASED)
     )
     if exclude_id is not None:
         qs = qs.exclude(pk=exclude_id)
@@ -55,13 +59,19 @@ def _member_exists(existing: Member, actor: Actor | None) -> MemberExists:
     return MemberExists(f"Email or phone already belongs to member {existing.member_number}.")
 
 
-def consent_changes_record(*, member: Member, consents: dict[str, bool], source: str,
-                           at: Any) -> None:
+def consent_changes_record(
+    *, member: Member, consents: dict[str, bool], source: str, at: Any
+) -> None:
     """One history row per consent given or withdrawn."""
-    ConsentChange.objects.bulk_create([
-        ConsentChange(member=member, consent=field, granted=bool(value), at=at, source=source[:64])
-        for field, value in consents.items() if field in CONSENT_FIELDS
-    ])
+    ConsentChange.objects.bulk_create(
+        [
+            ConsentChange(
+                member=member, consent=field, granted=bool(value), at=at, source=source[:64]
+            )
+            for field, value in consents.items()
+            if field in CONSENT_FIELDS
+        ]
+    )
 
 
 def _card_create(*, member: Member) -> Card:
@@ -164,17 +174,23 @@ def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | Non
             setattr(locked, field, value)
         locked.email = email
         locked.phone = phone
-        changed = {field: bool(value) for field, value in consents.items()
-                   if bool(value) != getattr(locked, field)}
+        changed = {
+            field: bool(value)
+            for field, value in consents.items()
+            if bool(value) != getattr(locked, field)
+        }
         for field, value in consents.items():
             setattr(locked, field, bool(value))
         if consents:
             locked.consents_updated_at = timezone.now()
         locked.save()
         if changed:
-            consent_changes_record(member=locked, consents=changed,
-                                   source=actor.name if actor else "system",
-                                   at=locked.consents_updated_at)
+            consent_changes_record(
+                member=locked,
+                consents=changed,
+                source=actor.name if actor else "system",
+                at=locked.consents_updated_at,
+            )
     locked.market = member.market
     locked.tier = member.tier
     return locked

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -22,12 +21,9 @@ from core.admin import ReadOnlyAdmin
 from core.errors import DomainError
 from members.admin import MemberFilter
 from rewards.codes import code_format, code_normalize
-from rewards.models import Benefit, BenefitUse, MemberList
-from rewards.models import Reward, RewardPrice, Voucher
-from rewards.selectors import catalogue_forget
-from rewards.selectors import voucher_status
+from rewards.models import Benefit, BenefitUse, MemberList, Reward, RewardPrice, Voucher
+from rewards.selectors import catalogue_forget, voucher_status
 from rewards.services import voucher_reactivate
-
 
 # rewards and vouchers
 
@@ -50,8 +46,17 @@ class CatalogueAdmin(admin.ModelAdmin):
 
 @admin.register(Benefit)
 class BenefitAdmin(CatalogueAdmin):
-    list_display = ["code", "name", "kind", "allowance", "period", "channel", "tier_list",
-                    "active", "ordering"]
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "allowance",
+        "period",
+        "channel",
+        "tier_list",
+        "active",
+        "ordering",
+    ]
     list_filter = ["active", "kind", "period", "channel", "tiers", "markets"]
     list_editable = ["active", "ordering"]
     search_fields = ["code", "name"]
@@ -107,8 +112,18 @@ class RewardPriceInline(admin.TabularInline):
 @admin.register(Reward)
 class RewardAdmin(admin.ModelAdmin):
     inlines = [RewardPriceInline]
-    list_display = ["code", "name", "points_cost", "value", "stock", "tier_list", "active",
-                    "active_from", "active_until", "ordering"]
+    list_display = [
+        "code",
+        "name",
+        "points_cost",
+        "value",
+        "stock",
+        "tier_list",
+        "active",
+        "active_from",
+        "active_until",
+        "ordering",
+    ]
     list_filter = ["active", "tiers", "markets"]
     list_editable = ["active", "ordering"]
     search_fields = ["code", "name"]
@@ -116,8 +131,19 @@ class RewardAdmin(admin.ModelAdmin):
     prepopulated_fields = {"code": ["name"]}
     fieldsets = [
         (None, {"fields": ["code", "name", "names", "description", "active", "ordering"]}),
-        ("Cost and value", {"fields": ["points_cost", "value_amount", "value_currency",
-                                       "value_text", "validity_days", "stock"]}),
+        (
+            "Cost and value",
+            {
+                "fields": [
+                    "points_cost",
+                    "value_amount",
+                    "value_currency",
+                    "value_text",
+                    "validity_days",
+                    "stock",
+                ]
+            },
+        ),
         ("Who and when", {"fields": ["tiers", "markets", "active_from", "active_until"]}),
     ]
 
@@ -146,9 +172,19 @@ class VoucherAdmin(ReadOnlyAdmin):
     """Read-only: vouchers change through the API and the services. Staff
     may give a redeemed voucher back once, when its purchase was fully returned."""
 
-    list_display = ["display_code", "member", "reward", "current_status", "source", "issued_at",
-                    "expires_at", "redeemed_at", "redeemed_store", "redeemed_receipt_id",
-                    "reactivated"]
+    list_display = [
+        "display_code",
+        "member",
+        "reward",
+        "current_status",
+        "source",
+        "issued_at",
+        "expires_at",
+        "redeemed_at",
+        "redeemed_store",
+        "redeemed_receipt_id",
+        "reactivated",
+    ]
     list_filter = ["status", "source", "reward", "reactivated", MemberFilter]
     list_select_related = ["member", "reward", "redeemed_store"]
     search_fields = ["code"]  # answered by get_search_results: exact, indexed matches
@@ -158,17 +194,36 @@ class VoucherAdmin(ReadOnlyAdmin):
     list_per_page = 100
     actions = ["reactivate"]
     exclude = ["code"]
-    readonly_fields = ["display_code", "member_link", "reward", "current_status", "source",
-                       "points_cost", "value_amount", "value_currency", "value_text", "issued_at",
-                       "expires_at", "redeemed_at", "redeemed_store", "redeemed_receipt_id",
-                       "dedupe_key", "ledger_entry", "api_client", "reactivated",
-                       "reactivated_at", "reactivated_by", "reactivation_note"]
+    readonly_fields = [
+        "display_code",
+        "member_link",
+        "reward",
+        "current_status",
+        "source",
+        "points_cost",
+        "value_amount",
+        "value_currency",
+        "value_text",
+        "issued_at",
+        "expires_at",
+        "redeemed_at",
+        "redeemed_store",
+        "redeemed_receipt_id",
+        "dedupe_key",
+        "ledger_entry",
+        "api_client",
+        "reactivated",
+        "reactivated_at",
+        "reactivated_by",
+        "reactivation_note",
+    ]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.readonly_fields
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Voucher],
-                           search_term: str) -> tuple[QuerySet[Voucher], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Voucher], search_term: str
+    ) -> tuple[QuerySet[Voucher], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -198,8 +253,11 @@ class VoucherAdmin(ReadOnlyAdmin):
             try:
                 voucher_reactivate(voucher=voucher, actor=staff_actor(request.user))
             except DomainError as exc:
-                self.message_user(request, f"{code_format(voucher.code)} not reactivated: "
-                                           f"{exc.detail}", messages.ERROR)
+                self.message_user(
+                    request,
+                    f"{code_format(voucher.code)} not reactivated: {exc.detail}",
+                    messages.ERROR,
+                )
             else:
                 done += 1
                 self.log_change(request, voucher, "Reactivated: the purchase was fully returned.")
@@ -216,15 +274,22 @@ def member_vouchers_html(member: Any) -> str:
 
     now = timezone.now()
     vouchers = (
-        Voucher.objects.filter(member_id=member.pk).select_related("reward", "redeemed_store")
+        Voucher.objects.filter(member_id=member.pk)
+        .select_related("reward", "redeemed_store")
         .order_by("-id")[:MEMBER_VOUCHERS_ON_PAGE]
     )
-    rows = [{"voucher": v, "code": code_format(v.code), "status": voucher_status(v, now)}
-            for v in vouchers]
-    return render_to_string("admin/rewards/member_vouchers.html", {
-        "rows": rows, "limit": MEMBER_VOUCHERS_ON_PAGE,
-        "all_url": reverse("admin:rewards_voucher_changelist") + f"?member={member.pk}",
-    })
+    rows = [
+        {"voucher": v, "code": code_format(v.code), "status": voucher_status(v, now)}
+        for v in vouchers
+    ]
+    return render_to_string(
+        "admin/rewards/member_vouchers.html",
+        {
+            "rows": rows,
+            "limit": MEMBER_VOUCHERS_ON_PAGE,
+            "all_url": reverse("admin:rewards_voucher_changelist") + f"?member={member.pk}",
+        },
+    )
 
 
 # Missions, gift rules, members' missions, gifts and events (registers them).

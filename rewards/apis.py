@@ -82,7 +82,8 @@ class BenefitUseApi(APIView):
     scopes = {"POST": "benefits:use"}
 
     @extend_schema(
-        request=BenefitUseIn, operation_id="benefits_use",
+        request=BenefitUseIn,
+        operation_id="benefits_use",
         responses={201: BenefitUseOut, **errors(MemberInactive, UnknownStore, BenefitNotAvailable)},
         parameters=[idempotency_key(required=True)],
     )
@@ -91,8 +92,9 @@ class BenefitUseApi(APIView):
         data = parse(BenefitUseIn, request.data)
 
         def use() -> tuple[int, dict[str, Any], bool]:
-            body = services.benefit_use(actor=request.user, member=member, benefit_code=code,
-                                        store_code=data["store_code"])
+            body = services.benefit_use(
+                actor=request.user, member=member, benefit_code=code, store_code=data["store_code"]
+            )
             return status.HTTP_201_CREATED, BenefitUseOut(body).data, False
 
         return run_idempotent(request, required=True, action=use)
@@ -113,19 +115,26 @@ class RewardOut(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
-    points_cost = serializers.IntegerField(help_text="In the member's market (or the one asked for).")
-    value = ValueOut(allow_null=True, help_text="What the voucher is worth; null for a benefit in kind.")
+    points_cost = serializers.IntegerField(
+        help_text="In the member's market (or the one asked for)."
+    )
+    value = ValueOut(
+        allow_null=True, help_text="What the voucher is worth; null for a benefit in kind."
+    )
     value_text = serializers.CharField(allow_blank=True, help_text='E.g. "A free coffee".')
     validity_days = serializers.IntegerField()
     stock = serializers.IntegerField(allow_null=True, help_text="Null when unlimited.")
-    tiers = serializers.ListField(child=serializers.CharField(),
-                                  help_text="The tiers that may claim it; empty: every tier.")
+    tiers = serializers.ListField(
+        child=serializers.CharField(), help_text="The tiers that may claim it; empty: every tier."
+    )
     active_until = serializers.DateTimeField(allow_null=True)
     prices = RewardPriceOut(many=True, help_text="The cost in each market in scope.")
-    claimable = serializers.BooleanField(required=False,
-                                         help_text="With member_number: can they claim it now.")
-    reason = serializers.ChoiceField(choices=REFUSALS, allow_null=True, required=False,
-                                     help_text="Why not, when not claimable.")
+    claimable = serializers.BooleanField(
+        required=False, help_text="With member_number: can they claim it now."
+    )
+    reason = serializers.ChoiceField(
+        choices=REFUSALS, allow_null=True, required=False, help_text="Why not, when not claimable."
+    )
     reason_detail = serializers.CharField(allow_null=True, required=False)
 
     def to_representation(self, instance: Any) -> Any:
@@ -139,7 +148,9 @@ class RewardOut(serializers.Serializer):
 
 
 class VoucherOut(serializers.Serializer):
-    code = serializers.CharField(help_text="XXXX-XXXX-XXXXX; accepted with or without dashes, any case.")
+    code = serializers.CharField(
+        help_text="XXXX-XXXX-XXXXX; accepted with or without dashes, any case."
+    )
     reward = serializers.CharField()
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=Voucher.Status.choices)
@@ -181,9 +192,12 @@ class RewardCatalogueApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("member_number", str, description="The member whose claims to check."),
-            OpenApiParameter("market", str, description="Without a member: one market's catalogue."),
+            OpenApiParameter(
+                "market", str, description="Without a member: one market's catalogue."
+            ),
         ],
-        responses={200: RewardOut(many=True), **errors(NotFound)}, operation_id="rewards_list",
+        responses={200: RewardOut(many=True), **errors(NotFound)},
+        operation_id="rewards_list",
     )
     def get(self, request: Request) -> Response:
         member_number = request.query_params.get("member_number")
@@ -203,9 +217,12 @@ class RewardClaimApi(APIView):
     scopes = {"POST": "rewards:write"}
 
     @extend_schema(
-        request=RewardClaimIn, operation_id="rewards_claim",
-        responses={201: RewardClaimOut, **errors(MemberInactive, RewardNotAvailable,
-                                                 InsufficientPoints)},
+        request=RewardClaimIn,
+        operation_id="rewards_claim",
+        responses={
+            201: RewardClaimOut,
+            **errors(MemberInactive, RewardNotAvailable, InsufficientPoints),
+        },
         parameters=[idempotency_key(required=True)],
     )
     def post(self, request: Request, member_number: str) -> Response:
@@ -213,8 +230,9 @@ class RewardClaimApi(APIView):
         data = parse(RewardClaimIn, request.data)
 
         def claim() -> tuple[int, dict[str, Any], bool]:
-            body = services.reward_claim(actor=request.user, member=member,
-                                         reward_code=data["reward"])
+            body = services.reward_claim(
+                actor=request.user, member=member, reward_code=data["reward"]
+            )
             return status.HTTP_201_CREATED, RewardClaimOut(body).data, False
 
         return run_idempotent(request, required=True, action=claim)
@@ -225,12 +243,14 @@ class MemberVouchersApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
-        responses={200: VoucherPageOut}, operation_id="vouchers_list",
+        responses={200: VoucherPageOut},
+        operation_id="vouchers_list",
     )
     def get(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         results, cursor = member_vouchers(
-            member=member, cursor=request.query_params.get("cursor"),
+            member=member,
+            cursor=request.query_params.get("cursor"),
             size=page_size(request.query_params.get("page_size")),
         )
         page = {"results": results, "next": next_link(request, cursor) if cursor else None}
@@ -242,25 +262,33 @@ class VoucherDetailApi(APIView):
 
     @extend_schema(responses={200: VoucherOut}, operation_id="vouchers_read")
     def get(self, request: Request, code: str) -> Response:
-        return Response(VoucherOut(voucher_view(visible_voucher(actor=request.user, code=code))).data)
+        return Response(
+            VoucherOut(voucher_view(visible_voucher(actor=request.user, code=code))).data
+        )
 
 
 class VoucherRedeemApi(APIView):
     scopes = {"POST": "rewards:write"}
 
     @extend_schema(
-        request=VoucherRedeemIn, operation_id="vouchers_redeem",
-        responses={200: VoucherOut, **errors(VoucherUsed, VoucherNotValid, MemberInactive,
-                                             UnknownStore)},
+        request=VoucherRedeemIn,
+        operation_id="vouchers_redeem",
+        responses={
+            200: VoucherOut,
+            **errors(VoucherUsed, VoucherNotValid, MemberInactive, UnknownStore),
+        },
         parameters=[idempotency_key(required=False)],
     )
     def post(self, request: Request, code: str) -> Response:
         data = parse(VoucherRedeemIn, request.data)
 
         def redeem() -> tuple[int, dict[str, Any], bool]:
-            body = services.voucher_redeem(actor=request.user, code=code,
-                                           store_code=data["store_code"],
-                                           receipt_id=data["receipt_id"])
+            body = services.voucher_redeem(
+                actor=request.user,
+                code=code,
+                store_code=data["store_code"],
+                receipt_id=data["receipt_id"],
+            )
             return status.HTTP_200_OK, VoucherOut(body).data, False
 
         return run_idempotent(request, required=False, action=redeem)
@@ -272,8 +300,9 @@ class _ImageRenderer(renderers.BaseRenderer):
     charset = None
     render_style = "binary"
 
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         return data if isinstance(data, bytes) else b""
 
 
@@ -303,8 +332,9 @@ class VoucherQrApi(APIView):
             qr.save(out, kind="png", scale=8, border=4)
         else:
             qr.save(out, kind="svg", scale=8, border=4, xmldecl=True, svgns=True)
-        response = HttpResponse(out.getvalue(),
-                                content_type="image/png" if self.kind == "png" else "image/svg+xml")
+        response = HttpResponse(
+            out.getvalue(), content_type="image/png" if self.kind == "png" else "image/svg+xml"
+        )
         response["Cache-Control"] = "private, max-age=300"
         return response
 

@@ -26,7 +26,7 @@ def code_format(code: str) -> str:
     """XXXX-XXXX-XXXXX, for people to read and type."""
     parts, at = [], 0
     for size in GROUPS:
-        parts.append(code[at:at + size])
+        parts.append(code[at : at + size])
         at += size
     return "-".join(part for part in parts if part)
 

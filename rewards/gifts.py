@@ -88,8 +88,9 @@ JOIN members_member m ON m.id = g.member_id
 """
 
 
-def _give_points_sql(rule: GiftRule, market: Market, today: date, todo: list[tuple[int, str]],
-                     now: datetime) -> int:
+def _give_points_sql(
+    rule: GiftRule, market: Market, today: date, todo: list[tuple[int, str]], now: datetime
+) -> int:
     """Credit a batch of members in debt to nobody, set-based: the gifts
     (those not given before), their `bonus` entries and lots (the ledger's
     bulk form) and their events, a statement each. The accounts are locked
@@ -97,26 +98,44 @@ def _give_points_sql(rule: GiftRule, market: Market, today: date, todo: list[tup
     if not todo:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_GIFTS_SQL, {
-            "member_ids": [m for m, _ in todo], "keys": [k for _, k in todo],
-            "entry_ids": entry_ids_draw(len(todo)),
-            "rule": rule.pk, "kind": rule.kind, "points": rule.reward_points, "now": now,
-        })
+        cursor.execute(
+            _GIFTS_SQL,
+            {
+                "member_ids": [m for m, _ in todo],
+                "keys": [k for _, k in todo],
+                "entry_ids": entry_ids_draw(len(todo)),
+                "rule": rule.pk,
+                "kind": rule.kind,
+                "points": rule.reward_points,
+                "now": now,
+            },
+        )
         given = cursor.fetchall()
     if not given:
         return 0
     member_ids = [member_id for member_id, _, _ in given]
     keys = [key for _, _, key in given]
-    bonus_bulk(entry_ids=[entry_id for _, entry_id, _ in given], member_ids=member_ids,
-               references=[f"gift:{key}" for key in keys], points=rule.reward_points,
-               reason=rule.name, today=today, expires_on=expiry_for(market, today), now=now)
-    outbox_add_select(_EVENTS_SELECT, {"member_ids": member_ids, "keys": keys,
-                                       "kind": rule.kind, "points": rule.reward_points}, now=now)
+    bonus_bulk(
+        entry_ids=[entry_id for _, entry_id, _ in given],
+        member_ids=member_ids,
+        references=[f"gift:{key}" for key in keys],
+        points=rule.reward_points,
+        reason=rule.name,
+        today=today,
+        expires_on=expiry_for(market, today),
+        now=now,
+    )
+    outbox_add_select(
+        _EVENTS_SELECT,
+        {"member_ids": member_ids, "keys": keys, "kind": rule.kind, "points": rule.reward_points},
+        now=now,
+    )
     return len(given)
 
 
-def gift_give(*, rule: GiftRule, member: Member, dedupe_key: str,
-              now: datetime | None = None) -> Gift | None:
+def gift_give(
+    *, rule: GiftRule, member: Member, dedupe_key: str, now: datetime | None = None
+) -> Gift | None:
     """Give one member the rule's gift under `dedupe_key`, once: None when
     the key was given before. In the caller's transaction or its own."""
     now = now or timezone.now()
@@ -124,31 +143,59 @@ def gift_give(*, rule: GiftRule, member: Member, dedupe_key: str,
         account_lock(member.pk)  # the lock order: the account first
         if Gift.objects.filter(dedupe_key=dedupe_key).exists():
             return None
-        gift = Gift(member=member, rule=rule, kind=rule.kind, dedupe_key=dedupe_key,
-                    points=rule.reward_points or 0, created_at=now)
+        gift = Gift(
+            member=member,
+            rule=rule,
+            kind=rule.kind,
+            dedupe_key=dedupe_key,
+            points=rule.reward_points or 0,
+            created_at=now,
+        )
         if rule.reward_points:
-            gift.entry = points_bonus(member=member, points=rule.reward_points,
-                                      reason=rule.name, reference=f"gift:{dedupe_key}", now=now)
+            gift.entry = points_bonus(
+                member=member,
+                points=rule.reward_points,
+                reason=rule.name,
+                reference=f"gift:{dedupe_key}",
+                now=now,
+            )
         else:
-            gift.voucher = voucher_issue(member=member, reward=rule.reward, source="gift",
-                                         dedupe_key=f"gift:{dedupe_key}", now=now)
+            gift.voucher = voucher_issue(
+                member=member,
+                reward=rule.reward,
+                source="gift",
+                dedupe_key=f"gift:{dedupe_key}",
+                now=now,
+            )
         gift.save()
-        outbox_add(topic="gift.given", dedupe_key=f"gift.given:{dedupe_key}", member_id=member.pk,
-                   payload={"member_number": member.member_number, "kind": rule.kind,
-                            "points": rule.reward_points or 0,
-                            "reward": rule.reward.code if rule.reward_id else None,
-                            "gift": dedupe_key})
+        outbox_add(
+            topic="gift.given",
+            dedupe_key=f"gift.given:{dedupe_key}",
+            member_id=member.pk,
+            payload={
+                "member_number": member.member_number,
+                "kind": rule.kind,
+                "points": rule.reward_points or 0,
+                "reward": rule.reward.code if rule.reward_id else None,
+                "gift": dedupe_key,
+            },
+        )
     return gift
 
 
 def _give_each(rule: GiftRule, todo: list[tuple[int, str]], now: datetime) -> int:
-    members = {m.pk: m for m in Member.objects.select_related("market").filter(
-        pk__in=[member_id for member_id, _ in todo])}
+    members = {
+        m.pk: m
+        for m in Member.objects.select_related("market").filter(
+            pk__in=[member_id for member_id, _ in todo]
+        )
+    }
     given = 0
     for member_id, key in sorted(todo):  # member order: the lock order
         try:
-            given += gift_give(rule=rule, member=members[member_id], dedupe_key=key,
-                               now=now) is not None
+            given += (
+                gift_give(rule=rule, member=members[member_id], dedupe_key=key, now=now) is not None
+            )
         except DomainError as exc:  # a voucher out of stock: the next run tries again
             logger.warning("gift %s not given: %s", key, exc.detail)
     return given
@@ -170,8 +217,13 @@ def _give_batch(rule: GiftRule, market: Market, candidates: list[Candidate]) -> 
         # per-member path.
         debtors = members_in_debt(member_ids)
         # Credited today (the job's as-of only chose who is due), like points_bonus.
-        given = _give_points_sql(rule, market, local_date(market, now),
-                                 [(m, k) for m, k in todo if m not in debtors], now)
+        given = _give_points_sql(
+            rule,
+            market,
+            local_date(market, now),
+            [(m, k) for m, k in todo if m not in debtors],
+            now,
+        )
         if debtors:
             given += _give_each(rule, [(m, k) for m, k in todo if m in debtors], now)
         return given
@@ -188,10 +240,20 @@ def _rules_for(rules: list[GiftRule], market: Market) -> list[GiftRule]:
     return [rule for *_, rule in sorted(applying, key=lambda item: item[:3])]
 
 
-def _gifts_run(name: str, kind: str, candidates: Candidates, as_of: datetime, batch_size: int,
-               progress: Progress | None, max_batches: int | None) -> JobResult:
-    rules = list(GiftRule.objects.filter(kind=kind, active=True)
-                 .select_related("reward", "tier").prefetch_related("markets"))
+def _gifts_run(
+    name: str,
+    kind: str,
+    candidates: Candidates,
+    as_of: datetime,
+    batch_size: int,
+    progress: Progress | None,
+    max_batches: int | None,
+) -> JobResult:
+    rules = list(
+        GiftRule.objects.filter(kind=kind, active=True)
+        .select_related("reward", "tier")
+        .prefetch_related("markets")
+    )
 
     def batches(rule: GiftRule, market: Market, today: date) -> Batch:
         after = 0
@@ -203,32 +265,61 @@ def _gifts_run(name: str, kind: str, candidates: Candidates, as_of: datetime, ba
                 return None
             after = rows[-1][0]
             return _give_batch(rule, market, rows)
+
         return batch
 
     if not rules:
         return JobResult(name)
-    return run_batches(name, (batches(rule, market, today) for market, today in market_days(as_of)
-                              for rule in _rules_for(rules, market)), progress, max_batches)
+    return run_batches(
+        name,
+        (
+            batches(rule, market, today)
+            for market, today in market_days(as_of)
+            for rule in _rules_for(rules, market)
+        ),
+        progress,
+        max_batches,
+    )
 
 
 # --- birthday -------------------------------------------------------------------
 
 
-def _birthday_candidates(rule: GiftRule, market: Market, today: date, as_of: datetime,
-                         after: int, size: int) -> list[Candidate]:
-    ids = (Member.objects.filter(market=market, status=Member.Status.ACTIVE,
-                                 birth_date__month=today.month, enrolled_at__lte=as_of,
-                                 id__gt=after)
-           .order_by("id").values_list("id", flat=True)[:size])
+def _birthday_candidates(
+    rule: GiftRule, market: Market, today: date, as_of: datetime, after: int, size: int
+) -> list[Candidate]:
+    ids = (
+        Member.objects.filter(
+            market=market,
+            status=Member.Status.ACTIVE,
+            birth_date__month=today.month,
+            enrolled_at__lte=as_of,
+            id__gt=after,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:size]
+    )
     return [(member_id, member_id, f"birthday:{today.year}:{member_id}") for member_id in ids]
 
 
 @job(title="gifts: birthday", schedule=crontab(minute="35", hour="5"), unit="gifts")
-def birthday_gifts(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
-                   max_batches: int | None = None) -> JobResult:
+def birthday_gifts(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Birthday gifts: members in their birthday month, once a year."""
-    return _gifts_run("birthday_gifts", GiftRule.Kind.BIRTHDAY, _birthday_candidates, as_of,
-                      batch_size, progress, max_batches)
+    return _gifts_run(
+        "birthday_gifts",
+        GiftRule.Kind.BIRTHDAY,
+        _birthday_candidates,
+        as_of,
+        batch_size,
+        progress,
+        max_batches,
+    )
 
 
 # --- tier upgrade ------------------------------------------------------------------
@@ -238,13 +329,17 @@ def _since(rule: GiftRule, as_of: datetime) -> datetime:
     return max(rule.created_at, as_of - LOOKBACK)
 
 
-def _upgrade_candidates(rule: GiftRule, market: Market, today: date, as_of: datetime,
-                        after: int, size: int) -> list[Candidate]:
+def _upgrade_candidates(
+    rule: GiftRule, market: Market, today: date, as_of: datetime, after: int, size: int
+) -> list[Candidate]:
     changes = TierChange.objects.filter(
-        member__market=market, member__status=Member.Status.ACTIVE,
+        member__market=market,
+        member__status=Member.Status.ACTIVE,
         cause__in=[TierChange.Cause.PURCHASE, TierChange.Cause.EVALUATION],
         to_tier__rank__gt=F("from_tier__rank"),
-        changed_at__gte=_since(rule, as_of), changed_at__lte=as_of, id__gt=after,
+        changed_at__gte=_since(rule, as_of),
+        changed_at__lte=as_of,
+        id__gt=after,
     )
     if rule.tier_id is not None:
         changes = changes.filter(to_tier_id=rule.tier_id)
@@ -253,30 +348,60 @@ def _upgrade_candidates(rule: GiftRule, market: Market, today: date, as_of: date
 
 
 @job(title="gifts: tier upgrade", schedule=crontab(minute="45"), unit="gifts")
-def tier_upgrade_gifts(*, as_of: datetime, batch_size: int = BATCH,
-                       progress: Progress | None = None,
-                       max_batches: int | None = None) -> JobResult:
+def tier_upgrade_gifts(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Tier-upgrade gifts: once per upgrade (by a purchase or the evaluation)."""
-    return _gifts_run("tier_upgrade_gifts", GiftRule.Kind.TIER_UPGRADE, _upgrade_candidates, as_of,
-                      batch_size, progress, max_batches)
+    return _gifts_run(
+        "tier_upgrade_gifts",
+        GiftRule.Kind.TIER_UPGRADE,
+        _upgrade_candidates,
+        as_of,
+        batch_size,
+        progress,
+        max_batches,
+    )
 
 
 # --- welcome -------------------------------------------------------------------------
 
 
-def _welcome_candidates(rule: GiftRule, market: Market, today: date, as_of: datetime,
-                        after: int, size: int) -> list[Candidate]:
-    ids = (Member.objects.filter(market=market, status=Member.Status.ACTIVE,
-                                 enrolled_at__gte=_since(rule, as_of), enrolled_at__lte=as_of,
-                                 id__gt=after)
-           .order_by("id").values_list("id", flat=True)[:size])
+def _welcome_candidates(
+    rule: GiftRule, market: Market, today: date, as_of: datetime, after: int, size: int
+) -> list[Candidate]:
+    ids = (
+        Member.objects.filter(
+            market=market,
+            status=Member.Status.ACTIVE,
+            enrolled_at__gte=_since(rule, as_of),
+            enrolled_at__lte=as_of,
+            id__gt=after,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:size]
+    )
     return [(member_id, member_id, f"welcome:{member_id}") for member_id in ids]
 
 
 @job(title="gifts: welcome", schedule=crontab(minute="50"), unit="gifts")
-def welcome_gifts(*, as_of: datetime, batch_size: int = BATCH, progress: Progress | None = None,
-                  max_batches: int | None = None) -> JobResult:
+def welcome_gifts(
+    *,
+    as_of: datetime,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Welcome gifts: once per member, for those who enrolled lately."""
-    return _gifts_run("welcome_gifts", GiftRule.Kind.WELCOME, _welcome_candidates, as_of,
-                      batch_size, progress, max_batches)
-
+    return _gifts_run(
+        "welcome_gifts",
+        GiftRule.Kind.WELCOME,
+        _welcome_candidates,
+        as_of,
+        batch_size,
+        progress,
+        max_batches,
+    )

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from rewards.codes import code_format
 
+from rewards.codes import code_format
 
 
 def names_valid(names: Any) -> bool:
@@ -28,6 +28,7 @@ def names_valid(names: Any) -> bool:
 
 def names_hint(example: str) -> str:
     return f'An object of language and name, e.g. {{"sv": "{example}"}}.'
+
 
 class MemberList(models.Model):
     """A named segment of members (e.g. "Press", "Staff", "Pilot 2026"):
@@ -67,9 +68,12 @@ class Benefit(models.Model):
         BOTH = "both"
 
     code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100, help_text="Shown where the member's language has no name.")
+    name = models.CharField(
+        max_length=100, help_text="Shown where the member's language has no name."
+    )
     names = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Names per language, e.g. {"sv": "Gratis kaffe", "en": "Free coffee"}.',
     )
     description = models.TextField(blank=True)
@@ -81,7 +85,9 @@ class Benefit(models.Model):
         "club.Market", blank=True, related_name="benefits", help_text="None means every market."
     )
     member_lists = models.ManyToManyField(
-        MemberList, blank=True, related_name="benefits",
+        MemberList,
+        blank=True,
+        related_name="benefits",
         help_text="If any, the member must also be on one of these lists.",
     )
     allowance = models.PositiveIntegerField(
@@ -111,8 +117,9 @@ class BenefitUsage(models.Model):
     date the period began in the member's market (1970-01-01 for a benefit
     whose period never resets)."""
 
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+",
-                               db_index=False)
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     benefit = models.ForeignKey(Benefit, on_delete=models.PROTECT, related_name="usages")
     period_start = models.DateField()
     count = models.IntegerField(default=0)
@@ -140,7 +147,11 @@ class BenefitUse(models.Model):
     store = models.ForeignKey("club.Store", on_delete=models.PROTECT, related_name="+")
     channel = models.CharField(max_length=8)
     api_client = models.ForeignKey(
-        "core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "core.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
 
@@ -164,9 +175,12 @@ class Reward(models.Model):
     """
 
     code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100, help_text="Shown where the member's language has no name.")
+    name = models.CharField(
+        max_length=100, help_text="Shown where the member's language has no name."
+    )
     names = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Names per language, e.g. {"sv": "Presentkort 50 kr", "en": "50 SEK voucher"}.',
     )
     description = models.TextField(blank=True)
@@ -174,19 +188,26 @@ class Reward(models.Model):
         help_text="Points a claim costs, unless the member's market has its own price."
     )
     value_amount = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True,
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="What the voucher is worth in money; empty for a benefit in kind.",
     )
     value_currency = models.CharField(max_length=3, blank=True)
     value_text = models.CharField(
         max_length=200, blank=True, help_text='What the voucher gives, e.g. "a free coffee".'
     )
-    validity_days = models.PositiveIntegerField(default=30, help_text="A voucher is valid this long.")
+    validity_days = models.PositiveIntegerField(
+        default=30, help_text="A voucher is valid this long."
+    )
     stock = models.PositiveIntegerField(
         null=True, blank=True, help_text="Vouchers left to issue; empty means unlimited."
     )
     tiers = models.ManyToManyField(
-        "club.Tier", blank=True, related_name="rewards",
+        "club.Tier",
+        blank=True,
+        related_name="rewards",
         help_text="The tiers whose members may claim it; none means every tier.",
     )
     markets = models.ManyToManyField(
@@ -203,12 +224,13 @@ class Reward(models.Model):
         ordering = ["ordering", "code"]
         constraints = [
             models.CheckConstraint(condition=Q(points_cost__gt=0), name="reward_points_cost_gt_0"),
-            models.CheckConstraint(condition=Q(stock__isnull=True) | Q(stock__gte=0),
-                                   name="reward_stock_gte_0"),
+            models.CheckConstraint(
+                condition=Q(stock__isnull=True) | Q(stock__gte=0), name="reward_stock_gte_0"
+            ),
             models.CheckConstraint(condition=Q(validity_days__gt=0), name="reward_validity_gt_0"),
             models.CheckConstraint(
-                condition=Q(value_amount__isnull=True) | (Q(value_amount__gt=0)
-                                                          & ~Q(value_currency="")),
+                condition=Q(value_amount__isnull=True)
+                | (Q(value_amount__gt=0) & ~Q(value_currency="")),
                 name="reward_value_amount_with_currency",
             ),
         ]
@@ -238,7 +260,10 @@ class RewardPrice(models.Model):
     market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
     points_cost = models.PositiveIntegerField()
     value_amount = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True,
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="The voucher's worth in this market's currency; empty: the reward's own.",
     )
 
@@ -247,8 +272,10 @@ class RewardPrice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["reward", "market"], name="reward_price_market_unique"),
             models.CheckConstraint(condition=Q(points_cost__gt=0), name="reward_price_cost_gt_0"),
-            models.CheckConstraint(condition=Q(value_amount__isnull=True) | Q(value_amount__gt=0),
-                                   name="reward_price_value_gt_0"),
+            models.CheckConstraint(
+                condition=Q(value_amount__isnull=True) | Q(value_amount__gt=0),
+                name="reward_price_value_gt_0",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -273,12 +300,15 @@ class Voucher(models.Model):
         STAFF = "staff"
 
     code = models.CharField(max_length=16, unique=True)
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="vouchers",
-                               db_index=False)
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="vouchers", db_index=False
+    )
     reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="vouchers")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ISSUED)
     source = models.CharField(max_length=16, choices=Source.choices)
-    points_cost = models.PositiveIntegerField(default=0, help_text="Points the member paid (claims).")
+    points_cost = models.PositiveIntegerField(
+        default=0, help_text="Points the member paid (claims)."
+    )
     value_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     value_currency = models.CharField(max_length=3, blank=True)
     value_text = models.CharField(max_length=200, blank=True)
@@ -286,27 +316,46 @@ class Voucher(models.Model):
     expires_at = models.DateTimeField()
     redeemed_at = models.DateTimeField(null=True, blank=True)
     redeemed_store = models.ForeignKey(
-        "club.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "club.Store",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     redeemed_receipt_id = models.CharField(max_length=64, blank=True)
     dedupe_key = models.CharField(
-        max_length=200, unique=True, null=True, blank=True,
+        max_length=200,
+        unique=True,
+        null=True,
+        blank=True,
         help_text="Issued once per key (a mission's or a gift job's own key).",
     )
     ledger_entry = models.OneToOneField(
-        "loyalty.LedgerEntry", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="voucher", help_text="The redeem entry that paid for a claim.",
+        "loyalty.LedgerEntry",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="voucher",
+        help_text="The redeem entry that paid for a claim.",
     )
     api_client = models.ForeignKey(
-        "core.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "core.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         db_index=False,
     )
     reactivated = models.BooleanField(default=False)
     reactivated_at = models.DateTimeField(null=True, blank=True)
     reactivated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+", db_index=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     reactivation_note = models.CharField(
         max_length=255, blank=True, help_text="The redemption a reactivation undid."
@@ -316,19 +365,27 @@ class Voucher(models.Model):
         indexes = [
             models.Index(fields=["member", "-id"], name="voucher_member_newest"),
             # The expiry job walks the issued vouchers by expiry.
-            models.Index(fields=["expires_at", "id"], condition=Q(status="issued"),
-                         name="voucher_issued_expiry"),
-            models.Index(fields=["redeemed_store", "redeemed_receipt_id"],
-                         condition=Q(redeemed_store__isnull=False), name="voucher_redeemed_receipt"),
+            models.Index(
+                fields=["expires_at", "id"],
+                condition=Q(status="issued"),
+                name="voucher_issued_expiry",
+            ),
+            models.Index(
+                fields=["redeemed_store", "redeemed_receipt_id"],
+                condition=Q(redeemed_store__isnull=False),
+                name="voucher_redeemed_receipt",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
-                condition=~Q(status="redeemed") | (Q(redeemed_at__isnull=False)
-                                                   & Q(redeemed_store__isnull=False)),
+                condition=~Q(status="redeemed")
+                | (Q(redeemed_at__isnull=False) & Q(redeemed_store__isnull=False)),
                 name="voucher_redeemed_has_store",
             ),
-            models.CheckConstraint(condition=Q(expires_at__gt=models.F("issued_at")),
-                                   name="voucher_expires_after_issue"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("issued_at")),
+                name="voucher_expires_after_issue",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -348,11 +405,19 @@ class GiftRule(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     reward_points = models.PositiveIntegerField(null=True, blank=True, help_text="Points, or:")
     reward = models.ForeignKey(
-        Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="gift_rules",
+        Reward,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="gift_rules",
         help_text="A voucher of this reward (no points spent).",
     )
     tier = models.ForeignKey(
-        "club.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "club.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="Tier upgrade: only upgrades to this tier; empty means any upgrade.",
     )
     active = models.BooleanField(default=True)

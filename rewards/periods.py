@@ -20,8 +20,9 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def period_bounds(period: str, *, time_zone: str, first_day_of_week: int,
-                  now: datetime) -> tuple[date, date | None]:
+def period_bounds(
+    period: str, *, time_zone: str, first_day_of_week: int, now: datetime
+) -> tuple[date, date | None]:
     """(the start of the period `now` falls in, the start of the next one),
     both local dates of the market; the next is None for `unlimited`."""
     if period == "unlimited":

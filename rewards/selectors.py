@@ -21,20 +21,15 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from rewards.periods import period_bounds
 from club.models import Market
-from rewards.models import Benefit
-from members.models import Member
-from rewards.models import BenefitUsage, MemberList
-from rewards.models import RewardPrice
-from loyalty.models import PointsAccount
-from rewards.models import Reward
-from rewards.codes import code_format
 from core.actors import Actor
 from core.errors import NotFound
-from rewards.codes import code_normalize
-from rewards.models import Voucher
 from core.http import decode_cursor, encode_cursor
+from loyalty.models import PointsAccount
+from members.models import Member
+from rewards.codes import code_format, code_normalize
+from rewards.models import Benefit, BenefitUsage, MemberList, Reward, RewardPrice, Voucher
+from rewards.periods import period_bounds
 
 CATALOGUE_TTL = 5.0  # seconds: how long a staff edit may take to reach the lookup
 
@@ -68,14 +63,19 @@ class Catalogue:
 def catalogue_load() -> Catalogue:
     """The active benefits and the markets, read from the database now."""
     rows = list(
-        Benefit.objects.filter(active=True).order_by("ordering", "code").values_list(
+        Benefit.objects.filter(active=True)
+        .order_by("ordering", "code")
+        .values_list(
             "id", "code", "name", "names", "description", "kind", "allowance", "period", "channel"
         )
     )
     ids = [row[0] for row in rows]
     links: dict[str, dict[int, set[int]]] = {}
-    for field, column in (("tiers", "tier_id"), ("markets", "market_id"),
-                          ("member_lists", "memberlist_id")):
+    for field, column in (
+        ("tiers", "tier_id"),
+        ("markets", "market_id"),
+        ("member_lists", "memberlist_id"),
+    ):
         through = getattr(Benefit, field).through
         found: dict[int, set[int]] = {}
         for benefit_id, other_id in through.objects.filter(benefit_id__in=ids).values_list(
@@ -85,8 +85,14 @@ def catalogue_load() -> Catalogue:
         links[field] = found
     benefits = tuple(
         CatalogueBenefit(
-            id=pk, code=code, name=name, names=names if isinstance(names, dict) else {},
-            description=description, kind=kind, allowance=allowance, period=period,
+            id=pk,
+            code=code,
+            name=name,
+            names=names if isinstance(names, dict) else {},
+            description=description,
+            kind=kind,
+            allowance=allowance,
+            period=period,
             channel=channel,
             tier_ids=frozenset(links["tiers"].get(pk, ())),
             market_ids=frozenset(links["markets"].get(pk, ())),
@@ -157,12 +163,14 @@ def member_state(*, member_id: int, catalogue: Catalogue, now: datetime) -> Memb
     if counted:
         # The start of the current period of each counted benefit, in every
         # market it may apply to: a handful of dates, matched exactly.
-        starts = sorted({
-            period_bounds(b.period, time_zone=tz, first_day_of_week=first_day, now=now)[0]
-            for b in counted
-            for market_id, (tz, first_day) in catalogue.markets.items()
-            if not b.market_ids or market_id in b.market_ids
-        })
+        starts = sorted(
+            {
+                period_bounds(b.period, time_zone=tz, first_day_of_week=first_day, now=now)[0]
+                for b in counted
+                for market_id, (tz, first_day) in catalogue.markets.items()
+                if not b.market_ids or market_id in b.market_ids
+            }
+        )
         benefit_ids = sorted({b.id for b in counted})
         if starts:
             parts.append(
@@ -188,8 +196,14 @@ def member_state(*, member_id: int, catalogue: Catalogue, now: datetime) -> Memb
     lists: set[int] = set()
     for kind, a, b, day, status, language in rows:
         if kind == 0:
-            state = MemberState(status=status, tier_id=a, market_id=b, language=language or "",
-                                used=used, list_ids=lists)
+            state = MemberState(
+                status=status,
+                tier_id=a,
+                market_id=b,
+                language=language or "",
+                used=used,
+                list_ids=lists,
+            )
         elif kind == 1:
             used[(a, _as_date(day))] = b
         else:
@@ -212,25 +226,30 @@ def _views(catalogue: Catalogue, state: MemberState, now: datetime) -> list[dict
     for benefit in catalogue.benefits:
         if not holds(benefit, state):
             continue
-        start, next_start = period_bounds(benefit.period, time_zone=tz,
-                                          first_day_of_week=first_day, now=now)
+        start, next_start = period_bounds(
+            benefit.period, time_zone=tz, first_day_of_week=first_day, now=now
+        )
         remaining = None
         if benefit.allowance is not None:
             remaining = max(benefit.allowance - state.used.get((benefit.id, start), 0), 0)
-        views.append({
-            "code": benefit.code,
-            "name": localized_name(benefit.name, benefit.names, state.language),
-            "kind": benefit.kind,
-            "remaining": remaining,
-            "period": benefit.period,
-            "resets_on": next_start.isoformat() if next_start else None,
-            "channel": benefit.channel,
-            "description": benefit.description,
-        })
+        views.append(
+            {
+                "code": benefit.code,
+                "name": localized_name(benefit.name, benefit.names, state.language),
+                "kind": benefit.kind,
+                "remaining": remaining,
+                "period": benefit.period,
+                "resets_on": next_start.isoformat() if next_start else None,
+                "channel": benefit.channel,
+                "description": benefit.description,
+            }
+        )
     return views
 
 
-def _evaluate(member_id: int, now: datetime, *, fresh: bool) -> tuple[MemberState | None, list[dict[str, Any]]]:
+def _evaluate(
+    member_id: int, now: datetime, *, fresh: bool
+) -> tuple[MemberState | None, list[dict[str, Any]]]:
     catalogue = catalogue_load() if fresh else active_catalogue()
     if not catalogue.benefits:
         return None, []
@@ -296,7 +315,8 @@ def reward_offer(reward: Any, market: Any, prices: dict[int, Any] | None = None)
         amount, currency = price.value_amount, market.currency
     return Offer(
         points_cost=price.points_cost if price is not None else reward.points_cost,
-        value_amount=amount, value_currency=currency if amount is not None else "",
+        value_amount=amount,
+        value_currency=currency if amount is not None else "",
         value_text=reward.value_text,
     )
 
@@ -309,8 +329,15 @@ def reward_offered_now(reward: Any, now: datetime) -> bool:
     )
 
 
-def reward_refusal(reward: Any, *, member: Any, offer: Offer, now: datetime,
-                   tier_ids: set[int], market_ids: set[int]) -> tuple[str, str] | None:
+def reward_refusal(
+    reward: Any,
+    *,
+    member: Any,
+    offer: Offer,
+    now: datetime,
+    tier_ids: set[int],
+    market_ids: set[int],
+) -> tuple[str, str] | None:
     """Why the member may not claim the reward now, as (reason code, text),
     points aside; None if they may. `tier_ids` and `market_ids` are the
     reward's (empty: every tier, every market)."""
@@ -321,8 +348,10 @@ def reward_refusal(reward: Any, *, member: Any, offer: Offer, now: datetime,
     if market_ids and member.market_id not in market_ids:
         return "market", f"Reward {reward.code} is not offered in market {member.market.code}."
     if offer.value_amount is not None and offer.value_currency != member.market.currency:
-        return "market", (f"Reward {reward.code} has no value in {member.market.currency} "
-                          f"(market {member.market.code}).")
+        return "market", (
+            f"Reward {reward.code} has no value in {member.market.currency} "
+            f"(market {member.market.code})."
+        )
     if tier_ids and member.tier_id not in tier_ids:
         return "tier", f"Reward {reward.code} is not for the {member.tier.name} tier."
     if reward.stock is not None and reward.stock <= 0:
@@ -330,8 +359,9 @@ def reward_refusal(reward: Any, *, member: Any, offer: Offer, now: datetime,
     return None
 
 
-def rewards_catalogue(*, actor: Actor, member: Any = None, market: Any = None,
-                      now: datetime | None = None) -> list[dict[str, Any]]:
+def rewards_catalogue(
+    *, actor: Actor, member: Any = None, market: Any = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """The rewards on offer now. For a member: those of their market, at its
     price, each with whether they can claim it now (`claimable`, and
     `reason` and `reason_detail` when not). Without one: those of `market`,
@@ -348,13 +378,18 @@ def rewards_catalogue(*, actor: Actor, member: Any = None, market: Any = None,
         markets = list(qs)
     market_pks = {m.pk for m in markets}
     rewards = list(
-        Reward.objects.filter(active=True).prefetch_related("tiers", "markets", "prices")
+        Reward.objects.filter(active=True)
+        .prefetch_related("tiers", "markets", "prices")
         .order_by("ordering", "code")
     )
     balance = None
     if member is not None:
-        balance = PointsAccount.objects.filter(member_id=member.pk).values_list(
-            "balance", flat=True).first() or 0
+        balance = (
+            PointsAccount.objects.filter(member_id=member.pk)
+            .values_list("balance", flat=True)
+            .first()
+            or 0
+        )
     if member is not None:
         language = member.language
     elif len(markets) == 1:
@@ -375,8 +410,9 @@ def rewards_catalogue(*, actor: Actor, member: Any = None, market: Any = None,
         default = offers[0][1] if len(offers) == 1 else reward_offer(reward, in_scope[0], {})
         item: dict[str, Any] = {
             "code": reward.code,
-            "name": localized_name(reward.name, reward.names if isinstance(reward.names, dict)
-                                   else {}, language),
+            "name": localized_name(
+                reward.name, reward.names if isinstance(reward.names, dict) else {}, language
+            ),
             "description": reward.description,
             "points_cost": default.points_cost,
             "value": default.value(),
@@ -385,16 +421,26 @@ def rewards_catalogue(*, actor: Actor, member: Any = None, market: Any = None,
             "stock": reward.stock,
             "tiers": sorted(t.code for t in reward.tiers.all()),
             "active_until": reward.active_until.isoformat() if reward.active_until else None,
-            "prices": [{"market": m.code, "points_cost": o.points_cost, "value": o.value()}
-                       for m, o in offers],
+            "prices": [
+                {"market": m.code, "points_cost": o.points_cost, "value": o.value()}
+                for m, o in offers
+            ],
         }
         if member is not None:
             offer = offers[0][1]
-            refusal = reward_refusal(reward, member=member, offer=offer, now=now,
-                                     tier_ids=tier_ids, market_ids=market_ids)
+            refusal = reward_refusal(
+                reward,
+                member=member,
+                offer=offer,
+                now=now,
+                tier_ids=tier_ids,
+                market_ids=market_ids,
+            )
             if refusal is None and balance < offer.points_cost:
-                refusal = ("insufficient_points",
-                           f"Balance {max(balance, 0)} is below {offer.points_cost}.")
+                refusal = (
+                    "insufficient_points",
+                    f"Balance {max(balance, 0)} is below {offer.points_cost}.",
+                )
             if refusal is not None and refusal[0] == "market":
                 continue  # e.g. a money voucher in another currency: not on offer here
             item["claimable"] = refusal is None
@@ -412,8 +458,9 @@ def voucher_status(voucher: Any, now: datetime) -> str:
     return voucher.status
 
 
-def voucher_view(voucher: Any, *, now: datetime | None = None,
-                 language: str | None = None) -> dict[str, Any]:
+def voucher_view(
+    voucher: Any, *, now: datetime | None = None, language: str | None = None
+) -> dict[str, Any]:
     """The voucher as the API shows it; `voucher` with reward, member and
     redeemed_store loaded."""
     now = now or timezone.now()
@@ -425,8 +472,9 @@ def voucher_view(voucher: Any, *, now: datetime | None = None,
     return {
         "code": code_format(voucher.code),
         "reward": reward.code,
-        "name": localized_name(reward.name, reward.names if isinstance(reward.names, dict) else {},
-                               lang),
+        "name": localized_name(
+            reward.name, reward.names if isinstance(reward.names, dict) else {}, lang
+        ),
         "status": voucher_status(voucher, now),
         "source": voucher.source,
         "value": value,
@@ -449,25 +497,32 @@ def visible_voucher(*, actor: Actor, code: str) -> Any:
     if normalized is not None:
         voucher = (
             Voucher.objects.select_related("reward", "member", "redeemed_store")
-            .filter(code=normalized).first()
+            .filter(code=normalized)
+            .first()
         )
-    if (voucher is None or not actor.sees_market(voucher.member.market_id)
-            or voucher.member.status == "erased"):
+    if (
+        voucher is None
+        or not actor.sees_market(voucher.member.market_id)
+        or voucher.member.status == "erased"
+    ):
         raise NotFound("No such voucher.")
     return voucher
 
 
-def member_vouchers(*, member: Any, cursor: str | None, size: int,
-                    now: datetime | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def member_vouchers(
+    *, member: Any, cursor: str | None, size: int, now: datetime | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
     """The member's vouchers, newest first, a page at a time: (views, next cursor)."""
     qs = Voucher.objects.filter(member_id=member.pk).select_related("reward", "redeemed_store")
     if cursor:
         qs = qs.filter(pk__lt=decode_cursor(cursor))
-    rows = list(qs.order_by("-id")[:size + 1])
+    rows = list(qs.order_by("-id")[: size + 1])
     for row in rows:
         row.member = member
     more = len(rows) > size
     rows = rows[:size]
     now = now or timezone.now()
-    return ([voucher_view(v, now=now) for v in rows],
-            encode_cursor(rows[-1].pk) if more and rows else None)
+    return (
+        [voucher_view(v, now=now) for v in rows],
+        encode_cursor(rows[-1].pk) if more and rows else None,
+    )

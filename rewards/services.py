@@ -24,9 +24,9 @@ from core.errors import (
     VoucherNotValid,
     VoucherUsed,
 )
+from core.jobs import JobResult, Progress, job, run_batches
 from core.outbox import outbox_add
 from loyalty.ledger import book_to_spend
-from core.jobs import JobResult, Progress, job, run_batches
 from loyalty.models import LedgerEntry, Purchase
 from loyalty.selectors import member_summary
 from members.models import Member
@@ -73,8 +73,10 @@ def _ineligible_reason(benefit: Benefit, member: Member, store: Store) -> str | 
         return f"Benefit {benefit.code} is not part of the {member.tier.name} tier."
     if benefit.markets.exists() and not benefit.markets.filter(pk=member.market_id).exists():
         return f"Benefit {benefit.code} is not offered in market {member.market.code}."
-    if (benefit.member_lists.exists()
-            and not benefit.member_lists.filter(members__pk=member.pk).exists()):
+    if (
+        benefit.member_lists.exists()
+        and not benefit.member_lists.filter(members__pk=member.pk).exists()
+    ):
         return f"Benefit {benefit.code} is for selected members only."
     if benefit.channel != Benefit.Channel.BOTH and benefit.channel != store.channel:
         where = "in store" if benefit.channel == Benefit.Channel.STORE else "online"
@@ -107,8 +109,12 @@ def benefit_use(
     reason = _ineligible_reason(benefit, member, store)
     if reason:
         raise BenefitNotAvailable(reason)
-    start, next_start = period_bounds(benefit.period, time_zone=market.time_zone,
-                                      first_day_of_week=market.first_day_of_week, now=now)
+    start, next_start = period_bounds(
+        benefit.period,
+        time_zone=market.time_zone,
+        first_day_of_week=market.first_day_of_week,
+        now=now,
+    )
     with transaction.atomic():
         count = _count_use(member_id=member.pk, benefit=benefit, period_start=start, now=now)
         if count is None:
@@ -118,23 +124,36 @@ def benefit_use(
                 f"{benefit.allowance} per {benefit.period}."
             )
         use = BenefitUse.objects.create(
-            member_id=member.pk, benefit=benefit, period_start=start, used_at=now, store=store,
-            channel=store.channel, api_client_id=actor.api_client_id,
+            member_id=member.pk,
+            benefit=benefit,
+            period_start=start,
+            used_at=now,
+            store=store,
+            channel=store.channel,
+            api_client_id=actor.api_client_id,
         )
         remaining = None if benefit.allowance is None else max(benefit.allowance - count, 0)
         outbox_add(
-            topic="benefit.used", dedupe_key=f"benefit.used:{use.pk}", member_id=member.pk,
+            topic="benefit.used",
+            dedupe_key=f"benefit.used:{use.pk}",
+            member_id=member.pk,
             payload={
-                "use_id": use.pk, "member_number": member.member_number,
-                "benefit": benefit.code, "kind": benefit.kind, "store_code": store.code,
-                "channel": store.channel, "used_at": now.isoformat(),
-                "period_start": start.isoformat(), "remaining": remaining,
+                "use_id": use.pk,
+                "member_number": member.member_number,
+                "benefit": benefit.code,
+                "kind": benefit.kind,
+                "store_code": store.code,
+                "channel": store.channel,
+                "used_at": now.isoformat(),
+                "period_start": start.isoformat(),
+                "remaining": remaining,
             },
         )
     return {
         "code": benefit.code,
-        "name": localized_name(benefit.name, benefit.names if isinstance(benefit.names, dict) else {},
-                               member.language),
+        "name": localized_name(
+            benefit.name, benefit.names if isinstance(benefit.names, dict) else {}, member.language
+        ),
         "kind": benefit.kind,
         "remaining": remaining,
         "period": benefit.period,
@@ -155,14 +174,24 @@ def _stock_take(reward_id: int) -> bool:
     """Take one from the reward's stock in one statement: a parallel claim
     waits for the row, then checks the condition again, so the stock never
     goes below zero. An unlimited reward (stock NULL) always has one."""
-    return Reward.objects.filter(
-        Q(stock__isnull=True) | Q(stock__gt=0), pk=reward_id
-    ).update(stock=F("stock") - 1) == 1
+    return (
+        Reward.objects.filter(Q(stock__isnull=True) | Q(stock__gt=0), pk=reward_id).update(
+            stock=F("stock") - 1
+        )
+        == 1
+    )
 
 
 def _voucher_create(
-    *, member: Member, reward: Reward, offer: Offer, source: str, now: datetime,
-    points_cost: int = 0, dedupe_key: str | None = None, ledger_entry: LedgerEntry | None = None,
+    *,
+    member: Member,
+    reward: Reward,
+    offer: Offer,
+    source: str,
+    now: datetime,
+    points_cost: int = 0,
+    dedupe_key: str | None = None,
+    ledger_entry: LedgerEntry | None = None,
     actor: Actor | None = None,
 ) -> Voucher:
     """Take one from the stock and insert the voucher, inside the caller's
@@ -173,11 +202,18 @@ def _voucher_create(
         try:
             with transaction.atomic():  # a savepoint: a clash of codes is retried
                 voucher = Voucher.objects.create(
-                    code=code_new(), member=member, reward=reward, source=source,
-                    points_cost=points_cost, value_amount=offer.value_amount,
-                    value_currency=offer.value_currency, value_text=offer.value_text,
-                    issued_at=now, expires_at=now + timedelta(days=reward.validity_days),
-                    dedupe_key=dedupe_key, ledger_entry=ledger_entry,
+                    code=code_new(),
+                    member=member,
+                    reward=reward,
+                    source=source,
+                    points_cost=points_cost,
+                    value_amount=offer.value_amount,
+                    value_currency=offer.value_currency,
+                    value_text=offer.value_text,
+                    issued_at=now,
+                    expires_at=now + timedelta(days=reward.validity_days),
+                    dedupe_key=dedupe_key,
+                    ledger_entry=ledger_entry,
                     api_client_id=actor.api_client_id if actor else None,
                 )
         except IntegrityError:
@@ -188,10 +224,15 @@ def _voucher_create(
             continue
         break
     outbox_add(
-        topic="voucher.issued", dedupe_key=f"voucher.issued:{voucher.pk}", member_id=member.pk,
+        topic="voucher.issued",
+        dedupe_key=f"voucher.issued:{voucher.pk}",
+        member_id=member.pk,
         payload={
-            "member_number": member.member_number, "reward": reward.code, "source": source,
-            "points_cost": points_cost, "issued_at": now.isoformat(),
+            "member_number": member.member_number,
+            "reward": reward.code,
+            "source": source,
+            "points_cost": points_cost,
+            "issued_at": now.isoformat(),
             "expires_at": voucher.expires_at.isoformat(),
         },
     )
@@ -228,8 +269,9 @@ def voucher_issue(
     """
     now = now or timezone.now()
     if source not in Voucher.Source.values:
-        raise ValidationFailed(f"Unknown voucher source {source}.",
-                               errors={"source": ["Unknown source."]})
+        raise ValidationFailed(
+            f"Unknown voucher source {source}.", errors={"source": ["Unknown source."]}
+        )
     if dedupe_key is not None:
         existing = _dedupe_hit(dedupe_key, member)
         if existing is not None:
@@ -237,8 +279,14 @@ def voucher_issue(
     offer = reward_offer(reward, member.market)
     try:
         with transaction.atomic():  # the stock and the voucher together, or neither
-            return _voucher_create(member=member, reward=reward, offer=offer, source=source,
-                                   now=now, dedupe_key=dedupe_key)
+            return _voucher_create(
+                member=member,
+                reward=reward,
+                offer=offer,
+                source=source,
+                now=now,
+                dedupe_key=dedupe_key,
+            )
     except IntegrityError:
         if dedupe_key is not None:
             existing = _dedupe_hit(dedupe_key, member)
@@ -270,7 +318,10 @@ def reward_claim(
     market = member.market
     offer = reward_offer(reward, market)
     refusal = reward_refusal(
-        reward, member=member, offer=offer, now=now,
+        reward,
+        member=member,
+        offer=offer,
+        now=now,
         tier_ids=set(reward.tiers.values_list("pk", flat=True)),
         market_ids=set(reward.markets.values_list("pk", flat=True)),
     )
@@ -280,15 +331,30 @@ def reward_claim(
     with transaction.atomic():
         book = book_to_spend(member_id=member.pk, today=today_for(market, now), points=cost)
         account = book.account
-        entry = book.book_entry(LedgerEntry.Kind.REDEEM, -cost, reference=f"reward:{reward.code}",
-                                api_client_id=actor.api_client_id)
+        entry = book.book_entry(
+            LedgerEntry.Kind.REDEEM,
+            -cost,
+            reference=f"reward:{reward.code}",
+            api_client_id=actor.api_client_id,
+        )
         book.spend_now(entry, cost)
-        voucher = _voucher_create(member=member, reward=reward, offer=offer,
-                                  source=Voucher.Source.CLAIM, now=now, points_cost=cost,
-                                  ledger_entry=entry, actor=actor)
+        voucher = _voucher_create(
+            member=member,
+            reward=reward,
+            offer=offer,
+            source=Voucher.Source.CLAIM,
+            now=now,
+            points_cost=cost,
+            ledger_entry=entry,
+            actor=actor,
+        )
         book.save()
-        summary = member_summary(member=member, balance=account.balance,
-                                 pending=account.pending, expiring=book.expiring())
+        summary = member_summary(
+            member=member,
+            balance=account.balance,
+            pending=account.pending,
+            expiring=book.expiring(),
+        )
     voucher.member = member
     return {**voucher_view(voucher, now=now), "member": summary}
 
@@ -316,10 +382,14 @@ def voucher_redeem(
         voucher = (
             Voucher.objects.select_for_update(of=("self",))
             .select_related("reward", "member__market", "member__tier", "redeemed_store")
-            .filter(code=normalized).first()
+            .filter(code=normalized)
+            .first()
         )
-        if (voucher is None or not actor.sees_market(voucher.member.market_id)
-                or voucher.member.status == Member.Status.ERASED):
+        if (
+            voucher is None
+            or not actor.sees_market(voucher.member.market_id)
+            or voucher.member.status == Member.Status.ERASED
+        ):
             raise NotFound("No such voucher.")
         member = voucher.member
         if voucher.status == Voucher.Status.REDEEMED:
@@ -338,21 +408,32 @@ def voucher_redeem(
         voucher.redeemed_at = now
         voucher.redeemed_store = store
         voucher.redeemed_receipt_id = receipt_id
-        voucher.save(update_fields=["status", "redeemed_at", "redeemed_store",
-                                    "redeemed_receipt_id"])
+        voucher.save(
+            update_fields=["status", "redeemed_at", "redeemed_store", "redeemed_receipt_id"]
+        )
         outbox_add(
-            topic="voucher.redeemed", dedupe_key=f"voucher.redeemed:{voucher.pk}:{int(voucher.reactivated)}",
+            topic="voucher.redeemed",
+            dedupe_key=f"voucher.redeemed:{voucher.pk}:{int(voucher.reactivated)}",
             member_id=member.pk,
-            payload={"member_number": member.member_number, "reward": voucher.reward.code,
-                     "store_code": store.code, "receipt_id": receipt_id,
-                     "redeemed_at": now.isoformat()},
+            payload={
+                "member_number": member.member_number,
+                "reward": voucher.reward.code,
+                "store_code": store.code,
+                "receipt_id": receipt_id,
+                "redeemed_at": now.isoformat(),
+            },
         )
     return voucher_view(voucher, now=now)
 
 
 @job(title="vouchers: expire", schedule=crontab(minute="15"), unit="vouchers")
-def vouchers_expire(*, as_of: datetime, batch_size: int = 5000, progress: Progress | None = None,
-                    max_batches: int | None = None) -> JobResult:
+def vouchers_expire(
+    *,
+    as_of: datetime,
+    batch_size: int = 5000,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
     """Mark the issued vouchers whose time has run out as expired.
 
     A batch at a time, each batch one UPDATE. A voucher done no longer
@@ -371,8 +452,7 @@ def vouchers_expire(*, as_of: datetime, batch_size: int = 5000, progress: Progre
     return run_batches("vouchers_expire", [batch], progress, max_batches)
 
 
-def voucher_reactivate(*, voucher: Voucher, actor: Actor,
-                       now: datetime | None = None) -> Voucher:
+def voucher_reactivate(*, voucher: Voucher, actor: Actor, now: datetime | None = None) -> Voucher:
     """Give a redeemed voucher back when the purchase it paid is fully
     returned: once per voucher. The purchase is the one recorded with the
     store and receipt id of the redemption. The voucher keeps its expiry,
@@ -382,13 +462,15 @@ def voucher_reactivate(*, voucher: Voucher, actor: Actor,
     with transaction.atomic():
         locked = (
             Voucher.objects.select_for_update(of=("self",))
-            .select_related("member", "reward", "redeemed_store").get(pk=voucher.pk)
+            .select_related("member", "reward", "redeemed_store")
+            .get(pk=voucher.pk)
         )
         if locked.reactivated:
             raise ValidationFailed("This voucher was already reactivated once.")
         if locked.status != Voucher.Status.REDEEMED:
-            raise ValidationFailed(f"Only a redeemed voucher can be reactivated; this one is "
-                                   f"{locked.status}.")
+            raise ValidationFailed(
+                f"Only a redeemed voucher can be reactivated; this one is {locked.status}."
+            )
         store = locked.redeemed_store
         purchase = Purchase.objects.filter(
             store_id=locked.redeemed_store_id, receipt_id=locked.redeemed_receipt_id
@@ -403,8 +485,10 @@ def voucher_reactivate(*, voucher: Voucher, actor: Actor,
                 f"Receipt {purchase.receipt_id} is not fully returned "
                 f"({purchase.returned_amount} of {purchase.total})."
             )
-        note = (f"Redeemed {locked.redeemed_at:%Y-%m-%d %H:%M} UTC in {store.code}, "
-                f"receipt {locked.redeemed_receipt_id}; fully returned.")
+        note = (
+            f"Redeemed {locked.redeemed_at:%Y-%m-%d %H:%M} UTC in {store.code}, "
+            f"receipt {locked.redeemed_receipt_id}; fully returned."
+        )
         locked.status = Voucher.Status.ISSUED
         locked.reactivated = True
         locked.reactivated_at = now
@@ -414,15 +498,29 @@ def voucher_reactivate(*, voucher: Voucher, actor: Actor,
         locked.redeemed_store = None
         locked.redeemed_receipt_id = ""
         locked.expires_at = max(locked.expires_at, now + timedelta(days=REACTIVATION_MIN_DAYS))
-        locked.save(update_fields=[
-            "status", "reactivated", "reactivated_at", "reactivated_by", "reactivation_note",
-            "redeemed_at", "redeemed_store", "redeemed_receipt_id", "expires_at",
-        ])
+        locked.save(
+            update_fields=[
+                "status",
+                "reactivated",
+                "reactivated_at",
+                "reactivated_by",
+                "reactivation_note",
+                "redeemed_at",
+                "redeemed_store",
+                "redeemed_receipt_id",
+                "expires_at",
+            ]
+        )
         outbox_add(
-            topic="voucher.reactivated", dedupe_key=f"voucher.reactivated:{locked.pk}",
+            topic="voucher.reactivated",
+            dedupe_key=f"voucher.reactivated:{locked.pk}",
             member_id=locked.member_id,
-            payload={"member_number": locked.member.member_number, "reward": locked.reward.code,
-                     "receipt_id": purchase.receipt_id, "store_code": store.code if store else None,
-                     "expires_at": locked.expires_at.isoformat()},
+            payload={
+                "member_number": locked.member.member_number,
+                "reward": locked.reward.code,
+                "receipt_id": purchase.receipt_id,
+                "store_code": store.code if store else None,
+                "expires_at": locked.expires_at.isoformat(),
+            },
         )
     return locked

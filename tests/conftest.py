@@ -30,8 +30,10 @@ def pytest_report_header(config: Any) -> str:
 
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     if engine != "postgresql":
-        return ("!!! DATABASE: SQLite. PostgreSQL did not answer on 127.0.0.1:5432: "
-                "the Postgres-only tests (concurrency, triggers) are SKIPPED. !!!")
+        return (
+            "!!! DATABASE: SQLite. PostgreSQL did not answer on 127.0.0.1:5432: "
+            "the Postgres-only tests (concurrency, triggers) are SKIPPED. !!!"
+        )
     return f"database: {engine} ({settings.DATABASES['default'].get('NAME')})"
 
 
@@ -54,7 +56,9 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     if skipped:
-        reporter.write_line(f"LOJAL_REQUIRE_ALL_TESTS: {skipped} test(s) skipped; failing the run.", red=True)
+        reporter.write_line(
+            f"LOJAL_REQUIRE_ALL_TESTS: {skipped} test(s) skipped; failing the run.", red=True
+        )
         session.exitstatus = 1
 
 
@@ -108,10 +112,14 @@ ALL = ["all"]
 def make_api(demo: None) -> Callable[..., APIClient]:
     """An HTTP client holding a fresh key: make_api(scopes=[...], markets=[...])."""
 
-    def make(scopes: list[str] | None = None, markets: list[str] | None = None, **kwargs: Any) -> APIClient:
+    def make(
+        scopes: list[str] | None = None, markets: list[str] | None = None, **kwargs: Any
+    ) -> APIClient:
         client, raw = api_client_create(
-            name="test client", scopes=scopes if scopes is not None else ALL,
-            market_codes=markets, **kwargs,
+            name="test client",
+            scopes=scopes if scopes is not None else ALL,
+            market_codes=markets,
+            **kwargs,
         )
         api = ContractClient()  # an APIClient that checks answers against the OpenAPI document
         api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
@@ -125,8 +133,6 @@ def make_api(demo: None) -> Callable[..., APIClient]:
 @pytest.fixture
 def api(make_api: Callable[..., APIClient]) -> APIClient:
     return make_api()
-
-
 
 
 @pytest.fixture

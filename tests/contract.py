@@ -76,8 +76,11 @@ def _closed(components: dict[str, Any]) -> dict[str, Any]:
     field the serializer lacks is a mismatch as much as one without."""
     out = copy.deepcopy(components)
     for schema in out.get("schemas", {}).values():
-        if (schema.get("type") == "object" and "properties" in schema
-                and "additionalProperties" not in schema):
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and "additionalProperties" not in schema
+        ):
             schema["additionalProperties"] = False
     return out
 
@@ -153,8 +156,16 @@ class Contract:
                 lines.append(line)
         return "; ".join(lines)
 
-    def check(self, *, method: str, path: str, status: int, content_type: str | None,
-              body: bytes, headers: dict[str, str] | None = None) -> None:
+    def check(
+        self,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        content_type: str | None,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Raise AssertionError unless this answer is what the document says."""
         if not path.startswith(API_PREFIX):
             return  # the admin, /health/, the schema itself: not the API's contract
@@ -173,7 +184,8 @@ class Contract:
         for name, header in (documented.get("headers") or {}).items():
             if header.get("required") and headers is not None:
                 assert any(h.lower() == name.lower() for h in headers), (
-                    f"{where}: the documented header {name} is missing")
+                    f"{where}: the documented header {name} is missing"
+                )
         content = documented.get("content")
         if not content:
             assert not body, f"{where}: documented without a body, but has {body[:300]!r}"
@@ -186,16 +198,22 @@ class Contract:
             return  # no body to read, or a binary one (QR codes): the type is the contract
         parsed = self._json(where, body)
         problem = self.body_errors(content[media].get("schema", {}), parsed)
-        assert problem is None, f"{where}: the body does not match the schema: {problem}; body: {body[:500]!r}"
+        assert problem is None, (
+            f"{where}: the body does not match the schema: {problem}; body: {body[:500]!r}"
+        )
         if media == PROBLEM:
             assert parsed.get("status") == status, (
-                f"{where}: the problem's status {parsed.get('status')} is not the HTTP status")
+                f"{where}: the problem's status {parsed.get('status')} is not the HTTP status"
+            )
 
-    def _check_no_operation(self, method: str, path: str, status: int, media: str,
-                            body: bytes) -> None:
+    def _check_no_operation(
+        self, method: str, path: str, status: int, media: str, body: bytes
+    ) -> None:
         known = self.templates_for(path)
-        where = (f"{method} {path} (no such operation; the path has "
-                 f"{', '.join(op.method for op in known) or 'no template'}) answered {status}")
+        where = (
+            f"{method} {path} (no such operation; the path has "
+            f"{', '.join(op.method for op in known) or 'no template'}) answered {status}"
+        )
         assert 400 <= status < 500, f"{where}: expected a 4xx problem"
         assert media == PROBLEM, f"{where}: content type {media!r}, expected {PROBLEM}"
         if method in NO_BODY_METHODS:

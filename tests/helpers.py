@@ -98,26 +98,49 @@ def set_window(market_code: str, days: int) -> None:
     Market.objects.filter(code=market_code).update(return_window_days=days)
 
 
-def return_body(original_receipt: str, receipt_id: str, amount: str, *, sku: str = "SKU-1",
-                store: str = "SE-001", original_store: str = "SE-001", currency: str = "SEK",
-                lines: list[dict[str, Any]] | None = None, total: str | None = None) -> dict[str, Any]:
+def return_body(
+    original_receipt: str,
+    receipt_id: str,
+    amount: str,
+    *,
+    sku: str = "SKU-1",
+    store: str = "SE-001",
+    original_store: str = "SE-001",
+    currency: str = "SEK",
+    lines: list[dict[str, Any]] | None = None,
+    total: str | None = None,
+) -> dict[str, Any]:
     lines = lines if lines is not None else [{"sku": sku, "quantity": 1, "amount": amount}]
     return {
-        "store_code": store, "receipt_id": receipt_id,
+        "store_code": store,
+        "receipt_id": receipt_id,
         "original": {"store_code": original_store, "receipt_id": original_receipt},
         "occurred_at": (timezone.now() - timedelta(seconds=30)).isoformat(),
-        "currency": currency, "total": total if total is not None else amount, "lines": lines,
+        "currency": currency,
+        "total": total if total is not None else amount,
+        "lines": lines,
     }
 
 
-def purchase_body(member_number: str, receipt_id: str, amount: str = "499.00", *,
-                  store: str = "SE-001", currency: str = "SEK", category: str = "tools",
-                  occurred_at: Any = None) -> dict[str, Any]:
+def purchase_body(
+    member_number: str,
+    receipt_id: str,
+    amount: str = "499.00",
+    *,
+    store: str = "SE-001",
+    currency: str = "SEK",
+    category: str = "tools",
+    occurred_at: Any = None,
+) -> dict[str, Any]:
     occurred = (occurred_at or timezone.now() - timedelta(minutes=1)).isoformat()
     return {
-        "member": {"member_number": member_number}, "store_code": store,
-        "receipt_id": receipt_id, "channel": "store", "occurred_at": occurred,
-        "currency": currency, "total": amount,
+        "member": {"member_number": member_number},
+        "store_code": store,
+        "receipt_id": receipt_id,
+        "channel": "store",
+        "occurred_at": occurred,
+        "currency": currency,
+        "total": amount,
         "lines": [{"sku": "SKU-1", "category": category, "quantity": 1, "amount": amount}],
     }
 
@@ -128,24 +151,43 @@ def claim_url(member: Any) -> str:
 
 def claim(api: Any, member: Any, reward: str, key: str | None = None, **body: Any) -> Any:
     """POST .../rewards with a fresh Idempotency-Key unless given."""
-    return api.post(claim_url(member), {"reward": reward, **body}, format="json",
-                    HTTP_IDEMPOTENCY_KEY=key or uuid.uuid4().hex)
+    return api.post(
+        claim_url(member),
+        {"reward": reward, **body},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key or uuid.uuid4().hex,
+    )
 
 
 def redeem(api: Any, code: str, store: str = "SE-001", receipt: str = "R-1", **headers: Any) -> Any:
-    return api.post(f"/api/v1/vouchers/{code}/redeem",
-                    {"store_code": store, "receipt_id": receipt}, format="json", **headers)
+    return api.post(
+        f"/api/v1/vouchers/{code}/redeem",
+        {"store_code": store, "receipt_id": receipt},
+        format="json",
+        **headers,
+    )
 
 
 def balance(member: Any) -> int:
     return PointsAccount.objects.get(member_id=member.pk).balance
 
 
-def make_reward(code: str = "test-reward", *, points_cost: int = 100, stock: int | None = None,
-                value_text: str = "A test gift", validity_days: int = 30, **fields: Any) -> Reward:
-    defaults: dict[str, Any] = {"name": code.replace("-", " ").title(), "points_cost": points_cost,
-                                "stock": stock, "value_text": value_text,
-                                "validity_days": validity_days}
+def make_reward(
+    code: str = "test-reward",
+    *,
+    points_cost: int = 100,
+    stock: int | None = None,
+    value_text: str = "A test gift",
+    validity_days: int = 30,
+    **fields: Any,
+) -> Reward:
+    defaults: dict[str, Any] = {
+        "name": code.replace("-", " ").title(),
+        "points_cost": points_cost,
+        "stock": stock,
+        "value_text": value_text,
+        "validity_days": validity_days,
+    }
     defaults.update(fields)
     return Reward.objects.create(code=code, **defaults)
 
@@ -164,19 +206,22 @@ def use_url(member: Any, code: str) -> str:
     return f"/api/v1/members/{member.member_number}/benefits/{code}/use"
 
 
-def use(api: Any, member: Any, code: str, store: str = "SE-001", key: str | None = None,
-        **body: Any) -> Any:
+def use(
+    api: Any, member: Any, code: str, store: str = "SE-001", key: str | None = None, **body: Any
+) -> Any:
     """POST .../benefits/{code}/use with a fresh Idempotency-Key unless given."""
-    return api.post(use_url(member, code), {"store_code": store, **body}, format="json",
-                    HTTP_IDEMPOTENCY_KEY=key or uuid.uuid4().hex)
+    return api.post(
+        use_url(member, code),
+        {"store_code": store, **body},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key or uuid.uuid4().hex,
+    )
 
 
 def set_tier(member: Member, code: str) -> Member:
     Member.objects.filter(pk=member.pk).update(tier=Tier.objects.get(code=code))
     member.refresh_from_db()
     return member
-
-
 
 
 def enrol_at(member: Member, moment: datetime) -> Member:
@@ -190,29 +235,48 @@ def local(day: date, hour: int, minute: int = 0, tz: ZoneInfo = STOCKHOLM) -> da
     return datetime.combine(day, time(hour, minute), tzinfo=tz)
 
 
-def buy(member: Member, amount: str = "100.00", *, store: str = "SE-001", channel: str = "store",
-        category: str = "tools", occurred_at: datetime | None = None,
-        receipt: str | None = None, lines: list[Line] | None = None) -> dict[str, Any]:
+def buy(
+    member: Member,
+    amount: str = "100.00",
+    *,
+    store: str = "SE-001",
+    channel: str = "store",
+    category: str = "tools",
+    occurred_at: datetime | None = None,
+    receipt: str | None = None,
+    lines: list[Line] | None = None,
+) -> dict[str, Any]:
     """Book a purchase through the service, as the API does."""
     member.refresh_from_db()
     lines = lines or [Line(sku="SKU-1", amount=Decimal(amount), category=category)]
     body, _ = purchase_record(
-        actor=SYSTEM, member_ref={"member_number": member.member_number}, store_code=store,
-        receipt_id=receipt or f"R-{uuid.uuid4().hex[:12]}", channel=channel,
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        store_code=store,
+        receipt_id=receipt or f"R-{uuid.uuid4().hex[:12]}",
+        channel=channel,
         occurred_at=occurred_at or timezone.now() - timedelta(minutes=1),
-        currency="SEK", total=sum((line.amount for line in lines), Decimal(0)), lines=lines,
+        currency="SEK",
+        total=sum((line.amount for line in lines), Decimal(0)),
+        lines=lines,
     )
     return body
 
 
-def give_back(purchase: dict[str, Any], amount: str, *, store: str = "SE-001",
-              sku: str = "SKU-1") -> dict[str, Any]:
+def give_back(
+    purchase: dict[str, Any], amount: str, *, store: str = "SE-001", sku: str = "SKU-1"
+) -> dict[str, Any]:
     """Book a return of `amount` of the purchase's `sku`."""
     body, _ = return_record(
-        actor=SYSTEM, store_code=store, receipt_id=f"RET-{uuid.uuid4().hex[:12]}",
-        original_store_code=store, original_receipt_id=purchase["receipt_id"],
-        occurred_at=timezone.now() - timedelta(seconds=30), currency="SEK",
-        total=Decimal(amount), lines=[Line(sku=sku, amount=Decimal(amount))],
+        actor=SYSTEM,
+        store_code=store,
+        receipt_id=f"RET-{uuid.uuid4().hex[:12]}",
+        original_store_code=store,
+        original_receipt_id=purchase["receipt_id"],
+        occurred_at=timezone.now() - timedelta(seconds=30),
+        currency="SEK",
+        total=Decimal(amount),
+        lines=[Line(sku=sku, amount=Decimal(amount))],
     )
     return body
 
@@ -226,11 +290,34 @@ def bonus_entries(member: Member, reference: str) -> list[LedgerEntry]:
 
 
 # --- imports (tests/integrations/) ---------------------------------------------
-MEMBER_HEADER = ["external_id", "market", "email", "phone", "first_name", "last_name",
-                 "birth_date", "language", "enrolled_at", "card", "points", "points_expire_on",
-                 "tier", "marketing_email", "marketing_sms", "profiling"]
-PURCHASE_HEADER = ["member_external_id", "member_number", "store_code", "receipt_id",
-                   "occurred_at", "currency", "total", "category"]
+MEMBER_HEADER = [
+    "external_id",
+    "market",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "language",
+    "enrolled_at",
+    "card",
+    "points",
+    "points_expire_on",
+    "tier",
+    "marketing_email",
+    "marketing_sms",
+    "profiling",
+]
+PURCHASE_HEADER = [
+    "member_external_id",
+    "member_number",
+    "store_code",
+    "receipt_id",
+    "occurred_at",
+    "currency",
+    "total",
+    "category",
+]
 
 
 def write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Path:
@@ -258,8 +345,20 @@ def by_line(report: list[dict[str, str]]) -> dict[int, dict[str, str]]:
     return {int(row["line"]): row for row in report}
 
 
-TOUCHED = [Member, Card, ConsentChange, PointsAccount, LedgerEntry, Lot, LotMovement, TierChange,
-           Purchase, QualifyingMonth, OutboxEvent, Tier]
+TOUCHED = [
+    Member,
+    Card,
+    ConsentChange,
+    PointsAccount,
+    LedgerEntry,
+    Lot,
+    LotMovement,
+    TierChange,
+    Purchase,
+    QualifyingMonth,
+    OutboxEvent,
+    Tier,
+]
 
 
 def counts() -> dict[str, int]:

@@ -59,8 +59,10 @@ def test_api_guide_lists_exactly_the_served_operations(db: Any) -> None:
     extra = documented - served
     message = []
     if missing:
-        message.append("Served but not documented in docs/api.md (write `METHOD /api/v1/...`):\n"
-                       + _listing(missing))
+        message.append(
+            "Served but not documented in docs/api.md (write `METHOD /api/v1/...`):\n"
+            + _listing(missing)
+        )
     if extra:
         message.append("Documented in docs/api.md but not served:\n" + _listing(extra))
     assert not missing and not extra, "\n".join(message)
@@ -75,6 +77,8 @@ def test_parameter_names_do_not_matter_but_positions_do() -> None:
 
 
 POINTERS = ("../shared", "shared/API.md")
+
+
 def _docs_files() -> list[Any]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     return [pytest.param(path, id=str(path.relative_to(ROOT))) for path in files]

@@ -9,8 +9,8 @@ import os
 
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
 
-from .production import *  # noqa: E402,F401,F403
-from .base import VAR_DIR  # noqa: E402
+from .base import VAR_DIR
+from .production import *  # noqa: F403
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1"]

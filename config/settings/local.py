@@ -7,10 +7,12 @@ DJANGO_SETTINGS_MODULE=config.settings.production."""
 
 import secrets
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
 _key_file = VAR_DIR / "secret_key"
-SECRET_KEY = (env.str("SECRET_KEY", default="")
-              or (_key_file.read_text().strip() if _key_file.is_file() else "")
-              or secrets.token_urlsafe(50))
+SECRET_KEY = (
+    env.str("SECRET_KEY", default="")
+    or (_key_file.read_text().strip() if _key_file.is_file() else "")
+    or secrets.token_urlsafe(50)
+)

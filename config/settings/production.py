@@ -1,6 +1,6 @@
 """Production: everything from the environment, secure defaults, no fallbacks."""
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .base import BASE_DIR, env
 
 STATIC_ROOT = BASE_DIR / "staticfiles"

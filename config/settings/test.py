@@ -6,9 +6,9 @@ tests are then skipped, loudly)."""
 
 import os
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 
-SECRET_KEY = "tests-only-not-a-secret"  # noqa: S105
+SECRET_KEY = "tests-only-not-a-secret"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -17,12 +17,14 @@ LOJAL_DEFAULT_RATE_PER_MINUTE = 100_000
 LOJAL_THROTTLE_IN_REDIS = False
 # The demo club's welcome journey would pay a fresh member's first purchase
 # a mission's points, and the other suites count points exactly; the
-# journey's own tests (tests/rewards/test_journey_*) switch it on.
+# journey's own tests (tests/journeys/, the `journey_on` fixture) switch it on.
 LOJAL_JOURNEY_ENABLED = False
 
 # One test database per run, so that runs side by side (a developer's and
 # an editor's, say) never drop each other's.
-DATABASES["default"].setdefault("TEST", {})["NAME"] = (  # noqa: F405
-    f"test_{DATABASES['default']['NAME'] or 'lojal'}_{os.getpid()}"  # noqa: F405
-    if DATABASES["default"]["ENGINE"].endswith("postgresql") else None  # noqa: F405
+_database = DATABASES["default"]  # noqa: F405
+_database.setdefault("TEST", {})["NAME"] = (
+    f"test_{_database['NAME'] or 'lojal'}_{os.getpid()}"
+    if _database["ENGINE"].endswith("postgresql")
+    else None
 )

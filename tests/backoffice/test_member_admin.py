@@ -38,22 +38,44 @@ def texts(response: Any) -> list[str]:
 
 @pytest.fixture
 def member(make_member: Any) -> Member:
-    return make_member(market="SE", points=1500, email="Sofia.Strand@Example.se",
-                       phone="070-123 45 99", first_name="Sofia", last_name="Strand")
+    return make_member(
+        market="SE",
+        points=1500,
+        email="Sofia.Strand@Example.se",
+        phone="070-123 45 99",
+        first_name="Sofia",
+        last_name="Strand",
+    )
 
 
 def test_the_list_shows_number_name_market_status_tier_balance_and_pending(admin_client, member):
     response = admin_client.get(CHANGELIST)
     assert response.status_code == 200
     headers = [h["text"] for h in response.context["result_headers"]]
-    assert [h.lower() for h in headers] == ["member number", "name", "market", "status", "tier",
-                                          "balance", "pending"]
+    assert [h.lower() for h in headers] == [
+        "member number",
+        "name",
+        "market",
+        "status",
+        "tier",
+        "balance",
+        "pending",
+    ]
     content = response.content.decode()
     assert member.member_number in content and "Sofia Strand" in content and "1500" in content
 
 
-@pytest.mark.parametrize("term", ["member_number", "card", "SOFIA.STRAND@example.SE",
-                                  "0701234599", "070-123 45 99", "+46701234599"])
+@pytest.mark.parametrize(
+    "term",
+    [
+        "member_number",
+        "card",
+        "SOFIA.STRAND@example.SE",
+        "0701234599",
+        "070-123 45 99",
+        "+46701234599",
+    ],
+)
 def test_one_box_finds_the_member_by_each_identifier(admin_client, member, term):
     card = Card.objects.get(member=member)
     term = {"member_number": member.member_number, "card": card.number}.get(term, term)
@@ -96,8 +118,9 @@ def test_the_member_page_lists_the_latest_100_entries_newest_first(admin_client,
 
 def test_the_full_ledger_is_filtered_by_member(admin_client, member, make_member):
     other = make_member(points=7)
-    response = admin_client.get(reverse("admin:loyalty_ledgerentry_changelist"),
-                                {"member": member.pk})
+    response = admin_client.get(
+        reverse("admin:loyalty_ledgerentry_changelist"), {"member": member.pk}
+    )
     assert response.status_code == 200
     rows = list(response.context["cl"].result_list)
     assert rows and {entry.member_id for entry in rows} == {member.pk}
@@ -115,10 +138,15 @@ def test_adjust_points_books_an_adjust_entry_by_the_staff_user(admin_client, adm
     assert any("Booked -300 points" in text for text in texts(response))
 
 
-@pytest.mark.parametrize("data", [{"points": "100", "reason": ""},
-                                  {"points": "100", "reason": "   "},
-                                  {"points": "", "reason": "Goodwill"},
-                                  {"points": "0", "reason": "Goodwill"}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"points": "100", "reason": ""},
+        {"points": "100", "reason": "   "},
+        {"points": "", "reason": "Goodwill"},
+        {"points": "0", "reason": "Goodwill"},
+    ],
+)
 def test_adjust_points_refuses_a_missing_reason_or_points(admin_client, member, data):
     before = LedgerEntry.objects.filter(member=member).count()
     response = admin_client.post(adjust_url(member), data)
@@ -132,11 +160,16 @@ def test_adjust_points_refuses_a_missing_reason_or_points(admin_client, member, 
 def _profile_post(member: Member, **changes: Any) -> dict[str, Any]:
     cards = list(Card.objects.filter(member=member).order_by("issued_at", "id"))
     data: dict[str, Any] = {
-        "first_name": member.first_name, "last_name": member.last_name,
-        "email": member.email or "", "phone": member.phone or "",
-        "birth_date": "", "language": member.language,
-        "cards-TOTAL_FORMS": str(len(cards)), "cards-INITIAL_FORMS": str(len(cards)),
-        "cards-MIN_NUM_FORMS": "0", "cards-MAX_NUM_FORMS": "0",
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "email": member.email or "",
+        "phone": member.phone or "",
+        "birth_date": "",
+        "language": member.language,
+        "cards-TOTAL_FORMS": str(len(cards)),
+        "cards-INITIAL_FORMS": str(len(cards)),
+        "cards-MIN_NUM_FORMS": "0",
+        "cards-MAX_NUM_FORMS": "0",
     }
     for index, card in enumerate(cards):
         data[f"cards-{index}-id"] = str(card.pk)
@@ -146,9 +179,17 @@ def _profile_post(member: Member, **changes: Any) -> dict[str, Any]:
 
 
 def test_staff_edit_the_profile_through_member_update(admin_client, member):
-    response = admin_client.post(change_url(member), _profile_post(
-        member, last_name="Ström", phone="070 765 43 21", marketing_sms="on",
-        balance="999999", pending="5"))
+    response = admin_client.post(
+        change_url(member),
+        _profile_post(
+            member,
+            last_name="Ström",
+            phone="070 765 43 21",
+            marketing_sms="on",
+            balance="999999",
+            pending="5",
+        ),
+    )
     assert response.status_code == 302, response.context["adminform"].form.errors
     member.refresh_from_db()
     assert member.last_name == "Ström"
@@ -168,7 +209,9 @@ def test_an_invalid_phone_is_a_form_error(admin_client, member):
 
 def test_an_email_of_another_member_is_refused(admin_client, member, make_member):
     other = make_member(email="taken@example.se")
-    response = admin_client.post(change_url(member), _profile_post(member, email="TAKEN@example.se"))
+    response = admin_client.post(
+        change_url(member), _profile_post(member, email="TAKEN@example.se")
+    )
     assert response.status_code == 302
     assert any("Not saved" in text and other.member_number in text for text in texts(response))
     member.refresh_from_db()
@@ -177,8 +220,9 @@ def test_an_email_of_another_member_is_refused(admin_client, member, make_member
 
 def test_members_are_neither_added_nor_deleted_in_the_admin(admin_client, member):
     assert admin_client.get("/admin/members/member/add/").status_code == 403
-    response = admin_client.post(reverse("admin:members_member_delete", args=[member.pk]),
-                                 {"post": "yes"})
+    response = admin_client.post(
+        reverse("admin:members_member_delete", args=[member.pk]), {"post": "yes"}
+    )
     assert response.status_code == 403
     assert Member.objects.filter(pk=member.pk).exists()
 

@@ -60,11 +60,14 @@ def test_the_override_page_shows_the_form(admin_client, member, gold):
     assert "Medlem" in response.content.decode()  # the current tier
 
 
-def test_override_books_a_staff_tier_change_and_sets_the_tier(admin_client, admin_user,
-                                                              member, gold):
+def test_override_books_a_staff_tier_change_and_sets_the_tier(
+    admin_client, admin_user, member, gold
+):
     until = today(member) + timedelta(days=90)
-    response = admin_client.post(override_url(member), {
-        "tier": str(gold.pk), "reason": "VIP customer", "until": until.isoformat()})
+    response = admin_client.post(
+        override_url(member),
+        {"tier": str(gold.pk), "reason": "VIP customer", "until": until.isoformat()},
+    )
     assert response.status_code == 302 and response["Location"] == change_url(member)
     member.refresh_from_db()
     assert member.tier_id == gold.pk
@@ -79,23 +82,40 @@ def test_override_books_a_staff_tier_change_and_sets_the_tier(admin_client, admi
 
 
 def test_override_until_today_is_allowed(admin_client, member, gold):
-    response = admin_client.post(override_url(member), {
-        "tier": str(gold.pk), "reason": "Goodwill", "until": today(member).isoformat()})
+    response = admin_client.post(
+        override_url(member),
+        {"tier": str(gold.pk), "reason": "Goodwill", "until": today(member).isoformat()},
+    )
     assert response.status_code == 302
     member.refresh_from_db()
     assert member.tier_id == gold.pk
 
 
-@pytest.mark.parametrize("case", ["empty reason", "blank reason", "past date", "no date",
-                                  "bad date", "no tier"])
+@pytest.mark.parametrize(
+    "case", ["empty reason", "blank reason", "past date", "no date", "bad date", "no tier"]
+)
 def test_override_refuses_a_missing_reason_or_a_past_date(admin_client, member, gold, case):
-    data = {"tier": str(gold.pk), "reason": "VIP customer",
-            "until": (today(member) + timedelta(days=30)).isoformat()}
-    field = {"empty reason": "reason", "blank reason": "reason", "past date": "until",
-             "no date": "until", "bad date": "until", "no tier": "tier"}[case]
-    data[field] = {"empty reason": "", "blank reason": "   ",
-                   "past date": (today(member) - timedelta(days=1)).isoformat(),
-                   "no date": "", "bad date": "31.02.2030", "no tier": ""}[case]
+    data = {
+        "tier": str(gold.pk),
+        "reason": "VIP customer",
+        "until": (today(member) + timedelta(days=30)).isoformat(),
+    }
+    field = {
+        "empty reason": "reason",
+        "blank reason": "reason",
+        "past date": "until",
+        "no date": "until",
+        "bad date": "until",
+        "no tier": "tier",
+    }[case]
+    data[field] = {
+        "empty reason": "",
+        "blank reason": "   ",
+        "past date": (today(member) - timedelta(days=1)).isoformat(),
+        "no date": "",
+        "bad date": "31.02.2030",
+        "no tier": "",
+    }[case]
     response = admin_client.post(override_url(member), data)
     assert response.status_code == 200
     assert field in response.context["form"].errors
@@ -105,8 +125,9 @@ def test_override_refuses_a_missing_reason_or_a_past_date(admin_client, member, 
     assert not TierChange.objects.filter(member=member).exists()
 
 
-def test_a_validation_error_of_the_service_is_shown_on_the_form(admin_client, member, gold,
-                                                                monkeypatch):
+def test_a_validation_error_of_the_service_is_shown_on_the_form(
+    admin_client, member, gold, monkeypatch
+):
     from backoffice import admin as member_admin
     from core.errors import ValidationFailed
 
@@ -114,30 +135,39 @@ def test_a_validation_error_of_the_service_is_shown_on_the_form(admin_client, me
         raise ValidationFailed("The end date has passed.", errors={"until": ["Must not be past."]})
 
     monkeypatch.setattr(member_admin, "tier_override", refuse)
-    response = admin_client.post(override_url(member), {
-        "tier": str(gold.pk), "reason": "VIP", "until": today(member).isoformat()})
+    response = admin_client.post(
+        override_url(member),
+        {"tier": str(gold.pk), "reason": "VIP", "until": today(member).isoformat()},
+    )
     assert response.status_code == 200
     assert response.context["form"].errors["until"] == ["Must not be past."]
     assert any("Not overridden: The end date has passed." in text for text in texts(response))
 
 
-def test_the_history_section_renders_the_changes_newest_first(admin_client, admin_user,
-                                                              member, gold):
+def test_the_history_section_renders_the_changes_newest_first(
+    admin_client, admin_user, member, gold
+):
     from loyalty.tiers import tier_override
 
     until = today(member) + timedelta(days=60)
     silver = Tier.objects.get(code="silver")
-    tier_override(member=member, tier=silver, reason="first-reason", until=until,
-                  actor=staff_actor(admin_user))
-    tier_override(member=member, tier=gold, reason="second-reason", until=until,
-                  actor=staff_actor(admin_user))
+    tier_override(
+        member=member,
+        tier=silver,
+        reason="first-reason",
+        until=until,
+        actor=staff_actor(admin_user),
+    )
+    tier_override(
+        member=member, tier=gold, reason="second-reason", until=until, actor=staff_actor(admin_user)
+    )
     response = admin_client.get(change_url(member))
     assert response.status_code == 200
     content = response.content.decode()
     assert "Tier history" in content
     assert "first-reason" in content and "second-reason" in content
     assert content.index("second-reason") < content.index("first-reason")
-    section = content[content.index("tier-history"):]
+    section = content[content.index("tier-history") :]
     assert "Silver" in section and "Guld" in section and "staff" in section
     assert until.isoformat() in section
     assert f"{admin_user} (staff)" in section
@@ -155,16 +185,26 @@ def test_the_history_section_says_when_there_is_none(admin_client, member):
 def test_the_tier_admin_lists_and_edits_names(admin_client, gold):
     response = admin_client.get(reverse("admin:club_tier_changelist"))
     assert response.status_code == 200
-    headers = [h["text"].lower() for h in response.context["result_headers"]
-               if "action-toggle" not in h["text"]]
+    headers = [
+        h["text"].lower()
+        for h in response.context["result_headers"]
+        if "action-toggle" not in h["text"]
+    ]
     assert headers == ["code", "name", "rank", "threshold", "multiplier"]
     url = reverse("admin:club_tier_change", args=[gold.pk])
     response = admin_client.get(url)
     assert response.status_code == 200 and "names" in response.context["adminform"].form.fields
-    response = admin_client.post(url, {
-        "code": gold.code, "name": gold.name, "names": '{"sv": "Guld", "en": "Gold"}',
-        "rank": str(gold.rank), "threshold": str(gold.threshold),
-        "multiplier": str(gold.multiplier)})
+    response = admin_client.post(
+        url,
+        {
+            "code": gold.code,
+            "name": gold.name,
+            "names": '{"sv": "Guld", "en": "Gold"}',
+            "rank": str(gold.rank),
+            "threshold": str(gold.threshold),
+            "multiplier": str(gold.multiplier),
+        },
+    )
     assert response.status_code == 302, response.context["adminform"].form.errors
     gold.refresh_from_db()
     assert gold.names == {"sv": "Guld", "en": "Gold"}

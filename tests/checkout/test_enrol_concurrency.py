@@ -21,8 +21,9 @@ def outcome(response: Any) -> tuple[int, str | None]:
 def test_parallel_enrolments_with_one_email_in_any_case_make_one_member(api):
     def work(i: int, client: APIClient) -> tuple[int, str | None]:
         email = "Race.Email@Example.se" if i % 2 else "race.email@example.SE"
-        return outcome(client.post("/api/v1/members", {"market": "SE", "email": email},
-                                   format="json"))
+        return outcome(
+            client.post("/api/v1/members", {"market": "SE", "email": email}, format="json")
+        )
 
     counts = Counter(in_parallel(12, work, api.raw_key))
     assert counts == {(201, None): 1, (409, "member_exists"): 11}, counts
@@ -33,9 +34,13 @@ def test_parallel_enrolments_with_one_phone_in_any_form_make_one_member(api):
     forms = ["+46705550101", "070-555 01 01", "0705550101"]
 
     def work(i: int, client: APIClient) -> tuple[int, str | None]:
-        return outcome(client.post("/api/v1/members", {
-            "market": "SE", "phone": forms[i % 3], "email": f"phone-race-{i}@example.se"},
-            format="json"))
+        return outcome(
+            client.post(
+                "/api/v1/members",
+                {"market": "SE", "phone": forms[i % 3], "email": f"phone-race-{i}@example.se"},
+                format="json",
+            )
+        )
 
     counts = Counter(in_parallel(12, work, api.raw_key))
     assert counts == {(201, None): 1, (409, "member_exists"): 11}, counts
@@ -46,8 +51,13 @@ def test_parallel_profile_changes_to_one_email_give_it_to_one_member(api, make_m
     members = [make_member(email=f"before-{i}@example.se") for i in range(8)]
 
     def work(i: int, client: APIClient) -> tuple[int, str | None]:
-        return outcome(client.patch(f"/api/v1/members/{members[i].member_number}",
-                                    {"email": "wanted@example.se"}, format="json"))
+        return outcome(
+            client.patch(
+                f"/api/v1/members/{members[i].member_number}",
+                {"email": "wanted@example.se"},
+                format="json",
+            )
+        )
 
     counts = Counter(in_parallel(8, work, api.raw_key))
     assert counts == {(200, None): 1, (409, "member_exists"): 7}, counts

@@ -39,8 +39,9 @@ def reader(make_api):
 
 @pytest.fixture
 def sven(make_member):
-    return make_member(market="SE", points=300, email="Sven.Ek@Example.se",
-                       phone="+46731234567", first_name="Sven")
+    return make_member(
+        market="SE", points=300, email="Sven.Ek@Example.se", phone="+46731234567", first_name="Sven"
+    )
 
 
 def assert_is_sven(response, sven):
@@ -83,7 +84,9 @@ def test_lookup_by_phone_in_local_form_with_a_single_market_key(make_api, sven):
     assert_is_sven(lookup(se_reader, phone="0731234567"), sven)
 
 
-def test_lookup_by_local_phone_without_a_market_to_read_it_in_answers_validation_error(reader, sven):
+def test_lookup_by_local_phone_without_a_market_to_read_it_in_answers_validation_error(
+    reader, sven
+):
     # A key for every market cannot tell which country 073... belongs to.
     body = assert_problem(lookup(reader, phone="0731234567"), 400, "validation_error")
     assert "phone" in body["errors"]
@@ -110,26 +113,46 @@ def test_lookup_without_an_identifier_answers_validation_error(reader):
 
 
 def test_lookup_with_two_identifiers_answers_validation_error(reader, sven):
-    assert_problem(lookup(reader, member_number=sven.member_number, email="sven.ek@example.se"),
-                   400, "validation_error")
+    assert_problem(
+        lookup(reader, member_number=sven.member_number, email="sven.ek@example.se"),
+        400,
+        "validation_error",
+    )
 
 
-@pytest.mark.parametrize("params", [
-    {"card": ""}, {"email": ""}, {"colour": "blue"}, {"email": "a" * 255},
-])
-def test_lookup_with_an_empty_unknown_or_oversized_identifier_answers_validation_error(reader, params):
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"card": ""},
+        {"email": ""},
+        {"colour": "blue"},
+        {"email": "a" * 255},
+    ],
+)
+def test_lookup_with_an_empty_unknown_or_oversized_identifier_answers_validation_error(
+    reader, params
+):
     assert_problem(lookup(reader, **params), 400, "validation_error")
 
 
-def test_lookup_with_an_unknown_identifier_beside_a_known_one_answers_validation_error(reader, sven):
-    assert_problem(lookup(reader, member_number=sven.member_number, colour="blue"),
-                   400, "validation_error")
+def test_lookup_with_an_unknown_identifier_beside_a_known_one_answers_validation_error(
+    reader, sven
+):
+    assert_problem(
+        lookup(reader, member_number=sven.member_number, colour="blue"), 400, "validation_error"
+    )
 
 
-@pytest.mark.parametrize("params", [
-    {"card": "9752000000000000"}, {"member_number": "1999999999"},
-    {"phone": "+46709876543"}, {"email": "nobody@example.se"}, {"member_number": "abc"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"card": "9752000000000000"},
+        {"member_number": "1999999999"},
+        {"phone": "+46709876543"},
+        {"email": "nobody@example.se"},
+        {"member_number": "abc"},
+    ],
+)
 def test_lookup_of_no_member_answers_not_found(reader, sven, params):
     assert_problem(lookup(reader, **params), 404, "not_found")
 
@@ -139,14 +162,19 @@ def test_a_member_of_another_market_answers_exactly_like_a_missing_one(make_api,
     se_reader = make_api(scopes=["members:read"], markets=["SE"])
     missing = lookup(se_reader, email="nobody@example.no")
     assert_problem(missing, 404, "not_found")
-    for params in ({"card": norwegian.cards.get().number},
-                   {"member_number": norwegian.member_number},
-                   {"email": "ola@example.no"}, {"phone": "+4798765432"}):
+    for params in (
+        {"card": norwegian.cards.get().number},
+        {"member_number": norwegian.member_number},
+        {"email": "ola@example.no"},
+        {"phone": "+4798765432"},
+    ):
         response = lookup(se_reader, **params)
         assert_problem(response, 404, "not_found")
         assert response.json() == missing.json()
     no_reader = make_api(scopes=["members:read"], markets=["NO"])
-    assert lookup(no_reader, email="ola@example.no").json()["member_number"] == norwegian.member_number
+    assert (
+        lookup(no_reader, email="ola@example.no").json()["member_number"] == norwegian.member_number
+    )
 
 
 def test_a_key_bound_to_several_markets_sees_each_of_them(make_api, make_member):

@@ -31,7 +31,8 @@ def lookup_benefits(api, member):
 def test_a_new_member_can_use_the_weekly_coffee(checkout, make_member):
     member = make_member(market="SE")
     assert lookup_benefits(checkout, member) == [
-        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}]
+        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}
+    ]
 
 
 def test_the_coffee_disappears_from_the_lookup_once_used_this_week(checkout, make_member):
@@ -40,7 +41,8 @@ def test_the_coffee_disappears_from_the_lookup_once_used_this_week(checkout, mak
     assert use(checkout, member, "coffee").status_code == 201
     assert lookup_benefits(checkout, member) == []
     assert lookup_benefits(checkout, other) == [
-        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}]
+        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}
+    ]
 
 
 def test_a_gold_member_sees_every_benefit_with_what_remains(checkout, make_member):
@@ -73,7 +75,12 @@ def test_usable_benefits_is_one_query_with_a_warm_catalogue(make_member):
         found = usable_benefits(member_id=member.pk)
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert [b["code"] for b in found] == [
-        "coffee", "free-shipping", "early-access", "extended-returns", "member-evening"]
+        "coffee",
+        "free-shipping",
+        "early-access",
+        "extended-returns",
+        "member-evening",
+    ]
 
 
 def test_the_lookup_adds_one_query_for_the_benefits(checkout, make_member):
@@ -89,8 +96,15 @@ def test_a_list_benefit_shows_only_for_members_on_the_list(checkout, make_member
     member, outsider = make_member(market="SE"), make_member(market="SE")
     pilot = MemberList.objects.create(name="Pilot")
     pilot.members.add(member)
-    perk = Benefit.objects.create(code="pilot-perk", name="Pilot perk", kind="partner",
-                                  allowance=None, period="unlimited", channel="both", ordering=99)
+    perk = Benefit.objects.create(
+        code="pilot-perk",
+        name="Pilot perk",
+        kind="partner",
+        allowance=None,
+        period="unlimited",
+        channel="both",
+        ordering=99,
+    )
     perk.tiers.set([member.tier])
     perk.member_lists.set([pilot])
     selectors.catalogue_forget()
@@ -98,8 +112,9 @@ def test_a_list_benefit_shows_only_for_members_on_the_list(checkout, make_member
     assert [b["code"] for b in lookup_benefits(checkout, outsider)] == ["coffee"]
 
 
-def test_a_catalogue_edit_reaches_the_lookup_when_the_snapshot_ages(checkout, make_member,
-                                                                    monkeypatch):
+def test_a_catalogue_edit_reaches_the_lookup_when_the_snapshot_ages(
+    checkout, make_member, monkeypatch
+):
     member = make_member(market="SE")
     assert len(lookup_benefits(checkout, member)) == 1
     Benefit.objects.filter(code="coffee").update(active=False)

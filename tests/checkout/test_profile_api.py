@@ -28,9 +28,16 @@ def snapshot(member):
 
 @pytest.fixture
 def lena(make_member):
-    return make_member(market="SE", points=250, email="lena@example.se", phone="+46701230001",
-                       first_name="Lena", last_name="Ek", birth_date=date(1985, 3, 4),
-                       consents={"marketing_email": True})
+    return make_member(
+        market="SE",
+        points=250,
+        email="lena@example.se",
+        phone="+46701230001",
+        first_name="Lena",
+        last_name="Ek",
+        birth_date=date(1985, 3, 4),
+        consents={"marketing_email": True},
+    )
 
 
 def test_get_answers_the_member_object(api, lena):
@@ -68,11 +75,19 @@ def test_get_needs_the_members_read_scope(make_api, lena):
 
 
 def test_patch_changes_the_profile(api, lena):
-    response = api.patch(url(lena), {
-        "first_name": "Helena", "last_name": "Ekström", "email": "Helena.Ekstrom@Example.se",
-        "phone": "070-123 00 02", "birth_date": "1985-03-05", "language": "en",
-        "consents": {"marketing_sms": True, "marketing_email": False},
-    }, format="json")
+    response = api.patch(
+        url(lena),
+        {
+            "first_name": "Helena",
+            "last_name": "Ekström",
+            "email": "Helena.Ekstrom@Example.se",
+            "phone": "070-123 00 02",
+            "birth_date": "1985-03-05",
+            "language": "en",
+            "consents": {"marketing_sms": True, "marketing_email": False},
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["first_name"] == "Helena" and body["last_name"] == "Ekström"
@@ -85,7 +100,13 @@ def test_patch_changes_the_profile(api, lena):
 
     row = Member.objects.get(pk=lena.pk)
     assert (row.first_name, row.last_name, row.email, row.phone, row.birth_date, row.language) == (
-        "Helena", "Ekström", "Helena.Ekstrom@Example.se", "+46701230002", date(1985, 3, 5), "en")
+        "Helena",
+        "Ekström",
+        "Helena.Ekstrom@Example.se",
+        "+46701230002",
+        date(1985, 3, 5),
+        "en",
+    )
     assert (row.marketing_email, row.marketing_sms, row.profiling) == (False, True, False)
     assert row.consents_updated_at is not None
     assert api.get(url(lena)).json() == body
@@ -110,25 +131,29 @@ def test_patch_may_clear_the_birth_date(api, lena):
 
 def test_patch_removing_both_email_and_phone_answers_validation_error(api, lena):
     before = snapshot(lena)
-    assert_problem(api.patch(url(lena), {"email": None, "phone": ""}, format="json"),
-                   400, "validation_error")
+    assert_problem(
+        api.patch(url(lena), {"email": None, "phone": ""}, format="json"), 400, "validation_error"
+    )
     assert snapshot(lena) == before
 
 
-@pytest.mark.parametrize("forbidden", [
-    {"balance": 100000},
-    {"points": {"balance": 100000}},
-    {"tier": "gold"},
-    {"tier": {"code": "gold"}},
-    {"status": "closed"},
-    {"market": "NO"},
-    {"member_number": "1000000017"},
-    {"cards": ["9752000000000000"]},
-    {"enrolled_at": "2020-01-01T00:00:00+00:00"},
-    {"channel": "online"},
-    {"id": 1},
-    {"favourite_colour": "blue"},
-])
+@pytest.mark.parametrize(
+    "forbidden",
+    [
+        {"balance": 100000},
+        {"points": {"balance": 100000}},
+        {"tier": "gold"},
+        {"tier": {"code": "gold"}},
+        {"status": "closed"},
+        {"market": "NO"},
+        {"member_number": "1000000017"},
+        {"cards": ["9752000000000000"]},
+        {"enrolled_at": "2020-01-01T00:00:00+00:00"},
+        {"channel": "online"},
+        {"id": 1},
+        {"favourite_colour": "blue"},
+    ],
+)
 def test_patch_with_a_field_that_may_not_change_answers_validation_error_and_changes_nothing(
     api, lena, forbidden
 ):
@@ -140,17 +165,20 @@ def test_patch_with_a_field_that_may_not_change_answers_validation_error_and_cha
     assert Member.objects.get(pk=lena.pk).first_name == "Lena"
 
 
-@pytest.mark.parametrize("bad", [
-    {"email": "not-an-email"},
-    {"phone": "123"},
-    {"birth_date": "3000-01-01"},
-    {"birth_date": "1800-01-01"},
-    {"consents": {"marketing_email": "sometimes"}},
-    {"consents": {"newsletter": True}},
-    {"consents": None},
-    {"language": "x" * 9},
-    {"first_name": None},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"email": "not-an-email"},
+        {"phone": "123"},
+        {"birth_date": "3000-01-01"},
+        {"birth_date": "1800-01-01"},
+        {"consents": {"marketing_email": "sometimes"}},
+        {"consents": {"newsletter": True}},
+        {"consents": None},
+        {"language": "x" * 9},
+        {"first_name": None},
+    ],
+)
 def test_patch_with_an_invalid_value_answers_validation_error_and_changes_nothing(api, lena, bad):
     before = snapshot(lena)
     assert_problem(api.patch(url(lena), bad, format="json"), 400, "validation_error")
@@ -159,15 +187,18 @@ def test_patch_with_an_invalid_value_answers_validation_error_and_changes_nothin
 
 def test_patch_with_a_json_array_answers_validation_error(api, lena):
     before = snapshot(lena)
-    assert_problem(api.patch(url(lena), [{"first_name": "X"}], format="json"), 400, "validation_error")
+    assert_problem(
+        api.patch(url(lena), [{"first_name": "X"}], format="json"), 400, "validation_error"
+    )
     assert snapshot(lena) == before
 
 
 def test_patch_to_the_email_of_another_member_answers_member_exists(api, lena, make_member):
     other = make_member(email="other.one@example.se", phone="+46701230003")
     before = snapshot(lena)
-    problem = assert_problem(api.patch(url(lena), {"email": "OTHER.ONE@example.se"}, format="json"),
-                             409, "member_exists")
+    problem = assert_problem(
+        api.patch(url(lena), {"email": "OTHER.ONE@example.se"}, format="json"), 409, "member_exists"
+    )
     assert other.member_number in problem["detail"]
     assert snapshot(lena) == before
 
@@ -175,9 +206,11 @@ def test_patch_to_the_email_of_another_member_answers_member_exists(api, lena, m
 def test_patch_to_the_phone_of_another_member_answers_member_exists(api, lena, make_member):
     other = make_member(email="other.two@example.se", phone="+46701230004")
     before = snapshot(lena)
-    problem = assert_problem(api.patch(url(lena), {"phone": "0701230004", "first_name": "X"},
-                                       format="json"),
-                             409, "member_exists")
+    problem = assert_problem(
+        api.patch(url(lena), {"phone": "0701230004", "first_name": "X"}, format="json"),
+        409,
+        "member_exists",
+    )
     assert other.member_number in problem["detail"]
     assert snapshot(lena) == before
 
@@ -191,16 +224,18 @@ def test_patch_to_own_email_in_other_case_is_no_conflict(api, lena):
 def test_patch_of_a_member_of_another_market_answers_not_found_and_changes_nothing(make_api, lena):
     before = snapshot(lena)
     dk_writer = make_api(scopes=["members:write"], markets=["DK"])
-    assert_problem(dk_writer.patch(url(lena), {"first_name": "Hacked"}, format="json"),
-                   404, "not_found")
+    assert_problem(
+        dk_writer.patch(url(lena), {"first_name": "Hacked"}, format="json"), 404, "not_found"
+    )
     assert snapshot(lena) == before
 
 
 def test_patch_needs_the_members_write_scope(make_api, lena):
     before = snapshot(lena)
     reader = make_api(scopes=["members:read"])
-    assert_problem(reader.patch(url(lena), {"first_name": "X"}, format="json"),
-                   403, "permission_denied")
+    assert_problem(
+        reader.patch(url(lena), {"first_name": "X"}, format="json"), 403, "permission_denied"
+    )
     assert snapshot(lena) == before
 
 
@@ -213,7 +248,10 @@ def test_patch_conflict_does_not_name_a_member_the_key_may_not_see(make_api, len
     kari = Member.objects.get(email="kari.nord@example.no")
     se_writer = make_api(scopes=["members:write"], markets=["SE"])
     before = snapshot(lena)
-    problem = assert_problem(se_writer.patch(url(lena), {"email": "kari.nord@example.no"},
-                                             format="json"), 409, "member_exists")
+    problem = assert_problem(
+        se_writer.patch(url(lena), {"email": "kari.nord@example.no"}, format="json"),
+        409,
+        "member_exists",
+    )
     assert kari.member_number not in problem["detail"]
     assert snapshot(lena) == before

@@ -160,8 +160,9 @@ def test_idempotency_key_replays_status_body_and_header(api, make_member):
 def test_idempotency_key_with_another_body_is_refused(api, make_member):
     member = make_member()
     post(api, purchase_body(member.member_number, "R-k2", "120.00"), **{"Idempotency-Key": "k-2"})
-    response = post(api, purchase_body(member.member_number, "R-k3", "130.00"),
-                    **{"Idempotency-Key": "k-2"})
+    response = post(
+        api, purchase_body(member.member_number, "R-k3", "130.00"), **{"Idempotency-Key": "k-2"}
+    )
     assert_problem(response, 422, "idempotency_key_reused")
     assert account(member) == (0, 120)
     assert not Purchase.objects.filter(receipt_id="R-k3").exists()
@@ -169,8 +170,9 @@ def test_idempotency_key_with_another_body_is_refused(api, make_member):
 
 def test_idempotency_key_longer_than_255_is_a_validation_error(api, make_member):
     member = make_member()
-    response = post(api, purchase_body(member.member_number, "R-long", "1.00"),
-                    **{"Idempotency-Key": "x" * 256})
+    response = post(
+        api, purchase_body(member.member_number, "R-long", "1.00"), **{"Idempotency-Key": "x" * 256}
+    )
     assert_problem(response, 400, "validation_error")
     assert account(member) == (0, 0)
 
@@ -189,8 +191,10 @@ def test_a_refusal_under_a_key_is_replayed_too(api, make_member):
 
 
 def _lines(*amounts: str) -> list[dict]:
-    return [{"sku": f"S{i}", "category": "tools", "quantity": 1, "amount": a}
-            for i, a in enumerate(amounts)]
+    return [
+        {"sku": f"S{i}", "category": "tools", "quantity": 1, "amount": a}
+        for i, a in enumerate(amounts)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -247,8 +251,9 @@ def test_malformed_json_is_a_validation_error(api):
 @pytest.mark.parametrize("occurred", [timedelta(hours=1), -timedelta(days=91)])
 def test_occurred_at_in_the_future_or_too_old_is_refused(api, make_member, occurred):
     member = make_member()
-    body = purchase_body(member.member_number, "R-time", "10.00",
-                         occurred_at=timezone.now() + occurred)
+    body = purchase_body(
+        member.member_number, "R-time", "10.00", occurred_at=timezone.now() + occurred
+    )
     problem = assert_problem(post(api, body), 400, "validation_error")
     assert "occurred_at" in problem["errors"]
     assert account(member) == (0, 0)
@@ -263,12 +268,14 @@ def test_unknown_member_is_not_found(api, demo):
 def test_member_of_another_market_is_not_found_for_a_market_bound_key(make_api, make_member):
     member = make_member(market="SE")
     norway = make_api(markets=["NO"])
-    response = post(norway, purchase_body(member.member_number, "R-no", "10.00", store="NO-001",
-                                          currency="NOK"))
+    response = post(
+        norway, purchase_body(member.member_number, "R-no", "10.00", store="NO-001", currency="NOK")
+    )
     body = assert_problem(response, 404, "not_found")
     # Exactly like a member that does not exist.
-    unknown = assert_problem(post(norway, purchase_body("1234567897", "R-no2", "10.00")), 404,
-                             "not_found")
+    unknown = assert_problem(
+        post(norway, purchase_body("1234567897", "R-no2", "10.00")), 404, "not_found"
+    )
     assert body["detail"] == unknown["detail"]
     assert account(member) == (0, 0)
 
@@ -308,7 +315,8 @@ def test_purchase_needs_the_purchases_scope(make_api, make_member):
 
 def test_purchase_without_a_key_is_not_authenticated(client, make_member):
     member = make_member()
-    response = client.post(URL, purchase_body(member.member_number, "R-anon", "10.00"),
-                           content_type="application/json")
+    response = client.post(
+        URL, purchase_body(member.member_number, "R-anon", "10.00"), content_type="application/json"
+    )
     assert_problem(response, 401, "not_authenticated")
     assert account(member) == (0, 0)

@@ -25,8 +25,11 @@ URL = "/api/v1/returns"
 
 
 def buy(api, member, receipt, amount, **kwargs):
-    response = api.post("/api/v1/purchases", purchase_body(member.member_number, receipt, amount,
-                                                           **kwargs), format="json")
+    response = api.post(
+        "/api/v1/purchases",
+        purchase_body(member.member_number, receipt, amount, **kwargs),
+        format="json",
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -105,21 +108,21 @@ def test_returns_can_never_exceed_the_purchase(api, make_member):
     assert_problem(other, 422, "return_exceeds_purchase")
     assert ret(api, return_body("R-x", "RET-x4", "50.00")).status_code == 201
     assert account(member) == (0, 0)
-    assert_problem(ret(api, return_body("R-x", "RET-x5", "0.01")), 422,
-                   "return_exceeds_purchase")
+    assert_problem(ret(api, return_body("R-x", "RET-x5", "0.01")), 422, "return_exceeds_purchase")
     assert_ledger_consistent()
 
 
-def test_return_after_points_were_spent_leaves_a_debt_the_next_earning_pays_first(
-    api, make_member
-):
+def test_return_after_points_were_spent_leaves_a_debt_the_next_earning_pays_first(api, make_member):
     set_window("SE", 0)
     member = make_member()
     buy(api, member, "R-d", "500.00")
     assert account(member) == (500, 0)
-    redeemed = api.post("/api/v1/redemptions",
-                        {"member": {"member_number": member.member_number}, "points": 400,
-                         "store_code": "SE-001"}, format="json", HTTP_IDEMPOTENCY_KEY="debt-r")
+    redeemed = api.post(
+        "/api/v1/redemptions",
+        {"member": {"member_number": member.member_number}, "points": 400, "store_code": "SE-001"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="debt-r",
+    )
     assert redeemed.status_code == 201, redeemed.content
     response = ret(api, return_body("R-d", "RET-d", "500.00"))
     assert response.status_code == 201, response.content
@@ -145,8 +148,12 @@ def test_debt_is_paid_first_when_pending_points_mature(api, make_member):
     set_window("SE", 0)
     buy(api, member, "R-m2", "200.00")
     assert account(member) == (300, 300)
-    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                           points=300, store_code="SE-001")
+    services.points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=300,
+        store_code="SE-001",
+    )
     ret(api, return_body("R-m2", "RET-m2", "200.00"))
     assert account(member) == (-200, 300)
     assert_ledger_consistent()
@@ -154,11 +161,21 @@ def test_debt_is_paid_first_when_pending_points_mature(api, make_member):
     later = timezone.now() + timedelta(days=31)
     set_window("SE", 30)
     with pytest.raises(services.InsufficientPoints):
-        services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                               points=101, store_code="SE-001", now=later)
+        services.points_redeem(
+            actor=SYSTEM,
+            member_ref={"member_number": member.member_number},
+            points=101,
+            store_code="SE-001",
+            now=later,
+        )
     assert account(member) == (-200, 300)  # the refusal changed nothing
-    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                           points=100, store_code="SE-001", now=later)
+    services.points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=100,
+        store_code="SE-001",
+        now=later,
+    )
     assert account(member) == (0, 0)
     assert_ledger_consistent()
 
@@ -223,10 +240,12 @@ def test_return_of_a_purchase_of_another_market_is_not_found(api, make_api, make
 def test_return_currency_and_store_are_checked(api, make_member):
     member = make_member()
     buy(api, member, "R-c", "100.00")
-    assert_problem(ret(api, return_body("R-c", "RET-c", "10.00", currency="NOK")), 422,
-                   "currency_mismatch")
-    assert_problem(ret(api, return_body("R-c", "RET-c", "10.00", store="DK-001")), 422,
-                   "unknown_store")
+    assert_problem(
+        ret(api, return_body("R-c", "RET-c", "10.00", currency="NOK")), 422, "currency_mismatch"
+    )
+    assert_problem(
+        ret(api, return_body("R-c", "RET-c", "10.00", store="DK-001")), 422, "unknown_store"
+    )
     assert account(member) == (0, 100)
 
 

@@ -23,7 +23,9 @@ ADD = "/admin/core/apiclient/"
 
 
 def keys_in(response: Any) -> list[str]:
-    return [key for message in get_messages(response.wsgi_request) for key in KEY.findall(str(message))]
+    return [
+        key for message in get_messages(response.wsgi_request) for key in KEY.findall(str(message))
+    ]
 
 
 def lookup(raw_key: str, member_number: str) -> int:
@@ -34,9 +36,15 @@ def lookup(raw_key: str, member_number: str) -> int:
 
 
 def create_through_admin(admin_client: Any, **fields: Any) -> Any:
-    data = {"name": "Kassa Stockholm", "scopes": ["members:read", "purchases:write"],
-            "markets": [Market.objects.get(code="SE").pk], "rate_per_minute": "",
-            "expires_at_0": "", "expires_at_1": "", **fields}
+    data = {
+        "name": "Kassa Stockholm",
+        "scopes": ["members:read", "purchases:write"],
+        "markets": [Market.objects.get(code="SE").pk],
+        "rate_per_minute": "",
+        "expires_at_0": "",
+        "expires_at_1": "",
+        **fields,
+    }
     return admin_client.post(ADD + "add/", data, follow=True)
 
 
@@ -61,7 +69,9 @@ def test_a_new_client_shows_its_key_once_and_stores_only_the_digest(admin_client
     assert client.key_digest == key_digest(raw) and raw.startswith(client.key_prefix)
     assert client.scopes == ["members:read", "purchases:write"]
     assert [m.code for m in client.markets.all()] == ["SE"]
-    stored = [str(value) for value in ApiClient.objects.filter(pk=client.pk).values().get().values()]
+    stored = [
+        str(value) for value in ApiClient.objects.filter(pk=client.pk).values().get().values()
+    ]
     assert raw not in stored
 
     for page in (ADD, reverse("admin:core_apiclient_change", args=[client.pk])):
@@ -83,8 +93,16 @@ def test_the_change_form_never_shows_the_digest_and_edits_scopes(admin_client, d
     page = admin_client.get(url)
     assert client.key_digest not in page.content.decode()
     assert client.key_prefix in page.content.decode()
-    response = admin_client.post(url, {"name": "CRM", "scopes": ["members:read", "insights:read"],
-                                       "rate_per_minute": "60", "expires_at_0": "", "expires_at_1": ""})
+    response = admin_client.post(
+        url,
+        {
+            "name": "CRM",
+            "scopes": ["members:read", "insights:read"],
+            "rate_per_minute": "60",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+    )
     assert response.status_code == 302
     client.refresh_from_db()
     assert client.scopes == ["members:read", "insights:read"] and client.rate_per_minute == 60
@@ -123,8 +141,9 @@ def test_clients_are_not_deleted_in_the_admin(admin_client, demo):
 
 def test_the_outbox_is_a_read_only_list(admin_client, rf, admin_user, make_member):
     member = make_member()
-    event = OutboxEvent.objects.create(topic="points.expiring_soon", dedupe_key="k-1",
-                                       member=member, payload={"points": 5})
+    event = OutboxEvent.objects.create(
+        topic="points.expiring_soon", dedupe_key="k-1", member=member, payload={"points": 5}
+    )
     response = admin_client.get(reverse("admin:core_outboxevent_changelist"))
     assert response.status_code == 200 and "k-1" in response.content.decode()
     url = reverse("admin:core_outboxevent_change", args=[event.pk])
@@ -132,7 +151,9 @@ def test_the_outbox_is_a_read_only_list(admin_client, rf, admin_user, make_membe
     request = rf.get("/")
     request.user = admin_user
     model_admin = admin.site._registry[OutboxEvent]
-    assert not (model_admin.has_add_permission(request) or model_admin.has_delete_permission(request))
+    assert not (
+        model_admin.has_add_permission(request) or model_admin.has_delete_permission(request)
+    )
 
 
 def test_celery_beat_keeps_its_admin(admin_client):

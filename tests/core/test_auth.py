@@ -72,9 +72,16 @@ def test_the_raw_key_alone_without_a_scheme_answers_not_authenticated(make_api, 
     assert_unauthenticated(get_with(api.raw_key, anna_number))
 
 
-@pytest.mark.parametrize("key", [
-    "lj_00000000_" + "A" * 43, "nonsense", "x" * 129, "x" * 5000, "lj_ünïcödé",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "lj_00000000_" + "A" * 43,
+        "nonsense",
+        "x" * 129,
+        "x" * 5000,
+        "lj_ünïcödé",
+    ],
+)
 def test_an_unknown_key_answers_not_authenticated(demo, anna_number, key):
     assert_unauthenticated(get_with(f"Api-Key {key}", anna_number))
 
@@ -95,7 +102,8 @@ def test_a_key_that_expires_later_works_until_then(make_api, anna_number):
     api = make_api(scopes=["members:read"], expires_at=timezone.now() + timedelta(hours=1))
     assert api.get(LOOKUP, {"member_number": anna_number}).status_code == 200
     ApiClient.objects.filter(pk=api.api_client.pk).update(
-        expires_at=timezone.now() - timedelta(seconds=1))
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     from core.auth import forget_cached_clients
 
     forget_cached_clients()  # the two-second client cache of config/auth.py
@@ -130,25 +138,36 @@ def test_a_401_comes_before_validating_the_request(demo):
     assert_unauthenticated(response)
 
 
-@pytest.mark.parametrize("method, path, scope", [
-    ("get", "/api/v1/members/lookup?member_number={n}", "members:read"),
-    ("get", "/api/v1/members/{n}", "members:read"),
-    ("patch", "/api/v1/members/{n}", "members:write"),
-    ("post", "/api/v1/members", "members:write"),
-    ("post", "/api/v1/members/{n}/cards", "members:write"),
-    ("delete", "/api/v1/members/{n}/cards/9752000000000000", "members:write"),
-])
-def test_a_key_without_the_scope_answers_permission_denied(make_api, anna_number, method, path, scope):
+@pytest.mark.parametrize(
+    "method, path, scope",
+    [
+        ("get", "/api/v1/members/lookup?member_number={n}", "members:read"),
+        ("get", "/api/v1/members/{n}", "members:read"),
+        ("patch", "/api/v1/members/{n}", "members:write"),
+        ("post", "/api/v1/members", "members:write"),
+        ("post", "/api/v1/members/{n}/cards", "members:write"),
+        ("delete", "/api/v1/members/{n}/cards/9752000000000000", "members:write"),
+    ],
+)
+def test_a_key_without_the_scope_answers_permission_denied(
+    make_api, anna_number, method, path, scope
+):
     others = [s for s in SCOPES if s != scope]
     api = make_api(scopes=others)
-    response = getattr(api, method)(path.format(n=anna_number), {}, format="json") \
-        if method != "get" else api.get(path.format(n=anna_number))
+    response = (
+        getattr(api, method)(path.format(n=anna_number), {}, format="json")
+        if method != "get"
+        else api.get(path.format(n=anna_number))
+    )
     body = assert_problem(response, 403, "permission_denied")
     assert scope in body["detail"]
     # The same call with the scope passes the permission check.
     allowed = make_api(scopes=[scope])
-    response = getattr(allowed, method)(path.format(n=anna_number), {}, format="json") \
-        if method != "get" else allowed.get(path.format(n=anna_number))
+    response = (
+        getattr(allowed, method)(path.format(n=anna_number), {}, format="json")
+        if method != "get"
+        else allowed.get(path.format(n=anna_number))
+    )
     assert response.status_code != 403
 
 
@@ -161,12 +180,16 @@ def test_keys_are_stored_hashed_and_the_raw_key_is_nowhere_in_the_database(make_
     api = make_api(scopes=["members:read"])
     raw = api.raw_key
     api.get(LOOKUP, {"member_number": anna_number})
-    api.post("/api/v1/members", {"market": "SE", "email": "h@example.se"}, format="json",
-             HTTP_IDEMPOTENCY_KEY="hash-check")
+    api.post(
+        "/api/v1/members",
+        {"market": "SE", "email": "h@example.se"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="hash-check",
+    )
     row = ApiClient.objects.get(pk=api.api_client.pk)
     assert row.key_digest == hashlib.sha256(raw.encode()).hexdigest()
     assert raw.startswith(row.key_prefix) and len(row.key_prefix) < len(raw) // 3
-    secret = raw[len(row.key_prefix):]
+    secret = raw[len(row.key_prefix) :]
     for model in apps.get_models():
         for values in model.objects.all().values():
             text = repr(values)
@@ -207,9 +230,11 @@ def test_head_needs_the_scope_of_get(make_api, anna_number):
     # HEAD runs the GET handler: without the check it told any key whether
     # a member exists (200 or 404).
     no_read = make_api(scopes=["purchases:write"])
-    for response in (no_read.head(f"/api/v1/members/{anna_number}"),
-                     no_read.head(LOOKUP, {"email": "anna.berg@example.se"}),
-                     no_read.head(LOOKUP, {"email": "nobody@example.se"})):
+    for response in (
+        no_read.head(f"/api/v1/members/{anna_number}"),
+        no_read.head(LOOKUP, {"email": "anna.berg@example.se"}),
+        no_read.head(LOOKUP, {"email": "nobody@example.se"}),
+    ):
         assert response.status_code == 403
         assert response["Content-Type"] == "application/problem+json"
     reader = make_api(scopes=["members:read"])

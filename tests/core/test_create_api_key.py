@@ -44,10 +44,14 @@ def test_create_api_key_prints_the_key_alone_on_its_last_line_and_the_key_works(
     assert response.json()["first_name"] == "Anna"
     # Bound to SE: a Norwegian member is not there; members:read only: no enrolment.
     kari = Member.objects.get(email="kari.nord@example.no")
-    assert_problem(api.get("/api/v1/members/lookup", {"member_number": kari.member_number}),
-                   404, "not_found")
-    assert_problem(api.post("/api/v1/members", {"market": "SE", "email": "k@example.se"},
-                            format="json"), 403, "permission_denied")
+    assert_problem(
+        api.get("/api/v1/members/lookup", {"member_number": kari.member_number}), 404, "not_found"
+    )
+    assert_problem(
+        api.post("/api/v1/members", {"market": "SE", "email": "k@example.se"}, format="json"),
+        403,
+        "permission_denied",
+    )
 
 
 def test_the_key_is_not_printed_anywhere_but_the_last_line(demo):
@@ -59,15 +63,27 @@ def test_scope_all_grants_every_scope(demo):
     _, raw = create_key("--name", "Back office", "--scope", "all")
     assert sorted(ApiClient.objects.get(name="Back office").scopes) == sorted(SCOPES)
     api = client_for(raw)
-    response = api.post("/api/v1/members", {"market": "FI", "email": "all@example.fi"}, format="json")
+    response = api.post(
+        "/api/v1/members", {"market": "FI", "email": "all@example.fi"}, format="json"
+    )
     assert response.status_code == 201, response.content
     number = response.json()["member_number"]
     assert api.get(f"/api/v1/members/{number}").status_code == 200
 
 
 def test_several_scopes_and_markets_and_no_market_means_all(demo):
-    _, raw = create_key("--name", "Nordic", "--scope", "members:read", "--scope", "members:write",
-                        "--market", "SE", "--market", "NO")
+    _, raw = create_key(
+        "--name",
+        "Nordic",
+        "--scope",
+        "members:read",
+        "--scope",
+        "members:write",
+        "--market",
+        "SE",
+        "--market",
+        "NO",
+    )
     client = ApiClient.objects.get(name="Nordic")
     assert sorted(client.scopes) == ["members:read", "members:write"]
     assert sorted(m.code for m in client.markets.all()) == ["NO", "SE"]
@@ -97,8 +113,16 @@ def test_the_name_is_required(demo):
 
 
 def test_expires_days_and_rate_per_minute_are_stored(demo):
-    create_key("--name", "Short", "--scope", "members:read", "--expires-days", "7",
-               "--rate-per-minute", "60")
+    create_key(
+        "--name",
+        "Short",
+        "--scope",
+        "members:read",
+        "--expires-days",
+        "7",
+        "--rate-per-minute",
+        "60",
+    )
     client = ApiClient.objects.get(name="Short")
     assert client.rate_per_minute == 60 and client.expires_at is not None
 
@@ -109,18 +133,26 @@ def test_the_openapi_document_describes_the_paths(db):
     schema = response.json()
     assert schema["openapi"].startswith("3.")
     assert schema["info"]["title"]
-    for path in ("/api/v1/members", "/api/v1/members/lookup", "/api/v1/members/{member_number}",
-                 "/api/v1/members/{member_number}/cards",
-                 "/api/v1/members/{member_number}/cards/{card}"):
+    for path in (
+        "/api/v1/members",
+        "/api/v1/members/lookup",
+        "/api/v1/members/{member_number}",
+        "/api/v1/members/{member_number}/cards",
+        "/api/v1/members/{member_number}/cards/{card}",
+    ):
         assert path in schema["paths"], sorted(schema["paths"])
     assert "post" in schema["paths"]["/api/v1/members"]
     assert {"get", "patch"} <= set(schema["paths"]["/api/v1/members/{member_number}"])
-    lookup_params = {p["name"] for p in schema["paths"]["/api/v1/members/lookup"]["get"]["parameters"]}
+    lookup_params = {
+        p["name"] for p in schema["paths"]["/api/v1/members/lookup"]["get"]["parameters"]
+    }
     assert {"card", "member_number", "phone", "email"} <= lookup_params
     # The key scheme is documented, and the operations require it.
     schemes = schema["components"]["securitySchemes"]
-    assert any(s["type"] == "apiKey" and s["in"] == "header" and s["name"] == "Authorization"
-               for s in schemes.values()), schemes
+    assert any(
+        s["type"] == "apiKey" and s["in"] == "header" and s["name"] == "Authorization"
+        for s in schemes.values()
+    ), schemes
     assert schema["paths"]["/api/v1/members/lookup"]["get"]["security"]
 
 

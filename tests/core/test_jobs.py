@@ -65,8 +65,14 @@ def test_every_job_has_a_task_a_beat_entry_and_a_command(name):
     spec = jobs()[name]
     app.loader.import_default_modules()  # as the worker does at start
     task = app.tasks[spec.task_name]
-    for option in ("acks_late", "reject_on_worker_lost", "time_limit", "soft_time_limit",
-                   "autoretry_for", "max_retries"):
+    for option in (
+        "acks_late",
+        "reject_on_worker_lost",
+        "time_limit",
+        "soft_time_limit",
+        "autoretry_for",
+        "max_retries",
+    ):
         assert getattr(task, option) == TASK_OPTIONS[option], option
     assert spec.task.name == spec.task_name
     assert schedules()[spec.title] == (spec.task_name, spec.schedule)
@@ -84,8 +90,10 @@ def test_beat_has_the_heartbeat_and_one_entry_per_job():
     assert len(entries) == len(EXPECTED) + 1
     assert sorted(task for task, _ in entries.values()) == sorted([*EXPECTED.values(), task])
     assert entries["points: expire"] == ("loyalty.points_expire", {"minute": "10"})
-    assert entries["points: expiry notices"] == ("loyalty.points_expiry_notices",
-                                                 {"minute": "20", "hour": "6"})
+    assert entries["points: expiry notices"] == (
+        "loyalty.points_expiry_notices",
+        {"minute": "20", "hour": "6"},
+    )
     assert entries["holds: release expired"] == ("loyalty.holds_release", 60)
 
 
@@ -115,11 +123,13 @@ def test_every_task_runs_its_job_with_as_of_as_an_iso_string():
 def test_manage_py_runs_each_job_with_as_of():
     db = connection.settings_dict
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-                        f"{db['PORT'] or 5432}/{db['NAME']}",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+        }
+    )
     # One process runs them all, through manage.py's own entry point.
     script = (
         "import sys\n"
@@ -127,13 +137,25 @@ def test_manage_py_runs_each_job_with_as_of():
         f"for name in {sorted(EXPECTED)!r}:\n"
         f"    execute_from_command_line(['manage.py', name, '--as-of', {AS_OF!r}])\n"
     )
-    single = subprocess.run([sys.executable, "manage.py", "points_expire", "--as-of", AS_OF],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    single = subprocess.run(
+        [sys.executable, "manage.py", "points_expire", "--as-of", AS_OF],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert single.returncode == 0, single.stderr
     assert single.stdout.startswith("points_expire: ")
     assert single.stdout.rstrip().endswith(f"(as of {AS_OF})")
-    every = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300)
+    every = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert every.returncode == 0, every.stderr
     lines = every.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == sorted(EXPECTED)
@@ -179,10 +201,15 @@ def test_a_declaration_gives_the_job_its_task_entry_and_command():
         return JobResult("sample_job", rows=3, batches=1)
 
     try:
-        spec = job(title="sample: every minute", schedule=crontab(minute="*/5", hour="1"))(sample_job)
+        spec = job(title="sample: every minute", schedule=crontab(minute="*/5", hour="1"))(
+            sample_job
+        )
         assert isinstance(spec, Job) and JOBS["sample_job"] is spec
-        assert (spec.name, spec.task_name, spec.help) == ("sample_job", "tests.sample_job",
-                                                          "A sample job.")
+        assert (spec.name, spec.task_name, spec.help) == (
+            "sample_job",
+            "tests.sample_job",
+            "A sample job.",
+        )
         assert spec.schedule == {"minute": "*/5", "hour": "1"}
         assert spec.__doc__ == sample_job.__doc__ and spec.__wrapped__ is sample_job
         # Called like the function, with as_of read by as_of_parse.
@@ -190,8 +217,10 @@ def test_a_declaration_gives_the_job_its_task_entry_and_command():
         assert seen[-1] == (datetime(2026, 1, 1, tzinfo=UTC), 2)
         assert spec.task(as_of=AS_OF, extra=1) == "sample_job: 3 rows in 1 batches"
         assert seen[-1][1] == 1
-        assert schedules()["sample: every minute"] == ("tests.sample_job",
-                                                       {"minute": "*/5", "hour": "1"})
+        assert schedules()["sample: every minute"] == (
+            "tests.sample_job",
+            {"minute": "*/5", "hour": "1"},
+        )
         out = StringIO()
         command = job_command(spec)(stdout=out)
         command.run_from_argv(["manage.py", "sample_job", "--as-of", AS_OF])
@@ -213,8 +242,9 @@ def test_run_batches_runs_each_until_none_counts_empty_batches_and_stops_at_max(
         return lambda: left.pop(0)
 
     seen = []
-    result = run_batches("job", [batches(2, 0, 3, None), batches(None), batches(1, None)],
-                         seen.append, None)
+    result = run_batches(
+        "job", [batches(2, 0, 3, None), batches(None), batches(1, None)], seen.append, None
+    )
     assert (result.rows, result.batches, seen) == (6, 4, [2, 0, 3, 1])
     stopped = run_batches("job", [batches(2, 2, 2, None), batches(5, None)], None, 2)
     assert (stopped.rows, stopped.batches) == (4, 2)
@@ -241,8 +271,10 @@ def test_id_slices_walk_from_the_lowest_id_to_the_highest(make_member):
 @pytest.mark.django_db
 def test_outbox_add_many_records_each_event_once(make_member):
     member = make_member()
-    events = [Event("test.topic", f"test.topic:{n}", member.pk, {"n": n, "on": date(2026, 1, 1)})
-              for n in range(3)]
+    events = [
+        Event("test.topic", f"test.topic:{n}", member.pk, {"n": n, "on": date(2026, 1, 1)})
+        for n in range(3)
+    ]
     assert outbox_add_many(events) == 3
     assert outbox_add_many([*events, Event("test.topic", "test.topic:3")]) == 1
     assert outbox_add_many([]) == 0
@@ -255,9 +287,11 @@ def test_outbox_add_many_records_each_event_once(make_member):
 @pytest.mark.django_db
 def test_outbox_add_select_records_what_the_select_yields_once(make_member):
     member = make_member()
-    select = ("SELECT 'test.select', 'test.select:' || m.id, m.id, "
-              "json_build_object('member_number', m.member_number)::jsonb "
-              "FROM members_member m WHERE m.id = %(member)s")
+    select = (
+        "SELECT 'test.select', 'test.select:' || m.id, m.id, "
+        "json_build_object('member_number', m.member_number)::jsonb "
+        "FROM members_member m WHERE m.id = %(member)s"
+    )
     assert outbox_add_select(select, {"member": member.pk}) == 1
     assert outbox_add_select(select, {"member": member.pk}) == 0
     event = OutboxEvent.objects.get(dedupe_key=f"test.select:{member.pk}")
@@ -274,14 +308,19 @@ def test_the_evaluation_records_the_same_tier_event_set_based_as_member_by_membe
     now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
     members = [make_member(), make_member()]
     Member.objects.filter(pk__in=[m.pk for m in members]).update(
-        tier=Tier.objects.get(code="gold"), tier_valid_until=date(2026, 6, 14))
+        tier=Tier.objects.get(code="gold"), tier_valid_until=date(2026, 6, 14)
+    )
     assert tiers.tiers_evaluate(as_of=now, max_batches=1, batch_size=1).rows == 1
     tiers._evaluate_portable([members[1].pk], now.date())  # the SQLite path
-    events = {e.member_id: e for e in OutboxEvent.objects.filter(topic="tier.changed",
-                                                                  member__in=members)}
+    events = {
+        e.member_id: e for e in OutboxEvent.objects.filter(topic="tier.changed", member__in=members)
+    }
     for member in members:
         assert events[member.pk].payload == {
-            "member_number": member.member_number, "from": "gold", "to": "silver",
-            "cause": "evaluation", "valid_until": "2027-06-15",
+            "member_number": member.member_number,
+            "from": "gold",
+            "to": "silver",
+            "cause": "evaluation",
+            "valid_until": "2027-06-15",
         }
         assert events[member.pk].dedupe_key.startswith("tier.changed:")

@@ -10,8 +10,12 @@ from core.jobs import schedules
 pytestmark = pytest.mark.django_db
 
 JOBS = {
-    "loyalty.points_mature", "loyalty.points_expire", "loyalty.holds_release",
-    "loyalty.points_expiry_notices", "loyalty.tiers_evaluate", "rewards.vouchers_expire",
+    "loyalty.points_mature",
+    "loyalty.points_expire",
+    "loyalty.holds_release",
+    "loyalty.points_expiry_notices",
+    "loyalty.tiers_evaluate",
+    "rewards.vouchers_expire",
 }
 
 

@@ -18,10 +18,12 @@ from tests.helpers import counts
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
-FILE = (b"external_id,market,email,points\n"
-        b"ADM-1,SE,adm1@old.test,100\n"
-        b"ADM-2,XX,adm2@old.test,0\n"
-        b"ADM-3,NO,adm3@old.test,5\n")
+FILE = (
+    b"external_id,market,email,points\n"
+    b"ADM-1,SE,adm1@old.test,100\n"
+    b"ADM-2,XX,adm2@old.test,0\n"
+    b"ADM-3,NO,adm3@old.test,5\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -29,17 +31,21 @@ def _media(tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-def test_upload_dry_run_go_ahead_import_report(demo: None, admin_client: Any,
-                                               django_capture_on_commit_callbacks: Any,
-                                               monkeypatch: Any) -> None:
+def test_upload_dry_run_go_ahead_import_report(
+    demo: None, admin_client: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
     queued: list[tuple[str, int]] = []
-    monkeypatch.setattr("integrations.admin._enqueue_dry_run", lambda pk: queued.append(("dry", pk)))
+    monkeypatch.setattr(
+        "integrations.admin._enqueue_dry_run", lambda pk: queued.append(("dry", pk))
+    )
     monkeypatch.setattr("integrations.admin._enqueue_run", lambda pk: queued.append(("run", pk)))
     assert admin_client.get("/admin/integrations/importjob/add/").status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
-        answer = admin_client.post("/admin/integrations/importjob/add/", {
-            "kind": "members", "file": SimpleUploadedFile("old-club.csv", FILE, "text/csv")})
+        answer = admin_client.post(
+            "/admin/integrations/importjob/add/",
+            {"kind": "members", "file": SimpleUploadedFile("old-club.csv", FILE, "text/csv")},
+        )
     assert answer.status_code == 302, answer.content[:2000]
     job = ImportJob.objects.get()
     assert queued == [("dry", job.pk)]
@@ -89,14 +95,19 @@ def test_upload_dry_run_go_ahead_import_report(demo: None, admin_client: Any,
     assert job.status == "done"
 
 
-def test_a_file_with_bad_columns_is_refused_with_its_message(demo: None, admin_client: Any,
-                                                             monkeypatch: Any) -> None:
+def test_a_file_with_bad_columns_is_refused_with_its_message(
+    demo: None, admin_client: Any, monkeypatch: Any
+) -> None:
     monkeypatch.setattr("integrations.admin._enqueue_dry_run", lambda pk: None)
-    admin_client.post("/admin/integrations/importjob/add/", {
-        "kind": "purchases", "file": SimpleUploadedFile("p.csv", b"receipt,total\n1,2\n")})
+    admin_client.post(
+        "/admin/integrations/importjob/add/",
+        {"kind": "purchases", "file": SimpleUploadedFile("p.csv", b"receipt,total\n1,2\n")},
+    )
     job = ImportJob.objects.get()
     import_job_dry_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "Unknown column(s): receipt" in job.message
-    assert "Unknown column(s): receipt" in admin_client.get(
-        f"/admin/integrations/importjob/{job.pk}/change/").content.decode()
+    assert (
+        "Unknown column(s): receipt"
+        in admin_client.get(f"/admin/integrations/importjob/{job.pk}/change/").content.decode()
+    )

@@ -33,8 +33,14 @@ def old_members(make_member: Any) -> dict[str, Member]:
 
 
 def prow(receipt_id: str, **fields: Any) -> dict[str, Any]:
-    base = {"member_external_id": "OLD-1", "store_code": "SE-001", "receipt_id": receipt_id,
-            "occurred_at": "2021-03-04T10:00:00+01:00", "currency": "SEK", "total": "199.50"}
+    base = {
+        "member_external_id": "OLD-1",
+        "store_code": "SE-001",
+        "receipt_id": receipt_id,
+        "occurred_at": "2021-03-04T10:00:00+01:00",
+        "currency": "SEK",
+        "total": "199.50",
+    }
     base.update(fields)
     return base
 
@@ -43,27 +49,48 @@ def purchases_file(tmp_path: Path, rows: list[dict[str, Any]], name: str = "purc
     return write_csv(tmp_path / name, PURCHASE_HEADER, rows)
 
 
-def test_every_column_is_imported_as_history(old_members: dict[str, Member], tmp_path: Path) -> None:
+def test_every_column_is_imported_as_history(
+    old_members: dict[str, Member], tmp_path: Path
+) -> None:
     se = old_members["SE"]
     before_entries = LedgerEntry.objects.count()
     before_months = QualifyingMonth.objects.count()
-    path = purchases_file(tmp_path, [
-        prow("R-1", category="tools"),
-        prow("R-2", member_external_id="", member_number=se.member_number, store_code="SE-WEB",
-             occurred_at="2020-12-24", total="0"),
-        prow("R-3", store_code="NO-001", currency="NOK", total="10",
-             occurred_at="2019-01-01 18:00"),
-    ])
+    path = purchases_file(
+        tmp_path,
+        [
+            prow("R-1", category="tools"),
+            prow(
+                "R-2",
+                member_external_id="",
+                member_number=se.member_number,
+                store_code="SE-WEB",
+                occurred_at="2020-12-24",
+                total="0",
+            ),
+            prow(
+                "R-3",
+                store_code="NO-001",
+                currency="NOK",
+                total="10",
+                occurred_at="2019-01-01 18:00",
+            ),
+        ],
+    )
     code, report = run("purchases", path)
     assert code == 0, report
     assert [(r["receipt_id"], r["member_number"], r["status"]) for r in report] == [
-        ("R-1", se.member_number, "created"), ("R-2", se.member_number, "created"),
-        ("R-3", old_members["NO"].member_number, "created")]
+        ("R-1", se.member_number, "created"),
+        ("R-2", se.member_number, "created"),
+        ("R-3", old_members["NO"].member_number, "created"),
+    ]
     first = Purchase.objects.get(receipt_id="R-1")
     assert first.member == se and first.store.code == "SE-001"
     assert first.occurred_at == datetime(2021, 3, 4, 9, tzinfo=ZoneInfo("UTC"))
-    assert (first.currency, first.total, first.qualifying_amount) == ("SEK", Decimal("199.50"),
-                                                                       Decimal("199.50"))
+    assert (first.currency, first.total, first.qualifying_amount) == (
+        "SEK",
+        Decimal("199.50"),
+        Decimal("199.50"),
+    )
     assert first.lines == [{"sku": "", "category": "tools", "quantity": 1, "amount": "199.50"}]
     assert (first.points_earned, first.base_points, first.imported) == (0, 0, True)
     assert first.channel == "store"
@@ -73,14 +100,18 @@ def test_every_column_is_imported_as_history(old_members: dict[str, Member], tmp
     assert web.channel == Store.objects.get(code="SE-WEB").channel
     assert web.total == 0 and web.lines == []
     oslo = ZoneInfo(Market.objects.get(code="NO").time_zone)
-    assert Purchase.objects.get(receipt_id="R-3").occurred_at == datetime(2019, 1, 1, 18, tzinfo=oslo)
+    assert Purchase.objects.get(receipt_id="R-3").occurred_at == datetime(
+        2019, 1, 1, 18, tzinfo=oslo
+    )
     # History: no points, no qualifying points.
     assert LedgerEntry.objects.count() == before_entries
     assert QualifyingMonth.objects.count() == before_months
     assert ledger_discrepancies() == []
 
 
-def test_an_excluded_category_qualifies_for_nothing(old_members: dict[str, Member], tmp_path: Path) -> None:
+def test_an_excluded_category_qualifies_for_nothing(
+    old_members: dict[str, Member], tmp_path: Path
+) -> None:
     market = Market.objects.get(code="SE")
     market.excluded_categories = ["gift-cards"]
     market.save()
@@ -94,18 +125,34 @@ def test_the_90_day_limit_does_not_apply(old_members: dict[str, Member], tmp_pat
 
 
 BAD_ROWS = [
-    (prow("", ), "receipt_id is required"),
+    (
+        prow(
+            "",
+        ),
+        "receipt_id is required",
+    ),
     (prow("B-1", store_code=""), "store_code is required"),
     (prow("B-2", store_code="XX-9"), "unknown store XX-9"),
     (prow("B-3", member_external_id=""), "member_external_id or member_number is required"),
     (prow("B-4", member_external_id="NOBODY"), "unknown member_external_id NOBODY in market SE"),
-    (prow("B-5", member_external_id="", member_number="1999999999"), "unknown member_number 1999999999"),
-    (prow("B-6", member_external_id="", member_number="{NO}", store_code="SE-001"),
-     "store SE-001 is not in the member's market"),
+    (
+        prow("B-5", member_external_id="", member_number="1999999999"),
+        "unknown member_number 1999999999",
+    ),
+    (
+        prow("B-6", member_external_id="", member_number="{NO}", store_code="SE-001"),
+        "store SE-001 is not in the member's market",
+    ),
     (prow("B-7", member_number="{NO}"), "member_number {NO} is not member_external_id OLD-1"),
     (prow("B-8", occurred_at=""), "occurred_at is required"),
-    (prow("B-9", occurred_at="2021-02-29"), "occurred_at: not an ISO date or date and time: 2021-02-29"),
-    (prow("B-10", occurred_at="4/3/2021"), "occurred_at: not an ISO date or date and time: 4/3/2021"),
+    (
+        prow("B-9", occurred_at="2021-02-29"),
+        "occurred_at: not an ISO date or date and time: 2021-02-29",
+    ),
+    (
+        prow("B-10", occurred_at="4/3/2021"),
+        "occurred_at: not an ISO date or date and time: 4/3/2021",
+    ),
     (prow("B-11", occurred_at="2999-01-01T00:00:00Z"), "occurred_at lies in the future"),
     (prow("B-12", currency=""), "currency is required"),
     (prow("B-13", currency="NOK"), "currency NOK is not the market's (SEK)"),
@@ -118,13 +165,15 @@ BAD_ROWS = [
 
 
 def test_each_bad_row_fails_with_its_reason_while_the_others_import(
-        old_members: dict[str, Member], tmp_path: Path) -> None:
+    old_members: dict[str, Member], tmp_path: Path
+) -> None:
     no_number = old_members["NO"].member_number
     rows = []
     for index, (bad, _) in enumerate(BAD_ROWS):
         rows.append(prow(f"GOOD-{index}"))
-        rows.append({k: (v.replace("{NO}", no_number) if isinstance(v, str) else v)
-                     for k, v in bad.items()})
+        rows.append(
+            {k: (v.replace("{NO}", no_number) if isinstance(v, str) else v) for k, v in bad.items()}
+        )
     code, report = run("purchases", purchases_file(tmp_path, rows))
     assert code == 1
     lines = by_line(report)
@@ -140,32 +189,47 @@ def test_each_bad_row_fails_with_its_reason_while_the_others_import(
 
 
 def test_a_receipt_again_is_unchanged_with_the_same_body_and_failed_with_another(
-        old_members: dict[str, Member], tmp_path: Path) -> None:
-    path = purchases_file(tmp_path, [
-        prow("D-1"), prow("D-1"), prow("D-1", total="1.00"),
-        prow("D-1", store_code="SE-002"),  # another store: another receipt
-    ])
+    old_members: dict[str, Member], tmp_path: Path
+) -> None:
+    path = purchases_file(
+        tmp_path,
+        [
+            prow("D-1"),
+            prow("D-1"),
+            prow("D-1", total="1.00"),
+            prow("D-1", store_code="SE-002"),  # another store: another receipt
+        ],
+    )
     code, report = run("purchases", path, "--chunk-size", "2")
     assert code == 1
     lines = by_line(report)
-    assert [lines[n]["status"] for n in (2, 3, 4, 5)] == ["created", "unchanged", "failed", "created"]
+    assert [lines[n]["status"] for n in (2, 3, 4, 5)] == [
+        "created",
+        "unchanged",
+        "failed",
+        "created",
+    ]
     assert lines[4]["error"] == "duplicate receipt with another body"
     assert Purchase.objects.filter(receipt_id="D-1").count() == 2
 
 
 def test_a_receipt_booked_live_is_not_overwritten(
-        old_members: dict[str, Member], tmp_path: Path, api: Any) -> None:
+    old_members: dict[str, Member], tmp_path: Path, api: Any
+) -> None:
     from tests.helpers import purchase_body
 
     se = old_members["SE"]
-    assert api.post("/api/v1/purchases", purchase_body(se.member_number, "LIVE-1"),
-                    format="json").status_code in (200, 201)
+    assert api.post(
+        "/api/v1/purchases", purchase_body(se.member_number, "LIVE-1"), format="json"
+    ).status_code in (200, 201)
     code, report = run("purchases", purchases_file(tmp_path, [prow("LIVE-1")]))
     assert code == 1 and report[0]["error"] == "duplicate receipt with another body"
     assert not Purchase.objects.get(receipt_id="LIVE-1").imported
 
 
-def test_the_same_file_twice_changes_nothing(old_members: dict[str, Member], tmp_path: Path) -> None:
+def test_the_same_file_twice_changes_nothing(
+    old_members: dict[str, Member], tmp_path: Path
+) -> None:
     path = purchases_file(tmp_path, [prow(f"T-{i}", total=f"{i}.50") for i in range(20)])
     assert run("purchases", path)[0] == 0
     before = counts()
@@ -176,7 +240,9 @@ def test_the_same_file_twice_changes_nothing(old_members: dict[str, Member], tmp
 
 
 def test_the_dry_run_changes_nothing(old_members: dict[str, Member], tmp_path: Path) -> None:
-    path = purchases_file(tmp_path, [prow("DRY-1"), prow("DRY-1", total="2"), prow("DRY-2", currency="EUR")])
+    path = purchases_file(
+        tmp_path, [prow("DRY-1"), prow("DRY-1", total="2"), prow("DRY-2", currency="EUR")]
+    )
     before = counts()
     code, report = run("purchases", path, "--dry-run", "--chunk-size", "1")
     assert code == 1

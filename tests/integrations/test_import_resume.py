@@ -33,9 +33,20 @@ def start(kind: str, path: Path) -> subprocess.Popen[bytes]:
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     return subprocess.Popen(
-        [sys.executable, "manage.py", f"import_{kind}", str(path), "--chunk-size", str(CHUNK),
-         "--pause", "2"],
-        cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "manage.py",
+            f"import_{kind}",
+            str(path),
+            "--chunk-size",
+            str(CHUNK),
+            "--pause",
+            "2",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -52,9 +63,20 @@ def kill_after_first_chunk(process: subprocess.Popen[bytes], done: Any) -> int:
 
 
 def test_members_killed_half_way_then_run_again(demo: None, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "members.csv", MEMBER_HEADER, [
-        {"external_id": f"K-{i}", "market": "SE", "email": f"k{i}@old.test", "points": str(i + 1),
-         "tier": "silver" if i % 2 else ""} for i in range(ROWS)])
+    path = write_csv(
+        tmp_path / "members.csv",
+        MEMBER_HEADER,
+        [
+            {
+                "external_id": f"K-{i}",
+                "market": "SE",
+                "email": f"k{i}@old.test",
+                "points": str(i + 1),
+                "tier": "silver" if i % 2 else "",
+            }
+            for i in range(ROWS)
+        ],
+    )
 
     def imported() -> int:
         return Member.objects.filter(external_id__startswith="K-").count()
@@ -75,9 +97,21 @@ def test_members_killed_half_way_then_run_again(demo: None, tmp_path: Path) -> N
 
 def test_purchases_killed_half_way_then_run_again(make_member: Any, tmp_path: Path) -> None:
     member = make_member("SE")
-    path = write_csv(tmp_path / "purchases.csv", PURCHASE_HEADER, [
-        {"member_number": member.member_number, "store_code": "SE-001", "receipt_id": f"K-{i}",
-         "occurred_at": "2022-01-01", "currency": "SEK", "total": str(i)} for i in range(ROWS)])
+    path = write_csv(
+        tmp_path / "purchases.csv",
+        PURCHASE_HEADER,
+        [
+            {
+                "member_number": member.member_number,
+                "store_code": "SE-001",
+                "receipt_id": f"K-{i}",
+                "occurred_at": "2022-01-01",
+                "currency": "SEK",
+                "total": str(i),
+            }
+            for i in range(ROWS)
+        ],
+    )
 
     def imported() -> int:
         return Purchase.objects.filter(receipt_id__startswith="K-").count()

@@ -31,16 +31,21 @@ def missions_url(member) -> str:
 
 
 def event(member, type_: str = "profile_completed", **extra):
-    body = {"member": {"member_number": member.member_number}, "type": type_,
-            "occurred_at": (timezone.now() - timedelta(minutes=2)).isoformat(), "properties": {}}
+    body = {
+        "member": {"member_number": member.member_number},
+        "type": type_,
+        "occurred_at": (timezone.now() - timedelta(minutes=2)).isoformat(),
+        "properties": {},
+    }
     body.update(extra)
     return body
 
 
 def test_an_event_completes_its_mission_and_pays(journey_on, api, make_member):
     member = make_member()
-    response = api.post(EVENTS, event(member, event_id="crm-1", properties={"fields": 7}),
-                        format="json")
+    response = api.post(
+        EVENTS, event(member, event_id="crm-1", properties={"fields": 7}), format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["type"] == "profile_completed" and body["event_id"] == "crm-1"
@@ -86,7 +91,8 @@ def test_an_event_id_again_with_another_body_is_refused(journey_on, api, make_me
 
 
 def test_an_event_outside_the_missions_window_is_recorded_and_counts_nothing(
-        journey_on, api, make_member):
+    journey_on, api, make_member
+):
     member = enrol_at(make_member(), timezone.now() - timedelta(days=20))  # profile: days 0-14
     response = api.post(EVENTS, event(member), format="json")
     assert response.status_code == 201 and response.json()["missions_completed"] == []
@@ -94,15 +100,18 @@ def test_an_event_outside_the_missions_window_is_recorded_and_counts_nothing(
     assert mission_row(member, "complete-profile") is None
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"type": None}, "type"),
-    ({"type": "Profile Completed"}, "type"),
-    ({"occurred_at": "2026-01-01T10:00:00"}, "occurred_at"),
-    ({"occurred_at": "tomorrow"}, "occurred_at"),
-    ({"properties": ["a"]}, "properties"),
-    ({"member": {"card": "1", "member_number": "2"}}, "member.non_field_errors"),
-    ({"points": 100}, "points"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"type": None}, "type"),
+        ({"type": "Profile Completed"}, "type"),
+        ({"occurred_at": "2026-01-01T10:00:00"}, "occurred_at"),
+        ({"occurred_at": "tomorrow"}, "occurred_at"),
+        ({"properties": ["a"]}, "properties"),
+        ({"member": {"card": "1", "member_number": "2"}}, "member.non_field_errors"),
+        ({"points": 100}, "points"),
+    ],
+)
 def test_invalid_events_answer_400(journey_on, api, make_member, change, field):
     member = make_member()
     body = event(member)
@@ -124,8 +133,11 @@ def test_an_event_for_an_unknown_or_unseen_member_answers_404(journey_on, make_a
     member = make_member(market="NO")
     se_only = make_api(scopes=["members:write"], markets=["SE"])
     assert_problem(se_only.post(EVENTS, event(member), format="json"), 404, "not_found")
-    ghost = {"member": {"member_number": "1234567890"}, "type": "x",
-             "occurred_at": timezone.now().isoformat()}
+    ghost = {
+        "member": {"member_number": "1234567890"},
+        "type": "x",
+        "occurred_at": timezone.now().isoformat(),
+    }
     assert_problem(se_only.post(EVENTS, ghost, format="json"), 404, "not_found")
     assert not ActivityEvent.objects.exists()
 
@@ -154,13 +166,24 @@ def test_events_need_a_key(journey_on, client, make_member):
 
 def test_the_members_missions(journey_on, api, make_member):
     member = make_member()
-    assert api.post("/api/v1/purchases", purchase_body(member.member_number, "R-m-1", "120.00"),
-                    format="json").status_code == 201
+    assert (
+        api.post(
+            "/api/v1/purchases",
+            purchase_body(member.member_number, "R-m-1", "120.00"),
+            format="json",
+        ).status_code
+        == 201
+    )
     response = api.get(missions_url(member))
     assert response.status_code == 200
     missions = {m["code"]: m for m in response.json()}
-    assert list(missions) == ["complete-profile", "first-purchase", "second-purchase",
-                              "store-and-online", "welcome-survey"]
+    assert list(missions) == [
+        "complete-profile",
+        "first-purchase",
+        "second-purchase",
+        "store-and-online",
+        "welcome-survey",
+    ]
     today = local_date(member.market, timezone.now())
     assert missions["first-purchase"]["status"] == "completed"
     assert missions["first-purchase"]["completed_at"] is not None
@@ -170,11 +193,15 @@ def test_the_members_missions(journey_on, api, make_member):
     assert missions["second-purchase"]["deadline"] == (today + timedelta(days=60)).isoformat()
     assert missions["store-and-online"]["reward"] == {"reward": "coffee-voucher"}
     assert missions["complete-profile"] == {
-        "code": "complete-profile", "name": "Fyll i din profil",
+        "code": "complete-profile",
+        "name": "Fyll i din profil",
         "description": "Tell us a little about yourself within two weeks.",
-        "goal": "profile_completed", "status": "in_progress",
-        "progress": {"current": 0, "target": 1}, "starts_on": today.isoformat(),
-        "deadline": (today + timedelta(days=14)).isoformat(), "reward": {"points": 100},
+        "goal": "profile_completed",
+        "status": "in_progress",
+        "progress": {"current": 0, "target": 1},
+        "starts_on": today.isoformat(),
+        "deadline": (today + timedelta(days=14)).isoformat(),
+        "reward": {"points": 100},
         "completed_at": None,
     }
 
@@ -183,12 +210,18 @@ def test_missions_whose_window_has_passed_show_as_missed(journey_on, api, make_m
     member = enrol_at(make_member(), timezone.now() - timedelta(days=45))
     # Missions that did not exist while the member's window was open are not theirs.
     assert [m["code"] for m in api.get(missions_url(member)).json()] == [
-        "second-purchase", "store-and-online"]
+        "second-purchase",
+        "store-and-online",
+    ]
     Mission.objects.update(created_at=timezone.now() - timedelta(days=100))
     statuses = {m["code"]: m["status"] for m in api.get(missions_url(member)).json()}
-    assert statuses == {"complete-profile": "missed", "first-purchase": "missed",
-                        "second-purchase": "in_progress", "store-and-online": "in_progress",
-                        "welcome-survey": "missed"}
+    assert statuses == {
+        "complete-profile": "missed",
+        "first-purchase": "missed",
+        "second-purchase": "in_progress",
+        "store-and-online": "in_progress",
+        "welcome-survey": "missed",
+    }
     assert not MemberMission.objects.filter(member=member).exists()  # reading writes nothing
 
 

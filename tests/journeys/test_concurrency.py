@@ -27,8 +27,9 @@ def test_ten_parallel_purchases_complete_and_pay_each_mission_once(journey_on, a
     member = make_member()
 
     def work(i: int, client: APIClient) -> int:
-        body = purchase_body(member.member_number, f"R-par-{i}", "10.00",
-                             store="SE-001" if i % 2 else "SE-WEB")
+        body = purchase_body(
+            member.member_number, f"R-par-{i}", "10.00", store="SE-001" if i % 2 else "SE-WEB"
+        )
         body["channel"] = "store" if i % 2 else "online"
         return client.post("/api/v1/purchases", body, format="json").status_code
 
@@ -48,9 +49,12 @@ def test_ten_parallel_purchases_complete_and_pay_each_mission_once(journey_on, a
 
 def test_ten_parallel_copies_of_an_event_count_once(journey_on, api, make_member):
     member = make_member()
-    body = {"member": {"member_number": member.member_number}, "type": "profile_completed",
-            "occurred_at": (timezone.now() - timedelta(minutes=1)).isoformat(),
-            "event_id": "crm-77"}
+    body = {
+        "member": {"member_number": member.member_number},
+        "type": "profile_completed",
+        "occurred_at": (timezone.now() - timedelta(minutes=1)).isoformat(),
+        "event_id": "crm-77",
+    }
 
     def work(i: int, client: APIClient) -> tuple[int, bool]:
         response = client.post("/api/v1/events", body, format="json")

@@ -43,7 +43,9 @@ def test_missions_close_marks_what_ran_out_missed_once(journey_on, make_member):
     assert mission_row(late, "store-and-online").status == "in_progress"  # day 90 ahead
     assert mission_row(late, "first-purchase").status == "completed"
     assert {r.status for r in MemberMission.objects.filter(member=fresh)} == {
-        "completed", "in_progress"}
+        "completed",
+        "in_progress",
+    }
     assert missions_close().rows == 0  # a second run finds nothing
 
 
@@ -74,8 +76,9 @@ def test_a_missed_mission_is_not_completed_by_a_late_receipt(journey_on, make_me
 def test_the_missions_close_command_runs_as_of(journey_on, make_member):
     member = _started(make_member, 70)
     out = io.StringIO()
-    call_command("missions_close", "--as-of", (timezone.now() - timedelta(days=30)).isoformat(),
-                 stdout=out)
+    call_command(
+        "missions_close", "--as-of", (timezone.now() - timedelta(days=30)).isoformat(), stdout=out
+    )
     assert "missions_close: 0 rows" in out.getvalue()
     assert mission_row(member, "second-purchase").status == "in_progress"
     out = io.StringIO()
@@ -88,8 +91,12 @@ def test_the_jobs_are_celery_tasks_with_beat_entries():
     import rewards.tasks  # noqa: F401
     from config.celery import app
 
-    for name in ("rewards.missions_close", "rewards.birthday_gifts",
-                 "rewards.tier_upgrade_gifts", "rewards.welcome_gifts"):
+    for name in (
+        "rewards.missions_close",
+        "rewards.birthday_gifts",
+        "rewards.tier_upgrade_gifts",
+        "rewards.welcome_gifts",
+    ):
         assert name in app.tasks, name
         assert any(task == name for task, _ in schedules().values()), name
         assert app.tasks[name].acks_late
@@ -144,8 +151,14 @@ def test_without_the_coffee_voucher_the_store_and_online_mission_pays_points(db)
 def test_a_mission_is_validated(demo):
     from django.core.exceptions import ValidationError
 
-    mission = Mission(code="x", name="X", goal="second_purchase_within", window_start_day=10,
-                      window_end_day=5, reward_points=10)
+    mission = Mission(
+        code="x",
+        name="X",
+        goal="second_purchase_within",
+        window_start_day=10,
+        window_end_day=5,
+        reward_points=10,
+    )
     with pytest.raises(ValidationError) as raised:
         mission.full_clean()
     assert {"days", "window_end_day"} <= set(raised.value.message_dict)
@@ -154,8 +167,9 @@ def test_a_mission_is_validated(demo):
 # --- the admin -----------------------------------------------------------------------
 
 
-def test_the_mission_admin_shows_counts_and_the_latest_completion(journey_on, admin_client,
-                                                                   make_member):
+def test_the_mission_admin_shows_counts_and_the_latest_completion(
+    journey_on, admin_client, make_member
+):
     late = _started(make_member, 70)
     _started(make_member, 5)
     missions_close()
@@ -167,19 +181,23 @@ def test_the_mission_admin_shows_counts_and_the_latest_completion(journey_on, ad
     assert rows["second-purchase"].started_count == 2
     assert rows["complete-profile"].started_count is None  # nobody yet
     assert rows["first-purchase"].latest == max(
-        r.completed_at for r in MemberMission.objects.filter(mission__code="first-purchase"))
+        r.completed_at for r in MemberMission.objects.filter(mission__code="first-purchase")
+    )
     page = response.content.decode()
     assert "latest completion" in page.lower()
-    detail = admin_client.get(reverse("admin:journeys_mission_change",
-                                      args=[rows["first-purchase"].pk]))
+    detail = admin_client.get(
+        reverse("admin:journeys_mission_change", args=[rows["first-purchase"].pk])
+    )
     assert detail.status_code == 200
-    listing = admin_client.get(reverse("admin:journeys_membermission_changelist")
-                               + f"?member={late.pk}")
+    listing = admin_client.get(
+        reverse("admin:journeys_membermission_changelist") + f"?member={late.pk}"
+    )
     assert listing.status_code == 200 and len(listing.context["cl"].result_list) == 3
 
 
-def test_member_missions_are_read_only_and_shown_on_the_member_page(journey_on, admin_client,
-                                                                   make_member, rf, admin_user):
+def test_member_missions_are_read_only_and_shown_on_the_member_page(
+    journey_on, admin_client, make_member, rf, admin_user
+):
     from django.contrib import admin
 
     member = _started(make_member, 5)

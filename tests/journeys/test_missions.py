@@ -128,18 +128,30 @@ def test_second_purchase_within_n_days_of_the_first(journey_on, make_member):
 
 
 def test_a_category_mission_counts_only_its_category(journey_on, make_member):
-    Mission.objects.create(code="buy-paint", name="Buy paint", goal="category_purchase",
-                           category="paint", window_start_day=0, window_end_day=30,
-                           reward_points=75)
+    Mission.objects.create(
+        code="buy-paint",
+        name="Buy paint",
+        goal="category_purchase",
+        category="paint",
+        window_start_day=0,
+        window_end_day=30,
+        reward_points=75,
+    )
     from journeys.services import journey_forget
 
     journey_forget()
     member = make_member()
     buy(member, "30.00", category="tools")
     assert mission_row(member, "buy-paint") is None
-    buy(member, "0.00", category="paint", lines=[
-        Line(sku="A", amount=Decimal("40.00"), category="tools"),
-        Line(sku="B", amount=Decimal("25.00"), category="paint")])
+    buy(
+        member,
+        "0.00",
+        category="paint",
+        lines=[
+            Line(sku="A", amount=Decimal("40.00"), category="tools"),
+            Line(sku="B", amount=Decimal("25.00"), category="paint"),
+        ],
+    )
     assert mission_row(member, "buy-paint").status == "completed"
     assert len(bonus_entries(member, "mission:buy-paint")) == 1
 
@@ -186,8 +198,14 @@ def test_the_first_day_after_the_window_does_not_count(journey_on, make_member):
 
 
 def test_a_purchase_before_the_window_opens_does_not_count(journey_on, make_member):
-    Mission.objects.create(code="later", name="Later", goal="first_purchase",
-                           window_start_day=5, window_end_day=20, reward_points=10)
+    Mission.objects.create(
+        code="later",
+        name="Later",
+        goal="first_purchase",
+        window_start_day=5,
+        window_end_day=20,
+        reward_points=10,
+    )
     from journeys.services import journey_forget
 
     journey_forget()
@@ -253,8 +271,10 @@ def test_a_completed_mission_is_never_completed_or_paid_again(journey_on, make_m
     buy(member, "10.00")
     row = mission_row(member, "first-purchase")
     # Someone tries to complete it again directly: the row is no longer in progress.
-    assert MemberMission.objects.filter(pk=row.pk, status="in_progress").update(
-        status="completed") == 0
+    assert (
+        MemberMission.objects.filter(pk=row.pk, status="in_progress").update(status="completed")
+        == 0
+    )
     from journeys.services import journey_snapshot as snap
     from journeys.services import mission_reward_pay
 
@@ -263,7 +283,9 @@ def test_a_completed_mission_is_never_completed_or_paid_again(journey_on, make_m
     assert len(bonus_entries(member, "mission:first-purchase")) == 1
 
 
-def test_a_voucher_out_of_stock_leaves_the_mission_completed_and_unrewarded(journey_on, make_member):
+def test_a_voucher_out_of_stock_leaves_the_mission_completed_and_unrewarded(
+    journey_on, make_member
+):
     Reward.objects.filter(code="coffee-voucher").update(stock=0)
     member = make_member()
     buy(member, "10.00", channel="store")
@@ -285,8 +307,13 @@ def test_a_purchase_outside_the_journey_costs_no_query(journey_on, make_member):
     member = enrol_at(make_member(), timezone.now() - timedelta(days=200))
     journey_snapshot()  # the process's snapshot is warm, as it is on a busy server
     with CaptureQueriesContext(connection) as queries:
-        done = journey_on_purchase(member=member, purchase="p-1", channel="store",
-                                   categories={"tools"}, occurred_at=timezone.now())
+        done = journey_on_purchase(
+            member=member,
+            purchase="p-1",
+            channel="store",
+            categories={"tools"},
+            occurred_at=timezone.now(),
+        )
     assert done == [] and len(queries) == 0
 
 
@@ -296,8 +323,13 @@ def test_a_purchase_inside_the_journey_costs_a_couple_of_small_queries(journey_o
     member = Member.objects.select_related("market", "tier").get(pk=member.pk)  # as purchases do
     journey_snapshot()
     with CaptureQueriesContext(connection) as queries:
-        done = journey_on_purchase(member=member, purchase="p-2", channel="store",
-                                   categories={"tools"}, occurred_at=timezone.now())
+        done = journey_on_purchase(
+            member=member,
+            purchase="p-2",
+            channel="store",
+            categories={"tools"},
+            occurred_at=timezone.now(),
+        )
     assert done == []
     # Read the member's rows, update the two in progress in one statement.
     assert len(queries) == 2, [q["sql"] for q in queries]
@@ -316,8 +348,13 @@ def test_the_missions_of_a_new_member(journey_on, make_member):
     member = make_member()
     buy(member, "10.00")
     missions = {m["code"]: m for m in member_missions(member=member)}
-    assert list(missions) == ["complete-profile", "first-purchase", "second-purchase",
-                              "store-and-online", "welcome-survey"]
+    assert list(missions) == [
+        "complete-profile",
+        "first-purchase",
+        "second-purchase",
+        "store-and-online",
+        "welcome-survey",
+    ]
     today = local_date(member.market, timezone.now())
     first = missions["first-purchase"]
     assert first["status"] == "completed" and first["progress"] == {"current": 1, "target": 1}

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 def adjust(api, member, body, key="adj"):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
-    return api.post(f"/api/v1/members/{member.member_number}/adjustments", body, format="json",
-                    **headers)
+    return api.post(
+        f"/api/v1/members/{member.member_number}/adjustments", body, format="json", **headers
+    )
 
 
 def ledger(api, member, **params):
@@ -41,7 +42,10 @@ def test_positive_adjustment_is_available_at_once_and_expires_like_earned_points
     assert body["entry"]["points"] == 250
     assert body["entry"]["expires_on"] == expires.isoformat()
     assert body["member"]["points"] == {
-        "balance": 250, "pending": 0, "expiring": {"points": 250, "on": expires.isoformat()}}
+        "balance": 250,
+        "pending": 0,
+        "expiring": {"points": 250, "on": expires.isoformat()},
+    }
     assert account(member) == (250, 0)
     lot = Lot.objects.get(member=member)
     assert lot.matured and lot.remaining == 250 and lot.expires_on == expires
@@ -55,7 +59,9 @@ def test_negative_adjustment_takes_from_the_lots_that_expire_first(api, make_mem
     member = make_member()
     now = timezone.now()
     services.points_adjust(actor=SYSTEM, member=member, points=100, reason="late", now=now)
-    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="early", now=now - timedelta(days=62))
+    services.points_adjust(
+        actor=SYSTEM, member=member, points=100, reason="early", now=now - timedelta(days=62)
+    )
     early = Lot.objects.get(entry__reason="early")
     late = Lot.objects.get(entry__reason="late")
     assert early.expires_on < late.expires_on
@@ -77,7 +83,9 @@ def test_negative_adjustment_beyond_the_balance_leaves_a_debt(api, make_member):
     assert response.status_code == 201, response.content
     assert account(member) == (-30, 0)
     assert_ledger_consistent()
-    assert adjust(api, member, {"points": 100, "reason": "goodwill"}, key="adj-2").status_code == 201
+    assert (
+        adjust(api, member, {"points": 100, "reason": "goodwill"}, key="adj-2").status_code == 201
+    )
     assert account(member) == (70, 0)
     assert_ledger_consistent()
 
@@ -113,8 +121,11 @@ def test_whitespace_reason_is_refused_by_the_service(make_member):
 
 def test_adjustment_requires_an_idempotency_key_and_replays(api, make_member):
     member = make_member()
-    assert_problem(adjust(api, member, {"points": 10, "reason": "x"}, key=None), 400,
-                   "idempotency_key_required")
+    assert_problem(
+        adjust(api, member, {"points": 10, "reason": "x"}, key=None),
+        400,
+        "idempotency_key_required",
+    )
     assert account(member) == (0, 0)
     first = adjust(api, member, {"points": 10, "reason": "x"}, key="once")
     again = adjust(api, member, {"points": 10, "reason": "x"}, key="once")
@@ -129,8 +140,12 @@ def test_adjustment_requires_an_idempotency_key_and_replays(api, make_member):
 
 def test_adjustment_of_unknown_or_foreign_member_is_not_found(api, make_api, make_member, demo):
     member = make_member()
-    response = api.post("/api/v1/members/1234567897/adjustments", {"points": 1, "reason": "x"},
-                        format="json", HTTP_IDEMPOTENCY_KEY="nf")
+    response = api.post(
+        "/api/v1/members/1234567897/adjustments",
+        {"points": 1, "reason": "x"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="nf",
+    )
     assert_problem(response, 404, "not_found")
     norway = make_api(markets=["NO"])
     assert_problem(adjust(norway, member, {"points": 1, "reason": "x"}), 404, "not_found")
@@ -140,8 +155,7 @@ def test_adjustment_of_unknown_or_foreign_member_is_not_found(api, make_api, mak
 def test_adjustment_needs_the_adjust_scope(make_api, make_member):
     member = make_member()
     redeemer = make_api(scopes=["points:redeem", "members:read"])
-    assert_problem(adjust(redeemer, member, {"points": 1, "reason": "x"}), 403,
-                   "permission_denied")
+    assert_problem(adjust(redeemer, member, {"points": 1, "reason": "x"}), 403, "permission_denied")
     assert account(member) == (0, 0)
 
 
@@ -150,10 +164,16 @@ def test_adjustment_needs_the_adjust_scope(make_api, make_member):
 
 def test_ledger_lists_entries_newest_first_with_the_contract_fields(api, make_member):
     member = make_member(points=100)
-    api.post("/api/v1/purchases", purchase_body(member.member_number, "R-l", "40.00"),
-             format="json")
-    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                           points=30, store_code="SE-001", reference="order-1")
+    api.post(
+        "/api/v1/purchases", purchase_body(member.member_number, "R-l", "40.00"), format="json"
+    )
+    services.points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=30,
+        store_code="SE-001",
+        reference="order-1",
+    )
     response = ledger(api, member)
     assert response.status_code == 200, response.content
     body = response.json()
@@ -163,8 +183,14 @@ def test_ledger_lists_entries_newest_first_with_the_contract_fields(api, make_me
     assert [row["points"] for row in body["results"]] == [-30, 40, 100]
     ids = [row["id"] for row in body["results"]]
     assert ids == sorted(ids, reverse=True)
-    assert set(body["results"][0]) == {"id", "kind", "points", "created_at", "reference",
-                                       "expires_on"}
+    assert set(body["results"][0]) == {
+        "id",
+        "kind",
+        "points",
+        "created_at",
+        "reference",
+        "expires_on",
+    }
     assert body["results"][0]["reference"] == "order-1"
     assert body["results"][1]["reference"] == "R-l"
     assert body["results"][1]["expires_on"] is not None

@@ -42,8 +42,10 @@ def test_a_ledger_entry_cannot_be_changed_through_the_admin(admin_client, entry)
     url = reverse("admin:loyalty_ledgerentry_change", args=[entry.pk])
     page = admin_client.get(url)
     assert page.status_code == 200 and "Save" not in page.content.decode()
-    response = admin_client.post(url, {"member": entry.member_id, "kind": "adjust",
-                                       "points": "999999", "reason": "free points"})
+    response = admin_client.post(
+        url,
+        {"member": entry.member_id, "kind": "adjust", "points": "999999", "reason": "free points"},
+    )
     assert response.status_code == 403
     entry.refresh_from_db()
     assert (entry.points, entry.reason) == (500, "test setup")
@@ -52,9 +54,10 @@ def test_a_ledger_entry_cannot_be_changed_through_the_admin(admin_client, entry)
 def test_a_ledger_entry_cannot_be_deleted_through_the_admin(admin_client, entry):
     url = reverse("admin:loyalty_ledgerentry_delete", args=[entry.pk])
     assert admin_client.post(url, {"post": "yes"}).status_code == 403
-    response = admin_client.post(reverse("admin:loyalty_ledgerentry_changelist"),
-                                 {"action": "delete_selected", "_selected_action": [entry.pk],
-                                  "post": "yes"})
+    response = admin_client.post(
+        reverse("admin:loyalty_ledgerentry_changelist"),
+        {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"},
+    )
     assert response.status_code in (200, 302)
     assert LedgerEntry.objects.filter(pk=entry.pk, points=500).exists()
 
@@ -78,8 +81,10 @@ def test_lot_movements_cannot_be_changed_or_deleted(admin_client, make_member):
         assert admin_client.post(url, {"points": "0", "post": "yes"}).status_code == 403
     movement.refresh_from_db()
     assert movement.points == -200
-    listing = admin_client.get(reverse("admin:loyalty_lotmovement_changelist"),
-                               {"member": member.pk, "kind__exact": "spend"})
+    listing = admin_client.get(
+        reverse("admin:loyalty_lotmovement_changelist"),
+        {"member": member.pk, "kind__exact": "spend"},
+    )
     assert list(listing.context["cl"].result_list) == [movement]
 
 
@@ -89,8 +94,11 @@ def test_the_ledger_list_filters_by_kind_and_member(admin_client, make_member):
     member, other = make_member(points=300), make_member(points=40)
     points_adjust(actor=SYSTEM, member=member, points=-100, reason="correction")
     url = reverse("admin:loyalty_ledgerentry_changelist")
-    rows = list(admin_client.get(url, {"member": member.pk, "kind__exact": "adjust"})
-                .context["cl"].result_list)
+    rows = list(
+        admin_client.get(url, {"member": member.pk, "kind__exact": "adjust"})
+        .context["cl"]
+        .result_list
+    )
     assert [e.points for e in rows] == [-100, 300]  # newest first
     assert admin_client.get(url, {"kind__exact": "earn"}).context["cl"].result_list.count() == 0
     by_number = admin_client.get(url, {"q": other.member_number}).context["cl"].result_list
@@ -103,21 +111,32 @@ def test_purchases_are_read_only_and_found_by_receipt_id(admin_client, make_memb
 
     member = make_member()
     purchase_record(
-        actor=system_client, member_ref={"member_number": member.member_number},
-        store_code="SE-001", receipt_id="R-1001", channel="store",
-        occurred_at=timezone.now() - timedelta(minutes=5), currency="SEK",
+        actor=system_client,
+        member_ref={"member_number": member.member_number},
+        store_code="SE-001",
+        receipt_id="R-1001",
+        channel="store",
+        occurred_at=timezone.now() - timedelta(minutes=5),
+        currency="SEK",
         total=Decimal("250.00"),
         lines=[Line(sku="SKU-1", category="tools", quantity=1, amount=Decimal("250.00"))],
     )
     url = reverse("admin:loyalty_purchase_changelist")
-    assert [p.receipt_id for p in admin_client.get(url, {"q": "R-1001"}).context["cl"].result_list] == ["R-1001"]
+    assert [
+        p.receipt_id for p in admin_client.get(url, {"q": "R-1001"}).context["cl"].result_list
+    ] == ["R-1001"]
     assert list(admin_client.get(url, {"q": "R-10"}).context["cl"].result_list) == []
     purchase = Purchase.objects.get(receipt_id="R-1001")
     change = reverse("admin:loyalty_purchase_change", args=[purchase.pk])
     assert admin_client.get(change).status_code == 200
     assert admin_client.post(change, {"total": "1"}).status_code == 403
     for name in ("return", "redemption"):
-        assert admin_client.get(reverse(f"admin:loyalty_{name}_changelist"), {"q": "R-1001"}).status_code == 200
+        assert (
+            admin_client.get(
+                reverse(f"admin:loyalty_{name}_changelist"), {"q": "R-1001"}
+            ).status_code
+            == 200
+        )
 
 
 @pytest.mark.parametrize("name", ["market", "store", "tier"])
@@ -129,9 +148,15 @@ def test_markets_stores_and_tiers_are_listed(admin_client, demo, name):
 
 def test_a_store_is_edited_in_the_admin(admin_client, demo):
     store = Store.objects.get(code="SE-002")
-    response = admin_client.post(reverse("admin:club_store_change", args=[store.pk]), {
-        "code": "SE-002", "name": "Göteborg Centrum", "market": store.market_id, "channel": "store",
-    })
+    response = admin_client.post(
+        reverse("admin:club_store_change", args=[store.pk]),
+        {
+            "code": "SE-002",
+            "name": "Göteborg Centrum",
+            "market": store.market_id,
+            "channel": "store",
+        },
+    )
     assert response.status_code == 302
     store.refresh_from_db()
     assert store.name == "Göteborg Centrum"

@@ -16,8 +16,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 @pytest.fixture
 def booked(make_member):
     member = make_member(points=100)
-    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                           points=40, store_code="SE-001")
+    services.points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=40,
+        store_code="SE-001",
+    )
     entry = LedgerEntry.objects.filter(member=member, kind="redeem").get()
     movement = LotMovement.objects.filter(entry=entry).get()
     return member, entry, movement

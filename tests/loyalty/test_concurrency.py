@@ -27,9 +27,16 @@ def test_parallel_redemptions_never_overspend(api, make_member):
     member = make_member(points=100)
 
     def work(i: int, client: APIClient) -> tuple[int, str | None]:
-        response = client.post("/api/v1/redemptions", {
-            "member": {"member_number": member.member_number}, "points": 10,
-            "store_code": "SE-001"}, format="json", HTTP_IDEMPOTENCY_KEY=f"par-{i}")
+        response = client.post(
+            "/api/v1/redemptions",
+            {
+                "member": {"member_number": member.member_number},
+                "points": 10,
+                "store_code": "SE-001",
+            },
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=f"par-{i}",
+        )
         return response.status_code, response.json().get("code")
 
     results = in_parallel(50, work, api.raw_key)
@@ -38,8 +45,14 @@ def test_parallel_redemptions_never_overspend(api, make_member):
     assert counts[(422, "insufficient_points")] == 40, counts
     assert account(member) == (0, 0)
     assert Redemption.objects.filter(member=member).count() == 10
-    assert sum(LedgerEntry.objects.filter(member=member, kind="redeem")
-               .values_list("points", flat=True)) == -100
+    assert (
+        sum(
+            LedgerEntry.objects.filter(member=member, kind="redeem").values_list(
+                "points", flat=True
+            )
+        )
+        == -100
+    )
     check_ledger()
 
 
@@ -47,8 +60,11 @@ def test_parallel_purchases_on_one_member_all_land(api, make_member):
     member = make_member()
 
     def work(i: int, client: APIClient) -> int:
-        response = client.post("/api/v1/purchases", purchase_body(
-            member.member_number, f"R-par-{i}", f"{i + 1}.00"), format="json")
+        response = client.post(
+            "/api/v1/purchases",
+            purchase_body(member.member_number, f"R-par-{i}", f"{i + 1}.00"),
+            format="json",
+        )
         return response.status_code
 
     statuses = in_parallel(50, work, api.raw_key)
@@ -61,15 +77,19 @@ def test_parallel_purchases_on_one_member_all_land(api, make_member):
 
 def test_same_idempotency_key_in_parallel_books_once(api, make_member):
     member = make_member(points=1000)
-    body = {"member": {"member_number": member.member_number}, "points": 10,
-            "store_code": "SE-001"}
+    body = {"member": {"member_number": member.member_number}, "points": 10, "store_code": "SE-001"}
 
     def work(i: int, client: APIClient) -> tuple[int, str | None, str | None, Any]:
-        response = client.post("/api/v1/redemptions", body, format="json",
-                               HTTP_IDEMPOTENCY_KEY="same-key")
+        response = client.post(
+            "/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key"
+        )
         payload = response.json()
-        return (response.status_code, payload.get("code"), response.get("Idempotent-Replayed"),
-                payload.get("redemption_id"))
+        return (
+            response.status_code,
+            payload.get("code"),
+            response.get("Idempotent-Replayed"),
+            payload.get("redemption_id"),
+        )
 
     results = in_parallel(20, work, api.raw_key)
     booked = [r for r in results if r[0] == 201 and r[2] is None]
@@ -108,8 +128,9 @@ def test_same_receipt_in_parallel_books_once(api, make_member):
 
 def test_same_return_receipt_in_parallel_reverses_once(api, make_member):
     member = make_member()
-    api.post("/api/v1/purchases", purchase_body(member.member_number, "R-ret", "200.00"),
-             format="json")
+    api.post(
+        "/api/v1/purchases", purchase_body(member.member_number, "R-ret", "200.00"), format="json"
+    )
     body = return_body("R-ret", "RET-same", "50.00")
 
     def work(i: int, client: APIClient) -> tuple[int, Any]:
@@ -126,12 +147,14 @@ def test_same_return_receipt_in_parallel_reverses_once(api, make_member):
 
 def test_parallel_returns_never_add_up_to_more_than_the_purchase(api, make_member):
     member = make_member()
-    api.post("/api/v1/purchases", purchase_body(member.member_number, "R-many", "100.00"),
-             format="json")
+    api.post(
+        "/api/v1/purchases", purchase_body(member.member_number, "R-many", "100.00"), format="json"
+    )
 
     def work(i: int, client: APIClient) -> tuple[int, str | None]:
-        response = client.post("/api/v1/returns", return_body("R-many", f"RET-{i}", "10.00"),
-                               format="json")
+        response = client.post(
+            "/api/v1/returns", return_body("R-many", f"RET-{i}", "10.00"), format="json"
+        )
         return response.status_code, response.json().get("code")
 
     counts = Counter(in_parallel(20, work, api.raw_key))
@@ -144,10 +167,17 @@ def test_parallel_returns_never_add_up_to_more_than_the_purchase(api, make_membe
 
 def test_parallel_hold_capture_and_cancel_release_once(api, make_member):
     member = make_member(points=100)
-    held = api.post("/api/v1/redemptions", {
-        "member": {"member_number": member.member_number}, "points": 60,
-        "store_code": "SE-001", "capture": False}, format="json",
-        HTTP_IDEMPOTENCY_KEY="hold").json()
+    held = api.post(
+        "/api/v1/redemptions",
+        {
+            "member": {"member_number": member.member_number},
+            "points": 60,
+            "store_code": "SE-001",
+            "capture": False,
+        },
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="hold",
+    ).json()
     rid = held["redemption_id"]
 
     def work(i: int, client: APIClient) -> tuple[int, str]:
@@ -162,7 +192,8 @@ def test_parallel_hold_capture_and_cancel_release_once(api, make_member):
     # Whatever won, the points were given back at most once.
     assert account(member) == ((100, 0) if status == "cancelled" else (40, 0))
     assert LedgerEntry.objects.filter(member=member, kind="redeem_cancel").count() == (
-        1 if status == "cancelled" else 0)
+        1 if status == "cancelled" else 0
+    )
     check_ledger()
 
 
@@ -171,8 +202,10 @@ def _wait_for_lock_waiter(timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                           " AND wait_event_type = 'Lock'")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
             if cursor.fetchone()[0]:
                 return
         time.sleep(0.02)
@@ -181,8 +214,7 @@ def _wait_for_lock_waiter(timeout: float = 10.0) -> None:
 
 def test_same_key_while_the_first_is_running_is_request_in_progress(api, make_member):
     member = make_member(points=100)
-    body = {"member": {"member_number": member.member_number}, "points": 10,
-            "store_code": "SE-001"}
+    body = {"member": {"member_number": member.member_number}, "points": 10, "store_code": "SE-001"}
     locked, release = threading.Event(), threading.Event()
     first: dict[str, Any] = {}
 
@@ -199,8 +231,9 @@ def test_same_key_while_the_first_is_running_is_request_in_progress(api, make_me
         try:
             client = APIClient()
             client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api.raw_key}")
-            first["response"] = client.post("/api/v1/redemptions", body, format="json",
-                                            HTTP_IDEMPOTENCY_KEY="slow")
+            first["response"] = client.post(
+                "/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="slow"
+            )
         finally:
             connection.close()
 

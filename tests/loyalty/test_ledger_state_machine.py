@@ -64,8 +64,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self._atomic.__enter__()
         from checkout.services import member_enrol
 
-        self.member = member_enrol(actor=SYSTEM, market_code="SE",
-                                   email=f"machine{next(_emails)}@example.test")
+        self.member = member_enrol(
+            actor=SYSTEM, market_code="SE", email=f"machine{next(_emails)}@example.test"
+        )
         self.ref = {"member_number": self.member.member_number}
         self.start = self.now = timezone.now()
         self.n = 0
@@ -103,19 +104,34 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.now + timedelta(minutes=minutes) - self.start <= MAX_ADVANCE:
             self.now += timedelta(minutes=minutes)
 
-    @rule(tools=cents, gift=cents, days_ago=st.integers(0, 40), window_zero=st.booleans(),
-          replay=st.booleans())
-    def purchase(self, tools: Decimal, gift: Decimal, days_ago: int, window_zero: bool,
-                 replay: bool) -> None:
+    @rule(
+        tools=cents,
+        gift=cents,
+        days_ago=st.integers(0, 40),
+        window_zero=st.booleans(),
+        replay=st.booleans(),
+    )
+    def purchase(
+        self, tools: Decimal, gift: Decimal, days_ago: int, window_zero: bool, replay: bool
+    ) -> None:
         receipt = self._next("R")
         lines = [services.Line(sku="T", amount=tools, category="tools")]
         if gift:
             lines.append(services.Line(sku="G", amount=gift, category="giftcards"))
         occurred_at = self.now - timedelta(days=days_ago, minutes=1)
         window = 0 if window_zero else WINDOW
-        kwargs = dict(actor=SYSTEM, member_ref=self.ref, store_code="SE-001",
-                      receipt_id=receipt, channel="store", occurred_at=occurred_at,
-                      currency="SEK", total=tools + gift, lines=lines, now=self.now)
+        kwargs = dict(
+            actor=SYSTEM,
+            member_ref=self.ref,
+            store_code="SE-001",
+            receipt_id=receipt,
+            channel="store",
+            occurred_at=occurred_at,
+            currency="SEK",
+            total=tools + gift,
+            lines=lines,
+            now=self.now,
+        )
         if window_zero:
             Market.objects.filter(code="SE").update(return_window_days=0)
         try:
@@ -134,9 +150,15 @@ class LedgerMachine(RuleBasedStateMachine):
             self.balance += points
         elif points:
             self.pending[body["purchase_id"]] = [available_on, points]
-        self.purchases[receipt] = {"id": body["purchase_id"], "tools": tools, "gift": gift,
-                                   "ret_tools": Decimal(0), "ret_gift": Decimal(0),
-                                   "earned": points, "reversed": 0}
+        self.purchases[receipt] = {
+            "id": body["purchase_id"],
+            "tools": tools,
+            "gift": gift,
+            "ret_tools": Decimal(0),
+            "ret_gift": Decimal(0),
+            "earned": points,
+            "reversed": 0,
+        }
         if replay:
             again, replayed = checkout_services.purchase_record(**kwargs)
             assert replayed is True
@@ -152,10 +174,19 @@ class LedgerMachine(RuleBasedStateMachine):
         if over:
             tools, gift = left_tools + Decimal("0.01"), Decimal(0)
         else:
-            tools = data.draw(st.sampled_from([left_tools, Decimal(0)]) | st.integers(
-                0, int(left_tools * 100)).map(lambda c: Decimal(c) / 100), label="tools")
-            gift = data.draw(st.integers(0, int(left_gift * 100)).map(lambda c: Decimal(c) / 100),
-                             label="gift") if left_gift else Decimal(0)
+            tools = data.draw(
+                st.sampled_from([left_tools, Decimal(0)])
+                | st.integers(0, int(left_tools * 100)).map(lambda c: Decimal(c) / 100),
+                label="tools",
+            )
+            gift = (
+                data.draw(
+                    st.integers(0, int(left_gift * 100)).map(lambda c: Decimal(c) / 100),
+                    label="gift",
+                )
+                if left_gift
+                else Decimal(0)
+            )
             if not tools and not gift:
                 return
         lines = []
@@ -163,10 +194,18 @@ class LedgerMachine(RuleBasedStateMachine):
             lines.append(services.Line(sku="T", amount=tools))
         if gift:
             lines.append(services.Line(sku="G", amount=gift))
-        call = dict(actor=SYSTEM, store_code="SE-002", receipt_id=self._next("RET"),
-                    original_store_code="SE-001", original_receipt_id=receipt,
-                    occurred_at=self.now - timedelta(minutes=1), currency="SEK",
-                    total=tools + gift, lines=lines, now=self.now)
+        call = dict(
+            actor=SYSTEM,
+            store_code="SE-002",
+            receipt_id=self._next("RET"),
+            original_store_code="SE-001",
+            original_receipt_id=receipt,
+            occurred_at=self.now - timedelta(minutes=1),
+            currency="SEK",
+            total=tools + gift,
+            lines=lines,
+            now=self.now,
+        )
         if over:
             with pytest.raises(services.ReturnExceedsPurchase):
                 checkout_services.return_record(**call)
@@ -194,8 +233,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(points=st.integers(1, 2_000), capture=st.booleans())
     def redeem(self, points: int, capture: bool) -> None:
-        call = dict(actor=SYSTEM, member_ref=self.ref, points=points, store_code="SE-001",
-                    capture=capture, now=self.now)
+        call = dict(
+            actor=SYSTEM,
+            member_ref=self.ref,
+            points=points,
+            store_code="SE-001",
+            capture=capture,
+            now=self.now,
+        )
         if points > max(self.balance + self._due(), 0):
             with pytest.raises(services.InsufficientPoints):
                 services.points_redeem(**call)
@@ -206,7 +251,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert body["status"] == ("captured" if capture else "held")
         assert body["points"] == points
         self.redemptions[body["redemption_id"]] = {
-            "points": points, "status": body["status"],
+            "points": points,
+            "status": body["status"],
             "expires_at": None if capture else self.now + HOLD,
         }
 
@@ -242,8 +288,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(points=st.integers(-1_500, 1_500).filter(bool))
     def adjust(self, points: int) -> None:
-        body = services.points_adjust(actor=SYSTEM, member=self.member, points=points, reason="machine",
-                                      now=self.now)
+        body = services.points_adjust(
+            actor=SYSTEM, member=self.member, points=points, reason="machine", now=self.now
+        )
         self._settle()
         self.balance += points
         assert body["entry"]["points"] == points
@@ -287,6 +334,11 @@ class LedgerMachine(RuleBasedStateMachine):
 def test_ledger_state_machine(demo: None) -> None:
     run_state_machine_as_test(
         LedgerMachine,
-        settings=settings(max_examples=30, stateful_step_count=25, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow], database=None),
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+            database=None,
+        ),
     )

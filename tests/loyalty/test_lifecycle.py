@@ -7,8 +7,7 @@ a lot is spendable through its expiry date, local time.
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -22,15 +21,23 @@ from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption
 from loyalty.selectors import ledger_discrepancies
 from loyalty.services import Line, points_redeem
 
-UTC = dt_timezone.utc
-EARNED = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)  # SE: pending until 2026-02-09, expires 2028-01-31
+UTC = UTC
+EARNED = datetime(
+    2026, 1, 10, 12, 0, tzinfo=UTC
+)  # SE: pending until 2026-02-09, expires 2028-01-31
 
 
 def earn(client, member, receipt, amount="100.00", when=EARNED):
     body, _ = purchase_record(
-        actor=client, member_ref={"member_number": member.member_number}, store_code="SE-001",
-        receipt_id=receipt, channel="store", occurred_at=when, currency="SEK",
-        total=Decimal(amount), lines=[Line(sku="X", amount=Decimal(amount), category="tools")],
+        actor=client,
+        member_ref={"member_number": member.member_number},
+        store_code="SE-001",
+        receipt_id=receipt,
+        channel="store",
+        occurred_at=when,
+        currency="SEK",
+        total=Decimal(amount),
+        lines=[Line(sku="X", amount=Decimal(amount), category="tools")],
         now=when,
     )
     return body
@@ -78,13 +85,26 @@ class TestMature:
         earn(system_client, member, "R-2", amount="300.00", when=EARNED)
         lifecycle.points_mature(as_of=datetime(2026, 2, 10, tzinfo=UTC))
         later = EARNED + timedelta(days=31)
-        points_redeem(actor=system_client, member_ref={"member_number": member.member_number},
-                      points=400, store_code="SE-001", now=later)
+        points_redeem(
+            actor=system_client,
+            member_ref={"member_number": member.member_number},
+            points=400,
+            store_code="SE-001",
+            now=later,
+        )
         earn(system_client, member, "R-3", amount="50.00", when=later)  # pending 50
-        return_record(actor=system_client, store_code="SE-001", receipt_id="RET-2",
-                      original_store_code="SE-001", original_receipt_id="R-2",
-                      occurred_at=later, currency="SEK", total=Decimal("300.00"),
-                      lines=[Line(sku="X", amount=Decimal("300.00"))], now=later)
+        return_record(
+            actor=system_client,
+            store_code="SE-001",
+            receipt_id="RET-2",
+            original_store_code="SE-001",
+            original_receipt_id="R-2",
+            occurred_at=later,
+            currency="SEK",
+            total=Decimal("300.00"),
+            lines=[Line(sku="X", amount=Decimal("300.00"))],
+            now=later,
+        )
         assert (account(member).balance, account(member).pending) == (-300, 50)
         lifecycle.points_mature(as_of=later + timedelta(days=31))
         assert (account(member).balance, account(member).pending) == (-250, 0)
@@ -106,9 +126,13 @@ FIRST_LOCAL_MINUTE = datetime(2028, 1, 31, 23, 0, 1, tzinfo=UTC)  # 00:00 on Feb
 class TestExpire:
     def test_lot_is_spendable_through_its_last_local_day(self, matured_member, system_client):
         assert lifecycle.points_expire(as_of=LAST_LOCAL_MINUTE).rows == 0
-        body = points_redeem(actor=system_client,
-                             member_ref={"member_number": matured_member.member_number},
-                             points=10, store_code="SE-001", now=LAST_LOCAL_MINUTE)
+        body = points_redeem(
+            actor=system_client,
+            member_ref={"member_number": matured_member.member_number},
+            points=10,
+            store_code="SE-001",
+            now=LAST_LOCAL_MINUTE,
+        )
         assert body["member"]["points"]["balance"] == 90
 
     def test_after_local_midnight_the_remaining_points_expire_once(self, matured_member):
@@ -122,15 +146,21 @@ class TestExpire:
         assert_ledger_holds()
 
     def test_spent_points_do_not_expire_again(self, matured_member, system_client):
-        points_redeem(actor=system_client, member_ref={"member_number": matured_member.member_number},
-                      points=30, store_code="SE-001", now=LAST_LOCAL_MINUTE)
+        points_redeem(
+            actor=system_client,
+            member_ref={"member_number": matured_member.member_number},
+            points=30,
+            store_code="SE-001",
+            now=LAST_LOCAL_MINUTE,
+        )
         lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE)
         assert LedgerEntry.objects.get(member=matured_member, kind="expire").points == -70
         assert account(matured_member).balance == 0
         assert_ledger_holds()
 
     def test_a_run_stopped_after_some_batches_resumes_and_expires_each_lot_once(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         members = [make_member() for _ in range(6)]
         for index, member in enumerate(members):
             for n in range(3):
@@ -142,14 +172,17 @@ class TestExpire:
         second = lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE, batch_size=4)
         assert second.rows == 10
         per_lot = {}
-        for reference in LedgerEntry.objects.filter(kind="expire").values_list("reference", flat=True):
+        for reference in LedgerEntry.objects.filter(kind="expire").values_list(
+            "reference", flat=True
+        ):
             per_lot[reference] = per_lot.get(reference, 0) + 1
         assert len(per_lot) == 18 and set(per_lot.values()) == {1}
         assert all(account(m).balance == 0 for m in members)
         assert_ledger_holds()
 
     def test_the_per_member_path_books_the_same_as_the_set_based_one(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         a, b = make_member(), make_member()
         for member in (a, b):
             earn(system_client, member, f"R-{member.pk}", amount="40.00")
@@ -177,6 +210,7 @@ def _in_threads(*targets):
                 errors.append(exc)
             finally:
                 connection.close()
+
         return run
 
     threads = [threading.Thread(target=wrap(t)) for t in targets]
@@ -198,37 +232,50 @@ class TestConcurrentExpiry:
         lifecycle.points_mature(as_of=datetime(2026, 2, 10, tzinfo=UTC))
         results = []
         errors = _in_threads(
-            *[lambda: results.append(lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE, batch_size=7))
-              for _ in range(2)]
+            *[
+                lambda: results.append(
+                    lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE, batch_size=7)
+                )
+                for _ in range(2)
+            ]
         )
         assert errors == []
         assert sum(r.rows for r in results) >= 40
         assert LedgerEntry.objects.filter(kind="expire").count() == 40
-        assert LedgerEntry.objects.filter(kind="expire").values("reference").distinct().count() == 40
+        assert (
+            LedgerEntry.objects.filter(kind="expire").values("reference").distinct().count() == 40
+        )
         assert all(account(m).balance == 0 for m in members)
         assert_ledger_holds()
 
     def test_a_redemption_racing_the_expiry_of_its_lot_spends_or_expires_never_both(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         for attempt in range(5):
             member = make_member()
             earn(system_client, member, f"R-race-{attempt}", amount="100.00")
             lifecycle.points_mature(as_of=datetime(2026, 2, 10, tzinfo=UTC))
             outcome = {}
 
-            def redeem():
+            def redeem(member=member, outcome=outcome):  # this attempt's, bound now
                 try:
-                    points_redeem(actor=system_client,
-                                  member_ref={"member_number": member.member_number},
-                                  points=60, store_code="SE-001", now=LAST_LOCAL_MINUTE)
+                    points_redeem(
+                        actor=system_client,
+                        member_ref={"member_number": member.member_number},
+                        points=60,
+                        store_code="SE-001",
+                        now=LAST_LOCAL_MINUTE,
+                    )
                     outcome["redeemed"] = True
                 except Exception as exc:
                     outcome["redeemed"] = type(exc).__name__
 
             errors = _in_threads(redeem, lambda: lifecycle.points_expire(as_of=FIRST_LOCAL_MINUTE))
             assert errors == []
-            entries = {k: sum(e.points for e in LedgerEntry.objects.filter(member=member, kind=k))
-                       for k in ("earn", "redeem", "expire")}
+            entries = {
+                k: sum(e.points for e in LedgerEntry.objects.filter(member=member, kind=k))
+                for k in ("earn", "redeem", "expire")
+            }
             if outcome["redeemed"] is True:
                 assert entries == {"earn": 100, "redeem": -60, "expire": -40}
             else:
@@ -242,11 +289,17 @@ class TestConcurrentExpiry:
 @pytest.mark.django_db
 class TestHolds:
     def test_an_expired_hold_is_released_once_and_cannot_be_captured(
-            self, matured_member, system_client, api):
+        self, matured_member, system_client, api
+    ):
         now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-        hold = points_redeem(actor=system_client,
-                             member_ref={"member_number": matured_member.member_number},
-                             points=40, store_code="SE-001", capture=False, now=now)
+        hold = points_redeem(
+            actor=system_client,
+            member_ref={"member_number": matured_member.member_number},
+            points=40,
+            store_code="SE-001",
+            capture=False,
+            now=now,
+        )
         assert lifecycle.holds_release(as_of=now + timedelta(minutes=14)).rows == 0
         assert account(matured_member).balance == 60
         assert lifecycle.holds_release(as_of=now + timedelta(minutes=15)).rows == 1
@@ -277,5 +330,7 @@ class TestExpiryNotices:
     def test_the_day_before_the_window_no_notice(self, make_member, system_client):
         member = make_member()
         earn(system_client, member, "R-1")
-        assert lifecycle.points_expiry_notices(as_of=datetime(2027, 12, 31, 12, tzinfo=UTC)).rows == 0
+        assert (
+            lifecycle.points_expiry_notices(as_of=datetime(2027, 12, 31, 12, tzinfo=UTC)).rows == 0
+        )
         assert lifecycle.points_expiry_notices(as_of=datetime(2028, 1, 1, 12, tzinfo=UTC)).rows == 1

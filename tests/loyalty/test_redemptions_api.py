@@ -19,8 +19,13 @@ URL = "/api/v1/redemptions"
 
 
 def redeem(api, member, points, *, key, capture=True, **extra_body):
-    body = {"member": {"member_number": member.member_number}, "points": points,
-            "store_code": "SE-001", "capture": capture, **extra_body}
+    body = {
+        "member": {"member_number": member.member_number},
+        "points": points,
+        "store_code": "SE-001",
+        "capture": capture,
+        **extra_body,
+    }
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
     return api.post(URL, body, format="json", **headers)
 
@@ -114,7 +119,8 @@ def test_capture_of_an_expired_hold_is_refused_and_the_points_come_back(api, mak
     member = make_member(points=1000)
     body = redeem(api, member, 400, key="e-1", capture=False).json()
     Redemption.objects.filter(pk=body["redemption_id"]).update(
-        expires_at=timezone.now() - timedelta(seconds=1))
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     response = act(api, body["redemption_id"], "capture")
     assert_problem(response, 409, "hold_expired")
     assert account(member) == (1000, 0)
@@ -130,8 +136,13 @@ def test_capture_of_an_expired_hold_under_an_idempotency_key_gives_the_points_ba
 ):
     member = make_member(points=1000)
     held = services.points_redeem(
-        actor=SYSTEM, member_ref={"member_number": member.member_number}, points=400,
-        store_code="SE-001", capture=False, now=timezone.now() - timedelta(minutes=16))
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=400,
+        store_code="SE-001",
+        capture=False,
+        now=timezone.now() - timedelta(minutes=16),
+    )
     response = act(api, held["redemption_id"], "capture", key="cap-expired")
     assert_problem(response, 409, "hold_expired")
     assert account(member) == (1000, 0)
@@ -144,11 +155,19 @@ def test_capture_of_an_expired_hold_under_an_idempotency_key_gives_the_points_ba
 
 def test_capture_service_with_now_after_the_hold_time(make_member):
     member = make_member(points=100)
-    held = services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                                  points=60, store_code="SE-001", capture=False)
+    held = services.points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=60,
+        store_code="SE-001",
+        capture=False,
+    )
     with pytest.raises(services.HoldExpired):
-        services.redemption_capture(actor=SYSTEM, redemption_id=held["redemption_id"],
-                                    now=timezone.now() + timedelta(minutes=16))
+        services.redemption_capture(
+            actor=SYSTEM,
+            redemption_id=held["redemption_id"],
+            now=timezone.now() + timedelta(minutes=16),
+        )
     assert account(member) == (100, 0)
     assert_ledger_consistent()
 
@@ -165,8 +184,9 @@ def test_above_the_balance_is_insufficient_and_changes_nothing(api, make_member)
 
 def test_pending_points_cannot_be_redeemed(api, make_member):
     member = make_member(points=10)
-    api.post("/api/v1/purchases", purchase_body(member.member_number, "R-pend", "500.00"),
-             format="json")
+    api.post(
+        "/api/v1/purchases", purchase_body(member.member_number, "R-pend", "500.00"), format="json"
+    )
     assert account(member) == (10, 500)
     assert_problem(redeem(api, member, 11, key="i-2"), 422, "insufficient_points")
     assert redeem(api, member, 10, key="i-3").status_code == 201
@@ -217,13 +237,18 @@ def test_redeem_takes_from_the_lots_that_expire_first(make_member):
     now = timezone.now()
     # The later-expiring lot is created first: order by expiry, not by id.
     services.points_adjust(actor=SYSTEM, member=member, points=100, reason="late", now=now)
-    services.points_adjust(actor=SYSTEM, member=member, points=100, reason="early",
-                           now=now - timedelta(days=62))
+    services.points_adjust(
+        actor=SYSTEM, member=member, points=100, reason="early", now=now - timedelta(days=62)
+    )
     late = Lot.objects.get(entry__reason="late")
     early = Lot.objects.get(entry__reason="early")
     assert early.expires_on < late.expires_on and early.pk > late.pk
-    services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                           points=150, store_code="SE-001")
+    services.points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=150,
+        store_code="SE-001",
+    )
     early.refresh_from_db()
     late.refresh_from_db()
     assert (early.remaining, late.remaining) == (0, 50)
@@ -239,8 +264,12 @@ def test_expired_lots_cannot_be_redeemed(make_member):
     market = member.market
     assert expiry_for(market, long_ago.date()) < timezone.now().date()
     with pytest.raises(services.InsufficientPoints):
-        services.points_redeem(actor=SYSTEM, member_ref={"member_number": member.member_number},
-                               points=1, store_code="SE-001")
+        services.points_redeem(
+            actor=SYSTEM,
+            member_ref={"member_number": member.member_number},
+            points=1,
+            store_code="SE-001",
+        )
     # The refusal rolled back everything, the expiry included; the next
     # writer books it.
     services.points_adjust(actor=SYSTEM, member=member, points=5, reason="new")
@@ -264,8 +293,12 @@ def test_expired_lots_cannot_be_redeemed(make_member):
 )
 def test_invalid_redemptions_are_validation_errors(api, make_member, change):
     member = make_member(points=100)
-    body = {"member": {"member_number": member.member_number}, "points": 10,
-            "store_code": "SE-001", **change}
+    body = {
+        "member": {"member_number": member.member_number},
+        "points": 10,
+        "store_code": "SE-001",
+        **change,
+    }
     response = api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="bad")
     assert_problem(response, 400, "validation_error")
     assert account(member) == (100, 0)
@@ -274,16 +307,24 @@ def test_invalid_redemptions_are_validation_errors(api, make_member, change):
 
 def test_missing_points_is_a_validation_error(api, make_member):
     member = make_member(points=100)
-    response = api.post(URL, {"member": {"member_number": member.member_number},
-                              "store_code": "SE-001"}, format="json", HTTP_IDEMPOTENCY_KEY="m")
+    response = api.post(
+        URL,
+        {"member": {"member_number": member.member_number}, "store_code": "SE-001"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="m",
+    )
     problem = assert_problem(response, 400, "validation_error")
     assert "points" in problem["errors"]
 
 
 def test_unknown_and_foreign_members_are_not_found(api, make_api, make_member):
     member = make_member(points=100)
-    nobody = api.post(URL, {"member": {"member_number": "1234567897"}, "points": 1,
-                            "store_code": "SE-001"}, format="json", HTTP_IDEMPOTENCY_KEY="n-1")
+    nobody = api.post(
+        URL,
+        {"member": {"member_number": "1234567897"}, "points": 1, "store_code": "SE-001"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="n-1",
+    )
     assert_problem(nobody, 404, "not_found")
     denmark = make_api(markets=["DK"])
     assert_problem(redeem(denmark, member, 1, key="n-2"), 404, "not_found")

@@ -3,8 +3,7 @@ one-level drop and renewal, staff overrides, history and outbox."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +18,7 @@ from loyalty.services import Line
 from loyalty.tiers import qualifying_points, tier_override, tiers_evaluate
 from members.models import Member
 
-UTC = dt_timezone.utc
+UTC = UTC
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TODAY = date(2026, 6, 15)
 
@@ -28,9 +27,15 @@ pytestmark = pytest.mark.django_db
 
 def buy(client, member, receipt, amount, when=NOW):
     body, _ = purchase_record(
-        actor=client, member_ref={"member_number": member.member_number}, store_code="SE-001",
-        receipt_id=receipt, channel="store", occurred_at=when, currency="SEK",
-        total=Decimal(amount), lines=[Line(sku="X", amount=Decimal(amount), category="tools")],
+        actor=client,
+        member_ref={"member_number": member.member_number},
+        store_code="SE-001",
+        receipt_id=receipt,
+        channel="store",
+        occurred_at=when,
+        currency="SEK",
+        total=Decimal(amount),
+        lines=[Line(sku="X", amount=Decimal(amount), category="tools")],
         now=when,
     )
     return body
@@ -38,9 +43,16 @@ def buy(client, member, receipt, amount, when=NOW):
 
 def give_back(client, receipt, original, amount, when=NOW):
     body, _ = return_record(
-        actor=client, store_code="SE-001", receipt_id=receipt, original_store_code="SE-001",
-        original_receipt_id=original, occurred_at=when, currency="SEK", total=Decimal(amount),
-        lines=[Line(sku="X", amount=Decimal(amount))], now=when,
+        actor=client,
+        store_code="SE-001",
+        receipt_id=receipt,
+        original_store_code="SE-001",
+        original_receipt_id=original,
+        occurred_at=when,
+        currency="SEK",
+        total=Decimal(amount),
+        lines=[Line(sku="X", amount=Decimal(amount))],
+        now=when,
     )
     return body
 
@@ -51,8 +63,9 @@ def tier_of(member):
 
 
 def set_tier(member, code, valid_until):
-    Member.objects.filter(pk=member.pk).update(tier=Tier.objects.get(code=code),
-                                               tier_valid_until=valid_until)
+    Member.objects.filter(pk=member.pk).update(
+        tier=Tier.objects.get(code=code), tier_valid_until=valid_until
+    )
 
 
 class TestUpgrade:
@@ -63,22 +76,31 @@ class TestUpgrade:
         assert tier_of(member) == ("member", None)
 
     def test_exactly_at_the_threshold_upgrades_at_once_for_twelve_months(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         member = make_member()
         buy(system_client, member, "R-1", "4999.00")
         body = buy(system_client, member, "R-2", "1.00")
         assert body["tier_changed"] is True
-        assert body["member"]["tier"] == {"code": "silver", "name": "Silver",
-                                          "valid_until": "2027-06-15"}
+        assert body["member"]["tier"] == {
+            "code": "silver",
+            "name": "Silver",
+            "valid_until": "2027-06-15",
+        }
         assert tier_of(member) == ("silver", date(2027, 6, 15))
         change = TierChange.objects.get(member=member)
-        assert (change.from_tier.code, change.to_tier.code, change.cause) == ("member", "silver", "purchase")
+        assert (change.from_tier.code, change.to_tier.code, change.cause) == (
+            "member",
+            "silver",
+            "purchase",
+        )
         assert change.qualifying_points == 5000
         event = OutboxEvent.objects.get(topic="tier.changed", member=member)
         assert event.payload["to"] == "silver"
 
     def test_a_big_purchase_jumps_straight_to_the_highest_tier_reached(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         member = make_member()
         assert buy(system_client, member, "R-1", "15000.00")["tier_changed"] is True
         assert tier_of(member)[0] == "gold"
@@ -98,15 +120,23 @@ class TestUpgrade:
     def test_giftcards_do_not_qualify(self, make_member, system_client):
         member = make_member()
         body, _ = purchase_record(
-            actor=system_client, member_ref={"member_number": member.member_number},
-            store_code="SE-001", receipt_id="R-gc", channel="store", occurred_at=NOW,
-            currency="SEK", total=Decimal("6000.00"),
-            lines=[Line(sku="GC", amount=Decimal("6000.00"), category="giftcards")], now=NOW)
+            actor=system_client,
+            member_ref={"member_number": member.member_number},
+            store_code="SE-001",
+            receipt_id="R-gc",
+            channel="store",
+            occurred_at=NOW,
+            currency="SEK",
+            total=Decimal("6000.00"),
+            lines=[Line(sku="GC", amount=Decimal("6000.00"), category="giftcards")],
+            now=NOW,
+        )
         assert body["tier_changed"] is False
         assert qualifying_points(member_id=member.pk, today=TODAY) == 0
 
     def test_a_return_lowers_qualifying_points_but_never_downgrades_at_once(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         member = make_member()
         buy(system_client, member, "R-1", "5000.00")
         assert tier_of(member)[0] == "silver"
@@ -141,21 +171,29 @@ class TestEvaluation:
         assert tier_of(gold) == ("silver", date(2027, 6, 15))
         assert tier_of(silver) == ("member", None)  # the base tier does not run out
         change = TierChange.objects.get(member=gold)
-        assert (change.from_tier.code, change.to_tier.code, change.cause) == ("gold", "silver", "evaluation")
+        assert (change.from_tier.code, change.to_tier.code, change.cause) == (
+            "gold",
+            "silver",
+            "evaluation",
+        )
         assert OutboxEvent.objects.filter(topic="tier.changed").count() == 2
 
-    def test_a_member_who_still_qualifies_renews_for_twelve_months(self, make_member, system_client):
+    def test_a_member_who_still_qualifies_renews_for_twelve_months(
+        self, make_member, system_client
+    ):
         member = make_member()
         buy(system_client, member, "R-1", "5200.00", when=NOW - timedelta(days=60))
         set_tier(member, "silver", TODAY - timedelta(days=1))
         tiers_evaluate(as_of=NOW)
         assert tier_of(member) == ("silver", date(2027, 6, 15))
         assert TierChange.objects.filter(member=member, cause="renewal").count() == 1
-        assert not OutboxEvent.objects.filter(topic="tier.changed", member=member,
-                                              payload__cause="evaluation").exists()
+        assert not OutboxEvent.objects.filter(
+            topic="tier.changed", member=member, payload__cause="evaluation"
+        ).exists()
 
     def test_a_gold_member_with_silver_points_drops_to_silver_not_further(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         member = make_member()
         buy(system_client, member, "R-1", "6000.00", when=NOW - timedelta(days=30))
         set_tier(member, "gold", TODAY - timedelta(days=1))
@@ -189,10 +227,17 @@ class TestEvaluation:
 
 class TestOverride:
     def test_an_override_wins_until_its_end_then_the_evaluation_takes_over(
-            self, make_member, system_client):
+        self, make_member, system_client
+    ):
         member = make_member()
-        tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="gold"), reason="VIP guest",
-                      until=date(2026, 7, 31), now=NOW)
+        tier_override(
+            actor=SYSTEM,
+            member=member,
+            tier=Tier.objects.get(code="gold"),
+            reason="VIP guest",
+            until=date(2026, 7, 31),
+            now=NOW,
+        )
         assert tier_of(member) == ("gold", date(2026, 7, 31))
         change = TierChange.objects.get(member=member)
         assert (change.cause, change.reason) == ("staff", "VIP guest")
@@ -209,8 +254,14 @@ class TestOverride:
     def test_an_override_down_ends_at_what_was_earned(self, make_member):
         member = make_member()
         set_tier(member, "gold", date(2027, 1, 1))
-        tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="member"), reason="fraud review",
-                      until=date(2026, 6, 20), now=NOW)
+        tier_override(
+            actor=SYSTEM,
+            member=member,
+            tier=Tier.objects.get(code="member"),
+            reason="fraud review",
+            until=date(2026, 6, 20),
+            now=NOW,
+        )
         tiers_evaluate(as_of=datetime(2026, 6, 21, 12, tzinfo=UTC))
         assert tier_of(member) == ("member", None)
 
@@ -219,6 +270,12 @@ class TestOverride:
 
         member = make_member()
         with pytest.raises(ValidationFailed):
-            tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="gold"), reason=" ",
-                          until=date(2026, 7, 1), now=NOW)
+            tier_override(
+                actor=SYSTEM,
+                member=member,
+                tier=Tier.objects.get(code="gold"),
+                reason=" ",
+                until=date(2026, 7, 1),
+                now=NOW,
+            )
         assert tier_of(member)[0] == "member"

@@ -8,8 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from loyalty.selectors import ledger_discrepancies
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
-AFTER_EXPIRY = datetime(2028, 2, 1, 12, 0, tzinfo=dt_timezone.utc)
+AFTER_EXPIRY = datetime(2028, 2, 1, 12, 0, tzinfo=UTC)
 
 
 def _redis_answers() -> bool:
@@ -47,38 +46,76 @@ def _lots(make_member, members: int, per_member: int) -> list[int]:
     ids = []
     for _ in range(members):
         member = make_member()
-        entries = LedgerEntry.objects.bulk_create([
-            LedgerEntry(member=member, kind="earn", points=10, reference=f"bulk-{n}",
-                        expires_on=date(2028, 1, 31))
-            for n in range(per_member)
-        ])
-        Lot.objects.bulk_create([
-            Lot(member=member, entry=e, points=10, remaining=10, available_on=date(2026, 2, 1),
-                expires_on=date(2028, 1, 31), matured=True)
-            for e in entries
-        ])
+        entries = LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    member=member,
+                    kind="earn",
+                    points=10,
+                    reference=f"bulk-{n}",
+                    expires_on=date(2028, 1, 31),
+                )
+                for n in range(per_member)
+            ]
+        )
+        Lot.objects.bulk_create(
+            [
+                Lot(
+                    member=member,
+                    entry=e,
+                    points=10,
+                    remaining=10,
+                    available_on=date(2026, 2, 1),
+                    expires_on=date(2028, 1, 31),
+                    matured=True,
+                )
+                for e in entries
+            ]
+        )
         PointsAccount.objects.filter(member=member).update(balance=10 * per_member)
         ids.append(member.pk)
     return ids
 
 
 def _balances(member_ids: list[int]) -> set[int]:
-    return set(PointsAccount.objects.filter(member_id__in=member_ids).values_list("balance", flat=True))
+    return set(
+        PointsAccount.objects.filter(member_id__in=member_ids).values_list("balance", flat=True)
+    )
 
 
 def _start_worker(queue: str) -> subprocess.Popen:
     db = connection.settings_dict
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-                        f"{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": REDIS_URL,
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "REDIS_URL": REDIS_URL,
+        }
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool", "solo",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -141,6 +178,9 @@ def test_a_worker_killed_half_way_and_run_again_expires_each_lot_once(make_membe
     assert ledger_discrepancies() == []  # every committed batch is whole
     lifecycle.points_expire(as_of=AFTER_EXPIRY)
     assert _expired() == 800
-    assert LedgerEntry.objects.filter(kind="expire").values("reference", "member").distinct().count() == 800
+    assert (
+        LedgerEntry.objects.filter(kind="expire").values("reference", "member").distinct().count()
+        == 800
+    )
     assert _balances(members) == {0}
     assert ledger_discrepancies() == []

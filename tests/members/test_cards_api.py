@@ -36,8 +36,11 @@ def test_issue_with_an_empty_object_body_works(api, maja):
 
 
 def test_issue_with_a_body_field_answers_validation_error(api, maja):
-    assert_problem(api.post(cards_url(maja), {"number": "9752000000000000"}, format="json"),
-                   400, "validation_error")
+    assert_problem(
+        api.post(cards_url(maja), {"number": "9752000000000000"}, format="json"),
+        400,
+        "validation_error",
+    )
     assert maja.cards.count() == 1
 
 

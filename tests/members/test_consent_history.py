@@ -16,10 +16,19 @@ pytestmark = pytest.mark.django_db
 
 
 def test_enrolment_and_profile_changes_add_consent_history(demo: None, system_client: Any) -> None:
-    enrolled = member_enrol(actor=system_client, market_code="SE", email="c@example.test",
-                            consents={"marketing_email": True, "profiling": False})
-    rows = set(ConsentChange.objects.filter(member=enrolled).values_list("consent", "granted", "source"))
+    enrolled = member_enrol(
+        actor=system_client,
+        market_code="SE",
+        email="c@example.test",
+        consents={"marketing_email": True, "profiling": False},
+    )
+    rows = set(
+        ConsentChange.objects.filter(member=enrolled).values_list("consent", "granted", "source")
+    )
     assert rows == {("marketing_email", True, "tests"), ("profiling", False, "tests")}
-    member_update(member=enrolled, changes={"consents": {"marketing_email": True, "marketing_sms": True}},
-                  actor=system_client)
+    member_update(
+        member=enrolled,
+        changes={"consents": {"marketing_email": True, "marketing_sms": True}},
+        actor=system_client,
+    )
     assert ConsentChange.objects.filter(member=enrolled).count() == 3  # only the change

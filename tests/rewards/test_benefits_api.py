@@ -41,7 +41,9 @@ def uses(member, code=None) -> int:
 
 
 def events(member) -> list[OutboxEvent]:
-    return list(OutboxEvent.objects.filter(topic="benefit.used", member_id=member.pk).order_by("id"))
+    return list(
+        OutboxEvent.objects.filter(topic="benefit.used", member_id=member.pk).order_by("id")
+    )
 
 
 # GET .../benefits -------------------------------------------------------------------------
@@ -50,32 +52,54 @@ def events(member) -> list[OutboxEvent]:
 def test_a_new_member_holds_the_weekly_coffee_in_their_language(pos, member):
     response = pos.get(benefits_url(member))
     assert response.status_code == 200, response.content
-    assert response.json() == [{
-        "code": "coffee", "name": "Gratis kaffe", "kind": "free_item", "remaining": 1,
-        "period": "week", "resets_on": next_monday_in_stockholm(), "channel": "store",
-        "description": "A free coffee a week in our stores.",
-    }]
+    assert response.json() == [
+        {
+            "code": "coffee",
+            "name": "Gratis kaffe",
+            "kind": "free_item",
+            "remaining": 1,
+            "period": "week",
+            "resets_on": next_monday_in_stockholm(),
+            "channel": "store",
+            "description": "A free coffee a week in our stores.",
+        }
+    ]
 
 
 def test_a_silver_member_holds_coffee_shipping_and_early_access(pos, silver):
     body = pos.get(benefits_url(silver)).json()
     assert [b["code"] for b in body] == ["coffee", "free-shipping", "early-access"]
     shipping = body[1]
-    assert shipping == {**shipping, "kind": "free_shipping", "remaining": None,
-                        "period": "unlimited", "resets_on": None, "name": "Fri frakt"}
+    assert shipping == {
+        **shipping,
+        "kind": "free_shipping",
+        "remaining": None,
+        "period": "unlimited",
+        "resets_on": None,
+        "name": "Fri frakt",
+    }
 
 
 def test_a_gold_member_holds_all_five_with_their_allowances(pos, gold):
     body = pos.get(benefits_url(gold)).json()
     assert [b["code"] for b in body] == [
-        "coffee", "free-shipping", "early-access", "extended-returns", "member-evening"]
+        "coffee",
+        "free-shipping",
+        "early-access",
+        "extended-returns",
+        "member-evening",
+    ]
     for benefit in body:
         assert set(benefit) >= BENEFIT_FIELDS
     by_code = {b["code"]: b for b in body}
     evening = by_code["member-evening"]
     next_year = datetime.now(STOCKHOLM).year + 1
     assert (evening["kind"], evening["remaining"], evening["period"], evening["resets_on"]) == (
-        "event", 2, "year", date(next_year, 1, 1).isoformat())
+        "event",
+        2,
+        "year",
+        date(next_year, 1, 1).isoformat(),
+    )
     assert by_code["extended-returns"]["description"] == "90-day returns."
     assert by_code["extended-returns"]["remaining"] is None
 
@@ -123,8 +147,13 @@ def test_using_the_coffee_answers_201_and_spends_the_weeks_allowance(pos, member
     used_at = datetime.fromisoformat(body.pop("used_at"))
     assert abs(used_at - datetime.now(STOCKHOLM)) < timedelta(minutes=1)
     assert body == {
-        "code": "coffee", "name": "Gratis kaffe", "kind": "free_item", "remaining": 0,
-        "period": "week", "resets_on": next_monday_in_stockholm(), "store_code": "SE-001",
+        "code": "coffee",
+        "name": "Gratis kaffe",
+        "kind": "free_item",
+        "remaining": 0,
+        "period": "week",
+        "resets_on": next_monday_in_stockholm(),
+        "store_code": "SE-001",
         "member_number": member.member_number,
     }
     row = BenefitUse.objects.get(member=member)
@@ -156,8 +185,9 @@ def test_the_same_key_replays_the_first_answer_and_uses_nothing_more(pos, member
 
 def test_the_same_key_with_another_body_answers_idempotency_key_reused(pos, member):
     assert use(pos, member, "coffee", key="k2").status_code == 201
-    assert_problem(use(pos, member, "coffee", key="k2", store="SE-002"), 422,
-                   "idempotency_key_reused")
+    assert_problem(
+        use(pos, member, "coffee", key="k2", store="SE-002"), 422, "idempotency_key_reused"
+    )
     assert uses(member) == 1
 
 
@@ -183,8 +213,12 @@ def test_an_unknown_benefit_answers_not_found(pos, member):
 
 
 def test_an_unknown_member_answers_not_found(pos):
-    response = pos.post("/api/v1/members/1000000017/benefits/coffee/use",
-                        {"store_code": "SE-001"}, format="json", HTTP_IDEMPOTENCY_KEY="x")
+    response = pos.post(
+        "/api/v1/members/1000000017/benefits/coffee/use",
+        {"store_code": "SE-001"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="x",
+    )
     assert_problem(response, 404, "not_found")
 
 
@@ -195,8 +229,9 @@ def test_a_member_of_another_market_answers_not_found(make_api, member):
 
 
 def test_a_benefit_of_a_higher_tier_is_not_available(pos, member, silver):
-    body = assert_problem(use(pos, member, "free-shipping", store="SE-WEB"), 422,
-                          "benefit_not_available")
+    body = assert_problem(
+        use(pos, member, "free-shipping", store="SE-WEB"), 422, "benefit_not_available"
+    )
     assert "Medlem" in body["detail"]
     assert_problem(use(pos, silver, "member-evening"), 422, "benefit_not_available")
     assert uses(member) == uses(silver) == 0
@@ -218,7 +253,9 @@ def test_early_access_is_used_in_store_and_online(pos, silver):
     assert use(pos, silver, "early-access", store="SE-001").status_code == 201
     assert use(pos, silver, "early-access", store="SE-WEB").status_code == 201
     assert sorted(BenefitUse.objects.filter(member=silver).values_list("channel", flat=True)) == [
-        "online", "store"]
+        "online",
+        "store",
+    ]
 
 
 def test_an_unlimited_benefit_never_runs_out(pos, silver):
@@ -263,8 +300,16 @@ def test_a_benefit_for_a_member_list_needs_the_member_on_the_list(pos, member, m
     assert_problem(use(pos, other, "coffee"), 422, "benefit_not_available")
 
 
-@pytest.mark.parametrize("body", [{}, {"store_code": "SE-001", "points": 5}, {"store_code": ""},
-                                  {"store_code": None}, ["SE-001"]])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"store_code": "SE-001", "points": 5},
+        {"store_code": ""},
+        {"store_code": None},
+        ["SE-001"],
+    ],
+)
 def test_a_bad_body_answers_validation_error_and_uses_nothing(pos, member, body):
     response = pos.post(use_url(member, "coffee"), body, format="json", HTTP_IDEMPOTENCY_KEY="b")
     assert_problem(response, 400, "validation_error")
@@ -292,7 +337,10 @@ def test_each_use_writes_one_benefit_used_event(pos, silver):
     payload = found[0].payload
     assert payload["member_number"] == silver.member_number
     assert (payload["benefit"], payload["store_code"], payload["channel"]) == (
-        "free-shipping", "SE-WEB", "online")
+        "free-shipping",
+        "SE-WEB",
+        "online",
+    )
     assert payload["use_id"] == rows[0].pk
     assert payload["used_at"] == first["used_at"]
     assert found[1].payload["benefit"] == "coffee" and found[1].payload["remaining"] == 0

@@ -49,7 +49,8 @@ def test_demo_members_can_use_the_coffee(demo):
 
     anna = Member.objects.get(email="anna.berg@example.se")
     assert usable_benefits(member_id=anna.pk) == [
-        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}]
+        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}
+    ]
 
 
 def test_benefit_uses_are_read_only_for_everyone(rf, admin_user):
@@ -65,8 +66,9 @@ def test_benefit_uses_are_read_only_for_everyone(rf, admin_user):
 def test_staff_see_the_uses_of_a_member(admin_client, api, make_member):
     member = make_member(market="SE")
     assert use(api, member, "coffee").status_code == 201
-    page = admin_client.get(reverse("admin:rewards_benefituse_changelist"),
-                            {"q": member.member_number})
+    page = admin_client.get(
+        reverse("admin:rewards_benefituse_changelist"), {"q": member.member_number}
+    )
     assert page.status_code == 200
     assert member.member_number in page.content.decode()
     row = BenefitUse.objects.get(member=member)
@@ -82,12 +84,22 @@ def test_staff_edit_a_benefit_and_the_lookup_follows(admin_client, make_member):
     coffee = Benefit.objects.get(code="coffee")
     url = reverse("admin:rewards_benefit_change", args=[coffee.pk])
     assert admin_client.get(url).status_code == 200
-    response = admin_client.post(url, {
-        "code": "coffee", "name": "Free coffee", "names": '{"sv": "Gratis kaffe"}',
-        "description": "", "kind": "free_item", "active": "on", "ordering": "0",
-        "tiers": [t.pk for t in coffee.tiers.all()], "allowance": "2", "period": "week",
-        "channel": "store",
-    })
+    response = admin_client.post(
+        url,
+        {
+            "code": "coffee",
+            "name": "Free coffee",
+            "names": '{"sv": "Gratis kaffe"}',
+            "description": "",
+            "kind": "free_item",
+            "active": "on",
+            "ordering": "0",
+            "tiers": [t.pk for t in coffee.tiers.all()],
+            "allowance": "2",
+            "period": "week",
+            "channel": "store",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Benefit.objects.get(code="coffee").allowance == 2
     # The admin forgets this process's snapshot: no wait for the edit.
@@ -106,8 +118,10 @@ def test_a_used_benefit_cannot_be_deleted_only_retired(rf, admin_user, api, make
 
 def test_member_lists_are_managed_in_the_admin(admin_client, make_member):
     member = make_member(market="SE")
-    response = admin_client.post(reverse("admin:rewards_memberlist_add"), {
-        "name": "Press", "description": "Journalists", "members": str(member.pk)})
+    response = admin_client.post(
+        reverse("admin:rewards_memberlist_add"),
+        {"name": "Press", "description": "Journalists", "members": str(member.pk)},
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert list(MemberList.objects.get(name="Press").members.all()) == [member]
 
@@ -116,9 +130,18 @@ def test_names_must_be_an_object_of_language_and_name(admin_client, demo):
     from club.models import Tier
 
     url = reverse("admin:rewards_benefit_add")
-    base = {"code": "new-perk", "name": "New perk", "description": "", "kind": "partner",
-            "active": "on", "ordering": "0", "tiers": [Tier.objects.get(code="gold").pk],
-            "allowance": "", "period": "unlimited", "channel": "both"}
+    base = {
+        "code": "new-perk",
+        "name": "New perk",
+        "description": "",
+        "kind": "partner",
+        "active": "on",
+        "ordering": "0",
+        "tiers": [Tier.objects.get(code="gold").pk],
+        "allowance": "",
+        "period": "unlimited",
+        "channel": "both",
+    }
     response = admin_client.post(url, {**base, "names": '["Ny förmån"]'})
     assert response.status_code == 200 and not Benefit.objects.filter(code="new-perk").exists()
     response = admin_client.post(url, {**base, "names": '{"sv": "Ny förmån"}'})

@@ -97,7 +97,8 @@ def test_the_birthday_month_begins_at_midnight_in_the_market(demo, make_member):
     assert birthday_gifts(as_of=local(first_of_next - timedelta(days=1), 23, 50)).rows == 0
     assert birthday_gifts(as_of=ten_past).rows == 1
     assert Gift.objects.get(member=member).dedupe_key == (
-        f"birthday:{first_of_next.year}:{member.pk}")
+        f"birthday:{first_of_next.year}:{member.pk}"
+    )
 
 
 def test_a_birthday_gift_pays_a_debt_first(demo, make_member):
@@ -106,8 +107,10 @@ def test_a_birthday_gift_pays_a_debt_first(demo, make_member):
     neighbour = make_member(birth_date=born_in(this_month().month))  # set-based in the same batch
     assert birthday_gifts().rows == 2
     assert points(member) == 150 and points(neighbour) == 200
-    assert Lot.objects.get(entry__reference=f"gift:birthday:{this_month().year}:{member.pk}"
-                           ).remaining == 150
+    assert (
+        Lot.objects.get(entry__reference=f"gift:birthday:{this_month().year}:{member.pk}").remaining
+        == 150
+    )
     assert_ledger_consistent()
 
 
@@ -124,8 +127,9 @@ def test_a_job_stopped_half_way_resumes_where_it_stopped(demo, make_member):
 
 def test_a_voucher_birthday_gift_is_issued_once(demo, make_member):
     GiftRule.objects.filter(kind="birthday").update(active=False)
-    rule = GiftRule.objects.create(kind="birthday", name="Birthday coffee",
-                                   reward=Reward.objects.get(code="coffee-voucher"))
+    rule = GiftRule.objects.create(
+        kind="birthday", name="Birthday coffee", reward=Reward.objects.get(code="coffee-voucher")
+    )
     member = make_member(birth_date=born_in(this_month().month))
     assert birthday_gifts().rows == 1
     assert birthday_gifts().rows == 0
@@ -184,8 +188,13 @@ def test_a_tier_upgrade_gift_once_per_upgrade(demo, make_member):
 
 def test_staff_overrides_and_downgrades_are_not_gifted(demo, make_member):
     member = make_member()
-    tier_override(actor=SYSTEM, member=member, tier=Tier.objects.get(code="gold"), reason="VIP",
-                  until=this_month() + timedelta(days=30))
+    tier_override(
+        actor=SYSTEM,
+        member=member,
+        tier=Tier.objects.get(code="gold"),
+        reason="VIP",
+        until=this_month() + timedelta(days=30),
+    )
     silver, gold = Tier.objects.get(code="silver"), Tier.objects.get(code="gold")
     TierChange.objects.create(member=member, from_tier=gold, to_tier=silver, cause="evaluation")
     assert tier_upgrade_gifts().rows == 0
@@ -193,8 +202,12 @@ def test_staff_overrides_and_downgrades_are_not_gifted(demo, make_member):
 
 def test_a_tier_rule_gifts_only_upgrades_to_its_tier(demo, make_member):
     GiftRule.objects.filter(kind="tier_upgrade").update(active=False)
-    GiftRule.objects.create(kind="tier_upgrade", name="Welcome to Gold", reward_points=1000,
-                            tier=Tier.objects.get(code="gold"))
+    GiftRule.objects.create(
+        kind="tier_upgrade",
+        name="Welcome to Gold",
+        reward_points=1000,
+        tier=Tier.objects.get(code="gold"),
+    )
     member = make_member()
     _upgrade(member)  # to Silver
     assert tier_upgrade_gifts().rows == 0
@@ -207,7 +220,8 @@ def test_upgrades_from_before_the_rule_are_not_gifted_after_the_fact(demo, make_
     member = make_member()
     change = _upgrade(member)
     GiftRule.objects.filter(kind="tier_upgrade").update(
-        created_at=change.changed_at + timedelta(seconds=1))
+        created_at=change.changed_at + timedelta(seconds=1)
+    )
     assert tier_upgrade_gifts().rows == 0
 
 
@@ -236,7 +250,9 @@ def test_members_enrolled_before_the_rule_or_long_ago_get_no_welcome_gift(demo, 
     mine = {before.pk, long_ago.pk, recent.pk}
     # `before` is in now: the rule is older than its enrolment.
     assert set(Gift.objects.filter(member_id__in=mine).values_list("member_id", flat=True)) == {
-        before.pk, recent.pk}
+        before.pk,
+        recent.pk,
+    }
 
 
 # --- commands and threads -------------------------------------------------------------
@@ -280,5 +296,6 @@ def test_a_gift_rule_is_validated(demo):
     with pytest.raises(ValidationError):
         GiftRule(kind="welcome", name="x").full_clean()
     with pytest.raises(ValidationError):
-        GiftRule(kind="welcome", name="x", reward_points=5,
-                 tier=Tier.objects.get(code="gold")).full_clean()
+        GiftRule(
+            kind="welcome", name="x", reward_points=5, tier=Tier.objects.get(code="gold")
+        ).full_clean()

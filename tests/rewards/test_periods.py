@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def use_at(member, code: str, now: datetime, store: str = "SE-001") -> dict:
@@ -46,8 +46,11 @@ def test_the_weekly_coffee_resets_exactly_at_local_midnight_on_monday(make_membe
     assert remaining(member, "coffee", MONDAY_0000) == 1
     second = use_at(member, "coffee", MONDAY_0000)
     assert (second["remaining"], second["resets_on"]) == (0, "2025-01-20")
-    starts = list(BenefitUse.objects.filter(member=member).order_by("id")
-                  .values_list("period_start", flat=True))
+    starts = list(
+        BenefitUse.objects.filter(member=member)
+        .order_by("id")
+        .values_list("period_start", flat=True)
+    )
     assert [d.isoformat() for d in starts] == ["2025-01-06", "2025-01-13"]
 
 
@@ -116,19 +119,23 @@ def test_the_member_evening_is_held_only_in_store(make_member):
         use_at(member, "member-evening", utc(2025, 3, 1, 17), store="SE-WEB")
 
 
-@pytest.mark.parametrize("period, now, resets_on", [
-    ("day", utc(2025, 1, 12, 22, 59), "2025-01-13"),
-    ("day", utc(2025, 1, 12, 23, 0), "2025-01-14"),
-    ("month", utc(2025, 1, 31, 22, 59), "2025-02-01"),
-    ("month", utc(2025, 1, 31, 23, 0), "2025-03-01"),
-    ("month", utc(2024, 12, 15, 12), "2025-01-01"),
-    ("year", utc(2025, 12, 31, 22, 59), "2026-01-01"),
-    ("year", utc(2025, 12, 31, 23, 0), "2027-01-01"),
-    ("unlimited", utc(2025, 1, 12, 12), None),
-])
+@pytest.mark.parametrize(
+    "period, now, resets_on",
+    [
+        ("day", utc(2025, 1, 12, 22, 59), "2025-01-13"),
+        ("day", utc(2025, 1, 12, 23, 0), "2025-01-14"),
+        ("month", utc(2025, 1, 31, 22, 59), "2025-02-01"),
+        ("month", utc(2025, 1, 31, 23, 0), "2025-03-01"),
+        ("month", utc(2024, 12, 15, 12), "2025-01-01"),
+        ("year", utc(2025, 12, 31, 22, 59), "2026-01-01"),
+        ("year", utc(2025, 12, 31, 23, 0), "2027-01-01"),
+        ("unlimited", utc(2025, 1, 12, 12), None),
+    ],
+)
 def test_resets_on_is_the_next_local_period_start(make_member, period, now, resets_on):
-    benefit = Benefit.objects.create(code="test-perk", name="Perk", kind="partner",
-                                     allowance=1, period=period, channel="both")
+    benefit = Benefit.objects.create(
+        code="test-perk", name="Perk", kind="partner", allowance=1, period=period, channel="both"
+    )
     benefit.tiers.set(Tier.objects.all())
     member = make_member(market="SE")
     listed = {b["code"]: b for b in member_benefits(member_id=member.pk, now=now)}["test-perk"]
@@ -140,26 +147,35 @@ def test_resets_on_is_the_next_local_period_start(make_member, period, now, rese
 
 
 def test_a_once_ever_benefit_never_comes_back(make_member):
-    benefit = Benefit.objects.create(code="welcome-gift", name="Welcome gift", kind="free_item",
-                                     allowance=1, period="unlimited", channel="store")
+    benefit = Benefit.objects.create(
+        code="welcome-gift",
+        name="Welcome gift",
+        kind="free_item",
+        allowance=1,
+        period="unlimited",
+        channel="store",
+    )
     benefit.tiers.set(Tier.objects.all())
     member = make_member(market="SE")
     assert use_at(member, "welcome-gift", utc(2025, 1, 1, 12))["resets_on"] is None
     for later in (utc(2025, 1, 2, 12), utc(2030, 6, 1, 12)):
         with pytest.raises(BenefitNotAvailable):
             use_at(member, "welcome-gift", later)
-        assert "welcome-gift" not in [b["code"] for b in usable_benefits(member_id=member.pk,
-                                                                         now=later)]
+        assert "welcome-gift" not in [
+            b["code"] for b in usable_benefits(member_id=member.pk, now=later)
+        ]
 
 
 def test_usable_benefits_follow_the_period(make_member):
     member = make_member(market="SE")
     assert usable_benefits(member_id=member.pk, now=SUNDAY_2359) == [
-        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}]
+        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}
+    ]
     use_at(member, "coffee", SUNDAY_2359)
     assert usable_benefits(member_id=member.pk, now=SUNDAY_235959) == []
     assert usable_benefits(member_id=member.pk, now=MONDAY_0000) == [
-        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}]
+        {"code": "coffee", "name": "Gratis kaffe", "remaining": 1}
+    ]
 
 
 def test_a_lowered_allowance_leaves_nothing_negative(make_member):

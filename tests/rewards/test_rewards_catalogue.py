@@ -28,10 +28,17 @@ def test_the_demo_club_has_its_rewards(demo):
     rewards = {r.code: r for r in Reward.objects.prefetch_related("tiers", "prices__market")}
     assert set(rewards) == {"voucher-50", "coffee-voucher", "tote-bag", "gold-lounge"}
     voucher = rewards["voucher-50"]
-    assert (voucher.points_cost, voucher.value_amount, voucher.value_currency,
-            voucher.validity_days) == (500, 50, "SEK", 60)
+    assert (
+        voucher.points_cost,
+        voucher.value_amount,
+        voucher.value_currency,
+        voucher.validity_days,
+    ) == (500, 50, "SEK", 60)
     assert {p.market.code: (p.points_cost, str(p.value_amount)) for p in voucher.prices.all()} == {
-        "NO": (500, "50.00"), "DK": (500, "35.00"), "FI": (500, "5.00")}
+        "NO": (500, "50.00"),
+        "DK": (500, "35.00"),
+        "FI": (500, "5.00"),
+    }
     coffee = rewards["coffee-voucher"]
     assert (coffee.points_cost, coffee.value_amount, coffee.validity_days) == (150, None, 30)
     assert "coffee" in coffee.value_text
@@ -94,7 +101,9 @@ def test_what_the_catalogue_calls_claimable_can_be_claimed(api, make_member):
 def test_rewards_not_on_offer_are_not_listed(api, make_member):
     Reward.objects.filter(code="coffee-voucher").update(active=False)
     Reward.objects.filter(code="tote-bag").update(active_until=timezone.now() - timedelta(hours=1))
-    Reward.objects.filter(code="gold-lounge").update(active_from=timezone.now() + timedelta(hours=1))
+    Reward.objects.filter(code="gold-lounge").update(
+        active_from=timezone.now() + timedelta(hours=1)
+    )
     member = make_member(points=100)
     assert list(by_code(api.get(URL, {"member_number": member.member_number}))) == ["voucher-50"]
     assert list(by_code(api.get(URL))) == ["voucher-50"]
@@ -104,8 +113,9 @@ def test_a_member_sees_their_market_price_and_currency(api, make_member):
     finn = make_member(market="FI", points=100)
     voucher = by_code(api.get(URL, {"member_number": finn.member_number}))["voucher-50"]
     assert voucher["value"] == {"amount": "5.00", "currency": "EUR"}
-    assert voucher["prices"] == [{"market": "FI", "points_cost": 500,
-                                  "value": {"amount": "5.00", "currency": "EUR"}}]
+    assert voucher["prices"] == [
+        {"market": "FI", "points_cost": 500, "value": {"amount": "5.00", "currency": "EUR"}}
+    ]
     assert voucher["reason"] == "insufficient_points"
 
 
@@ -124,8 +134,9 @@ def test_without_a_member_the_catalogue_of_the_clients_markets(make_api, demo):
     swedish = by_code(make_api(markets=["SE"]).get(URL))
     assert "norway-only" not in swedish
     assert swedish["voucher-50"]["points_cost"] == 500
-    assert swedish["voucher-50"]["prices"] == [{"market": "SE", "points_cost": 500,
-                                                "value": SEK_50}]
+    assert swedish["voucher-50"]["prices"] == [
+        {"market": "SE", "points_cost": 500, "value": SEK_50}
+    ]
     assert "claimable" not in swedish["voucher-50"]
     everywhere = by_code(make_api().get(URL))
     assert "norway-only" in everywhere
@@ -143,8 +154,9 @@ def test_a_market_the_client_does_not_see_is_not_found(make_api, demo):
 def test_a_member_of_another_market_is_not_found(make_api, make_member):
     norwegian = make_member(market="NO")
     swedish_pos = make_api(markets=["SE"])
-    assert_problem(swedish_pos.get(URL, {"member_number": norwegian.member_number}), 404,
-                   "not_found")
+    assert_problem(
+        swedish_pos.get(URL, {"member_number": norwegian.member_number}), 404, "not_found"
+    )
     assert_problem(swedish_pos.get(URL, {"member_number": "0000000000"}), 404, "not_found")
 
 

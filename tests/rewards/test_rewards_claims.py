@@ -80,8 +80,12 @@ def test_one_point_short_is_insufficient_and_changes_nothing(api, make_member):
 def test_pending_points_do_not_pay_for_a_reward(api, make_member):
     member = make_member(points=100)
     # 499 points earned, pending for the 30-day return window.
-    assert api.post("/api/v1/purchases", purchase_body(member.member_number, "R-P1"),
-                    format="json").status_code == 201
+    assert (
+        api.post(
+            "/api/v1/purchases", purchase_body(member.member_number, "R-P1"), format="json"
+        ).status_code
+        == 201
+    )
     assert_problem(claim(api, member, "coffee-voucher"), 422, "insufficient_points")
     assert balance(member) == 100
 
@@ -134,8 +138,16 @@ def test_a_claim_needs_an_idempotency_key(api, make_member):
     assert balance(member) == 1000
 
 
-@pytest.mark.parametrize("body", [{}, {"reward": ""}, {"reward": "voucher-50", "points": 1},
-                                  {"reward": ["voucher-50"]}, {"reward": "x" * 65}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reward": ""},
+        {"reward": "voucher-50", "points": 1},
+        {"reward": ["voucher-50"]},
+        {"reward": "x" * 65},
+    ],
+)
 def test_bad_claim_bodies_are_validation_errors(api, make_member, body):
     member = make_member(points=1000)
     response = api.post(claim_url(member), body, format="json", HTTP_IDEMPOTENCY_KEY="k")
@@ -167,11 +179,14 @@ def test_an_inactive_member_cannot_claim(api, make_member):
     assert balance(member) == 1000
 
 
-@pytest.mark.parametrize("change", [
-    {"active": False},
-    {"active_from": timezone.now() + timedelta(days=1)},
-    {"active_until": timezone.now() - timedelta(seconds=1)},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"active": False},
+        {"active_from": timezone.now() + timedelta(days=1)},
+        {"active_until": timezone.now() - timedelta(seconds=1)},
+    ],
+)
 def test_a_reward_not_on_offer_now_is_refused(api, make_member, change):
     member = make_member(points=1000)
     Reward.objects.filter(code="coffee-voucher").update(**change)
@@ -197,7 +212,9 @@ def test_a_money_voucher_is_worth_the_market_price_in_its_currency(api, make_mem
     assert response.json()["value"] == {"amount": "50.00", "currency": "NOK"}
     danish = make_member(market="DK", points=500)
     assert claim(api, danish, "voucher-50").json()["value"] == {
-        "amount": "35.00", "currency": "DKK"}
+        "amount": "35.00",
+        "currency": "DKK",
+    }
 
 
 def test_a_market_price_overrides_the_points_cost(api, make_member):
@@ -217,8 +234,9 @@ def test_a_market_price_overrides_the_points_cost(api, make_member):
 
 
 def test_a_money_voucher_without_a_value_in_the_market_currency_is_refused(api, make_member):
-    make_reward("sek-only", points_cost=10, value_text="", value_amount="10.00",
-                value_currency="SEK")
+    make_reward(
+        "sek-only", points_cost=10, value_text="", value_amount="10.00", value_currency="SEK"
+    )
     finn = make_member(market="FI", points=100)
     body = assert_problem(claim(api, finn, "sek-only"), 422, "reward_not_available")
     assert "EUR" in body["detail"]

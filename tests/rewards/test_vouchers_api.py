@@ -45,20 +45,25 @@ def test_a_voucher_is_redeemed_once(api, voucher):
     assert body["value"] == {"amount": "50.00", "currency": "SEK"}
     assert body["redeemed_at"] is not None
     row = Voucher.objects.get(code=voucher["code"].replace("-", ""))
-    assert (row.status, row.redeemed_store.code, row.redeemed_receipt_id) == ("redeemed", "SE-002",
-                                                                            "R-77")
+    assert (row.status, row.redeemed_store.code, row.redeemed_receipt_id) == (
+        "redeemed",
+        "SE-002",
+        "R-77",
+    )
     again = redeem(api, voucher["code"], store="SE-002", receipt="R-77")
     problem = assert_problem(again, 409, "voucher_used")
     assert "SE-002" in problem["detail"]
-    assert_problem(redeem(api, voucher["code"], store="SE-001", receipt="R-78"), 409,
-                   "voucher_used")
+    assert_problem(
+        redeem(api, voucher["code"], store="SE-001", receipt="R-78"), 409, "voucher_used"
+    )
     row.refresh_from_db()
     assert row.redeemed_receipt_id == "R-77"
     assert OutboxEvent.objects.filter(topic="voucher.redeemed").count() == 1
 
 
-@pytest.mark.parametrize("typed", [str.lower, lambda c: c.replace("-", ""),
-                                   lambda c: c.replace("-", "").lower()])
+@pytest.mark.parametrize(
+    "typed", [str.lower, lambda c: c.replace("-", ""), lambda c: c.replace("-", "").lower()]
+)
 def test_the_code_is_read_in_any_case_with_or_without_dashes(api, voucher, typed):
     response = redeem(api, typed(voucher["code"]))
     assert response.status_code == 200, response.content
@@ -71,15 +76,16 @@ def test_a_redemption_replays_under_its_idempotency_key(api, voucher):
     assert first.status_code == again.status_code == 200
     assert again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
-    assert_problem(redeem(api, voucher["code"], HTTP_IDEMPOTENCY_KEY="pos-10"), 409,
-                   "voucher_used")
+    assert_problem(redeem(api, voucher["code"], HTTP_IDEMPOTENCY_KEY="pos-10"), 409, "voucher_used")
 
 
 def test_an_expired_voucher_is_not_valid(api, make_member):
     member = make_member()
     voucher = gift(member)
-    Voucher.objects.filter(pk=voucher.pk).update(issued_at=timezone.now() - timedelta(days=31),
-                                                 expires_at=timezone.now() - timedelta(seconds=1))
+    Voucher.objects.filter(pk=voucher.pk).update(
+        issued_at=timezone.now() - timedelta(days=31),
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
     body = assert_problem(redeem(api, voucher.code), 422, "voucher_not_valid")
     assert "expired" in body["detail"]
     voucher.refresh_from_db()
@@ -142,9 +148,16 @@ def test_an_unknown_code_is_not_found(api, demo, code):
     assert_problem(api.get(f"/api/v1/vouchers/{code}"), 404, "not_found")
 
 
-@pytest.mark.parametrize("body", [{}, {"store_code": "SE-001"}, {"receipt_id": "R-1"},
-                                  {"store_code": "SE-001", "receipt_id": "R-1", "points": 5},
-                                  {"store_code": "SE-001", "receipt_id": "R" * 65}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"store_code": "SE-001"},
+        {"receipt_id": "R-1"},
+        {"store_code": "SE-001", "receipt_id": "R-1", "points": 5},
+        {"store_code": "SE-001", "receipt_id": "R" * 65},
+    ],
+)
 def test_bad_redemption_bodies_are_validation_errors(api, voucher, body):
     response = api.post(f"/api/v1/vouchers/{voucher['code']}/redeem", body, format="json")
     assert_problem(response, 400, "validation_error")
@@ -183,8 +196,11 @@ def test_the_voucher_list_pages(api, make_member):
         seen += [v["code"] for v in body["results"]]
         url = body["next"]
     assert seen == codes
-    assert_problem(api.get(f"/api/v1/members/{member.member_number}/vouchers?page_size=0"),
-                   400, "validation_error")
+    assert_problem(
+        api.get(f"/api/v1/members/{member.member_number}/vouchers?page_size=0"),
+        400,
+        "validation_error",
+    )
 
 
 def test_one_voucher_is_read_by_its_code(api, voucher):
@@ -217,8 +233,9 @@ def test_the_qr_code_encodes_the_code(api, voucher):
     import segno
 
     expected = io.BytesIO()
-    segno.make(voucher["code"], error="m").save(expected, kind="svg", scale=8, border=4,
-                                                xmldecl=True, svgns=True)
+    segno.make(voucher["code"], error="m").save(
+        expected, kind="svg", scale=8, border=4, xmldecl=True, svgns=True
+    )
     response = api.get(f"/api/v1/vouchers/{voucher['code'].replace('-', '')}/qr.svg")
     assert response.content == expected.getvalue()
 
@@ -233,10 +250,14 @@ def test_an_image_is_served_to_a_client_that_asks_for_one(api, voucher):
 
 def test_the_qr_code_needs_members_read(make_api, voucher):
     writer = make_api(scopes=["rewards:write"])
-    assert_problem(writer.get(f"/api/v1/vouchers/{voucher['code']}/qr.png"), 403,
-                   "permission_denied")
-    assert_problem(make_api(scopes=[]).get(f"/api/v1/vouchers/{voucher['code']}/qr.svg"), 403,
-                   "permission_denied")
+    assert_problem(
+        writer.get(f"/api/v1/vouchers/{voucher['code']}/qr.png"), 403, "permission_denied"
+    )
+    assert_problem(
+        make_api(scopes=[]).get(f"/api/v1/vouchers/{voucher['code']}/qr.svg"),
+        403,
+        "permission_denied",
+    )
 
 
 def test_redeeming_changes_no_points(api, make_member):

@@ -52,15 +52,36 @@ def test_codes_are_shown_in_groups():
     assert re.fullmatch(r"\w{4}-\w{4}-\w{5}", code_format(code_new()))
 
 
-@pytest.mark.parametrize("typed", ["ABCD-EFGH-JKLMN", "abcd-efgh-jklmn", "ABCDEFGHJKLMN",
-                                   "abcdefghjklmn", " ABCD EFGH JKLMN ", "AbCd-EfGhJkLmN"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "ABCD-EFGH-JKLMN",
+        "abcd-efgh-jklmn",
+        "ABCDEFGHJKLMN",
+        "abcdefghjklmn",
+        " ABCD EFGH JKLMN ",
+        "AbCd-EfGhJkLmN",
+    ],
+)
 def test_typed_codes_are_read_in_any_case_with_or_without_dashes(typed):
     assert code_normalize(typed) == "ABCDEFGHJKLMN"
 
 
-@pytest.mark.parametrize("typed", ["", "ABCD-EFGH-JKLM", "ABCD-EFGH-JKLMNP", "ABCD-EFGH-JKLM0",
-                                   "ABCD-EFGH-JKLMO", "ABCD-EFGH-JKLM1", "ABCD-EFGH-JKLMI",
-                                   "ABCD_EFGH_JKLMN", "ÅBCD-EFGH-JKLMN", "A" * 41])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        "ABCD-EFGH-JKLM",
+        "ABCD-EFGH-JKLMNP",
+        "ABCD-EFGH-JKLM0",
+        "ABCD-EFGH-JKLMO",
+        "ABCD-EFGH-JKLM1",
+        "ABCD-EFGH-JKLMI",
+        "ABCD_EFGH_JKLMN",
+        "ÅBCD-EFGH-JKLMN",
+        "A" * 41,
+    ],
+)
 def test_what_cannot_be_a_code_is_refused(typed):
     assert code_normalize(typed) is None
 

@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_20_parallel_redemptions_of_one_voucher_succeed_once(api, make_member):
-    voucher = voucher_issue(member=make_member(), reward=Reward.objects.get(code="voucher-50"),
-                            source="gift")
+    voucher = voucher_issue(
+        member=make_member(), reward=Reward.objects.get(code="voucher-50"), source="gift"
+    )
 
     def work(i: int, client: APIClient) -> tuple[int, str | None]:
         return outcome(redeem(client, voucher.code, store="SE-001", receipt=f"R-{i}"))
@@ -45,8 +46,12 @@ def test_parallel_redemptions_and_the_expiry_job_do_not_cross(api, make_member):
     from rewards.services import vouchers_expire
 
     member = make_member()
-    vouchers = [voucher_issue(member=member, reward=Reward.objects.get(code="coffee-voucher"),
-                              source="gift") for _ in range(10)]
+    vouchers = [
+        voucher_issue(
+            member=member, reward=Reward.objects.get(code="coffee-voucher"), source="gift"
+        )
+        for _ in range(10)
+    ]
     barrier = threading.Barrier(11)
 
     def redeem_one(i: int) -> int:
@@ -85,8 +90,9 @@ def test_parallel_issues_under_one_dedupe_key_give_one_voucher(make_member):
     def issue(i: int) -> int:
         try:
             barrier.wait(timeout=30)
-            return voucher_issue(member=member, reward=reward, source="mission",
-                                 dedupe_key="mission:welcome:profile").pk
+            return voucher_issue(
+                member=member, reward=reward, source="mission", dedupe_key="mission:welcome:profile"
+            ).pk
         finally:
             connection.close()
 

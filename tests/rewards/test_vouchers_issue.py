@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 def test_a_gift_costs_no_points(make_member, now):
     member = make_member(points=100)
     entries = LedgerEntry.objects.count()
-    voucher = voucher_issue(member=member, reward=Reward.objects.get(code="coffee-voucher"),
-                            source="gift", now=now)
+    voucher = voucher_issue(
+        member=member, reward=Reward.objects.get(code="coffee-voucher"), source="gift", now=now
+    )
     voucher.refresh_from_db()
     assert (voucher.status, voucher.source, voucher.points_cost) == ("issued", "gift", 0)
     assert voucher.ledger_entry is None
@@ -36,15 +37,18 @@ def test_a_gift_costs_no_points(make_member, now):
 def test_a_dedupe_key_issues_once(make_member):
     member = make_member()
     reward = make_reward("welcome-gift", stock=10)
-    first = voucher_issue(member=member, reward=reward, source="mission",
-                          dedupe_key="mission:welcome:1")
-    again = voucher_issue(member=member, reward=reward, source="mission",
-                          dedupe_key="mission:welcome:1")
+    first = voucher_issue(
+        member=member, reward=reward, source="mission", dedupe_key="mission:welcome:1"
+    )
+    again = voucher_issue(
+        member=member, reward=reward, source="mission", dedupe_key="mission:welcome:1"
+    )
     assert again.pk == first.pk
     assert Voucher.objects.filter(member=member).count() == 1
     assert Reward.objects.get(pk=reward.pk).stock == 9
-    other = voucher_issue(member=member, reward=reward, source="mission",
-                          dedupe_key="mission:welcome:2")
+    other = voucher_issue(
+        member=member, reward=reward, source="mission", dedupe_key="mission:welcome:2"
+    )
     assert other.pk != first.pk and other.code != first.code
     without_key = [voucher_issue(member=member, reward=reward, source="gift") for _ in range(2)]
     assert len({v.pk for v in without_key}) == 2
@@ -93,6 +97,7 @@ def test_an_unknown_source_is_refused(make_member):
 
 def test_a_gift_is_worth_the_members_market_value(make_member):
     norwegian = make_member(market="NO")
-    voucher = voucher_issue(member=norwegian, reward=Reward.objects.get(code="voucher-50"),
-                            source="gift")
+    voucher = voucher_issue(
+        member=norwegian, reward=Reward.objects.get(code="voucher-50"), source="gift"
+    )
     assert (str(voucher.value_amount), voucher.value_currency) == ("50.00", "NOK")

@@ -30,8 +30,9 @@ AS_OF = timezone.now().replace(microsecond=0) - timedelta(days=1)
 
 def expiring_at(member, reward, when) -> Voucher:
     """A voucher (valid 30 days) that expires exactly at `when`."""
-    return voucher_issue(member=member, reward=reward, source="gift",
-                         now=when - timedelta(days=reward.validity_days))
+    return voucher_issue(
+        member=member, reward=reward, source="gift", now=when - timedelta(days=reward.validity_days)
+    )
 
 
 def statuses(*vouchers: Voucher) -> list[str]:
@@ -57,8 +58,13 @@ def test_only_issued_vouchers_expire(api, make_member, system_client):
     member, reward = make_member(), make_reward(validity_days=30)
     now = timezone.now()
     used = voucher_issue(member=member, reward=reward, source="gift", now=now - timedelta(days=10))
-    voucher_redeem(actor=system_client, code=used.code, store_code="SE-001", receipt_id="R-1",
-                   now=now - timedelta(days=9))
+    voucher_redeem(
+        actor=system_client,
+        code=used.code,
+        store_code="SE-001",
+        receipt_id="R-1",
+        now=now - timedelta(days=9),
+    )
     cancelled = expiring_at(member, reward, now - timedelta(days=1))
     Voucher.objects.filter(pk=cancelled.pk).update(status="cancelled")
     assert vouchers_expire(as_of=now + timedelta(days=100)).rows == 0
@@ -81,8 +87,9 @@ def test_the_command_takes_as_of(make_member):
     member, reward = make_member(), make_reward(validity_days=30)
     voucher = expiring_at(member, reward, AS_OF)
     out = StringIO()
-    call_command("vouchers_expire", "--as-of", (AS_OF - timedelta(seconds=1)).isoformat(),
-                 stdout=out)
+    call_command(
+        "vouchers_expire", "--as-of", (AS_OF - timedelta(seconds=1)).isoformat(), stdout=out
+    )
     assert out.getvalue().startswith("vouchers_expire: 0 rows in 0 batches")
     assert statuses(voucher) == ["issued"]
     out = StringIO()
@@ -111,8 +118,12 @@ def bought_with_voucher(api, make_member):
     """A member's purchase R-100 (499.00) in SE-001, paid partly with a voucher."""
     member = make_member()
     voucher = voucher_issue(member=member, reward=make_reward(validity_days=90), source="gift")
-    assert api.post("/api/v1/purchases", purchase_body(member.member_number, "R-100"),
-                    format="json").status_code == 201
+    assert (
+        api.post(
+            "/api/v1/purchases", purchase_body(member.member_number, "R-100"), format="json"
+        ).status_code
+        == 201
+    )
     assert redeem(api, voucher.code, store="SE-001", receipt="R-100").status_code == 200
     voucher.refresh_from_db()
     return member, voucher
@@ -123,8 +134,9 @@ def give_back(api, amount: str, receipt: str) -> None:
     assert response.status_code == 201, response.content
 
 
-def test_a_voucher_comes_back_once_its_purchase_is_fully_returned(api, bought_with_voucher,
-                                                                  admin_user):
+def test_a_voucher_comes_back_once_its_purchase_is_fully_returned(
+    api, bought_with_voucher, admin_user
+):
     member, voucher = bought_with_voucher
     with pytest.raises(ValidationFailed, match="not fully returned"):
         voucher_reactivate(voucher=voucher, actor=staff_actor(admin_user))

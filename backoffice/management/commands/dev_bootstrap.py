@@ -8,9 +8,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from backoffice.demo import demo_club_seed
 from core.auth import client_for_key
 from core.services import api_client_create
-from backoffice.demo import demo_club_seed
 
 
 class Command(BaseCommand):
@@ -40,7 +40,11 @@ class Command(BaseCommand):
             key_file.write_text(raw)
             key_file.chmod(0o600)
         self.stdout.write("")
-        self.stdout.write(f"  Admin:    http://127.0.0.1:{options['port']}/admin/  "
-                          f"user admin, password {password_file.read_text().strip()}")
-        self.stdout.write(f"  API key:  {key_file.read_text().strip()}  (every scope, every market)")
+        self.stdout.write(
+            f"  Admin:    http://127.0.0.1:{options['port']}/admin/  "
+            f"user admin, password {password_file.read_text().strip()}"
+        )
+        self.stdout.write(
+            f"  API key:  {key_file.read_text().strip()}  (every scope, every market)"
+        )
         self.stdout.write("")

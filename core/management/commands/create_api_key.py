@@ -14,10 +14,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scope", action="append", default=[],
-                            help=f"Repeatable: {', '.join(SCOPES)}, or 'all'.")
-        parser.add_argument("--market", action="append", default=[],
-                            help="Repeatable market code; none means every market.")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            default=[],
+            help=f"Repeatable: {', '.join(SCOPES)}, or 'all'.",
+        )
+        parser.add_argument(
+            "--market",
+            action="append",
+            default=[],
+            help="Repeatable market code; none means every market.",
+        )
         parser.add_argument("--expires-days", type=int, default=None)
         parser.add_argument("--rate-per-minute", type=int, default=None)
 
@@ -27,8 +35,11 @@ class Command(BaseCommand):
             expires = timezone.now() + timedelta(days=options["expires_days"])
         try:
             client, raw = api_client_create(
-                name=options["name"], scopes=options["scope"], market_codes=options["market"],
-                expires_at=expires, rate_per_minute=options["rate_per_minute"],
+                name=options["name"],
+                scopes=options["scope"],
+                market_codes=options["market"],
+                expires_at=expires,
+                rate_per_minute=options["rate_per_minute"],
             )
         except ValidationFailed as exc:
             raise CommandError(exc.detail) from None

@@ -19,12 +19,22 @@ class ImportCommand(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="The CSV file (UTF-8, header row, comma separated).")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="Check every row and report what would change; change nothing.")
-        parser.add_argument("--report", metavar="OUT.csv",
-                            help="Write one line per input row: line, key, member_number, status, error.")
-        parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE,
-                            help="Rows per transaction (default %(default)s).")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Check every row and report what would change; change nothing.",
+        )
+        parser.add_argument(
+            "--report",
+            metavar="OUT.csv",
+            help="Write one line per input row: line, key, member_number, status, error.",
+        )
+        parser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=CHUNK_SIZE,
+            help="Rows per transaction (default %(default)s).",
+        )
         # Tests only: a pause between chunks, to kill a run half way.
         parser.add_argument("--pause", type=float, default=0, help=argparse.SUPPRESS)
 
@@ -37,12 +47,20 @@ class ImportCommand(BaseCommand):
             except OSError:
                 total = None
             bar = tqdm(total=total, unit="rows", desc=f"{self.kind}", file=sys.stderr)
-        report = open(options["report"], "w", encoding="utf-8", newline="") if options["report"] else None
+        report = (
+            open(options["report"], "w", encoding="utf-8", newline="")
+            if options["report"]
+            else None
+        )
         try:
             result = IMPORTERS[self.kind](
-                path=path, actor=system_actor(f"import_{self.kind}"), dry_run=options["dry_run"],
-                report=report, chunk_size=max(1, options["chunk_size"]),
-                progress=bar.update if bar is not None else None, pause=options["pause"],
+                path=path,
+                actor=system_actor(f"import_{self.kind}"),
+                dry_run=options["dry_run"],
+                report=report,
+                chunk_size=max(1, options["chunk_size"]),
+                progress=bar.update if bar is not None else None,
+                pause=options["pause"],
             )
         except DomainError as exc:
             raise CommandError(str(exc)) from exc
