@@ -592,6 +592,8 @@ def points_close(*, member: Member, reason: str, now: datetime | None = None) ->
         )
         for redemption in held.order_by("created_at", "id"):
             redemption_release(book=book, redemption=redemption, status=Redemption.Status.CANCELLED)
+            # The release saved its book: go on from the lots as they are now.
+            book = Book.open(account)
         book.settle(today)
         if account.pending:
             entry = book.book_entry(
