@@ -38,8 +38,10 @@ from django.utils import timezone
 from club.models import Market
 from core.actors import Actor, system_actor
 from core.jobs import JobResult, Progress, job
+from core.models import IdempotencyRecord
 from core.outbox import outbox_add
 from journeys.models import ActivityEvent, MemberMission
+from loyalty.ledger import account_lock
 from loyalty.models import LedgerEntry, Purchase, Redemption, Return, TierChange
 from loyalty.selectors import member_detail
 from loyalty.services import points_close
@@ -260,7 +262,8 @@ def member_export_chunks(*, member: Member, now: datetime | None = None) -> Iter
 
 def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -> dict[str, Any]:
     """Erase a member, in one transaction: the personal data go (names,
-    email, phone, birth date, event properties), the cards are blocked, held
+    email, phone, birth date, event properties, and in the answers kept for
+    replays), the cards are blocked, held
     redemptions released and the points (balance, debt, pending) closed by
     `adjust` entries (reason `erased`); purchases, returns and the ledger
     stay, linked to the member number only; a `member.erased` event is
@@ -268,6 +271,7 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
     answers the same state."""
     now = now or timezone.now()
     with transaction.atomic():
+        account_lock(member.pk)  # the lock order: the points account first, then the member
         locked = Member.objects.select_for_update().get(pk=member.pk)
         if locked.status != Member.Status.ERASED:
             locked.market = member.market
@@ -275,9 +279,14 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
             Card.objects.filter(member_id=locked.pk, status=Card.Status.ACTIVE).update(
                 status=Card.Status.BLOCKED, blocked_at=now
             )
-            ActivityEvent.objects.filter(member_id=locked.pk).exclude(properties={}).update(
-                properties={}
-            )
+            for event in ActivityEvent.objects.filter(member_id=locked.pk).only(
+                "pk", "properties", "response"
+            ):
+                if event.properties or (event.response or {}).get("properties"):
+                    event.properties = {}
+                    event.response = _scrubbed(event.response)
+                    event.save(update_fields=["properties", "response"])
+            _stored_answers_scrub(locked.member_number)
             Member.objects.filter(pk=locked.pk).update(
                 status=Member.Status.ERASED,
                 email=None,
@@ -303,6 +312,47 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
         "status": Member.Status.ERASED,
         "erased_at": erased_at.isoformat(),
     }
+
+
+_PERSONAL = {
+    "first_name": None,
+    "last_name": None,
+    "email": None,
+    "phone": None,
+    "birth_date": None,
+}
+
+
+def _scrubbed(body: Any) -> Any:
+    """A stored answer about the member without its personal data: the
+    member object's names, email, phone and birth date, an event's
+    properties."""
+    if not isinstance(body, dict):
+        return body
+    body = dict(body)
+    if "email" in body or "first_name" in body:
+        body.update(_PERSONAL)
+        body["status"] = Member.Status.ERASED
+        if "cards" in body:
+            body["cards"] = []
+    if "properties" in body:
+        body["properties"] = {}
+    return body
+
+
+def _stored_answers_scrub(member_number: str | None) -> None:
+    """The answers kept for Idempotency-Key replays (an enrolment, an
+    event) carry personal data: they are rewritten without it, so a replay
+    answers the member as erased."""
+    if not member_number:
+        return
+    records = IdempotencyRecord.objects.filter(response_body__member_number=member_number).only(
+        "pk", "response_body"
+    )
+    for record in records.iterator():
+        scrubbed = _scrubbed(record.response_body)
+        if scrubbed != record.response_body:
+            IdempotencyRecord.objects.filter(pk=record.pk).update(response_body=scrubbed)
 
 
 # --- retention -----------------------------------------------------------------

@@ -387,3 +387,35 @@ def test_pending_points_of_several_purchases_are_all_closed(api, make_member):
     assert account(member) == (0, 0)
     assert_ledger_consistent()
     assert member.purchases.count() == 2  # the purchases are kept
+
+
+def test_answers_kept_for_replays_lose_the_personal_data(api):
+    body = {
+        "market": "SE",
+        "email": "replay@example.se",
+        "first_name": "Rita",
+        "phone": "+46701230077",
+    }
+    enrolled = api.post("/api/v1/members", body, format="json", HTTP_IDEMPOTENCY_KEY="enrol-r")
+    assert enrolled.status_code == 201, enrolled.content
+    member = Member.objects.get(member_number=enrolled.json()["member_number"])
+    event = {
+        "member": {"member_number": member.member_number},
+        "type": "survey_answered",
+        "occurred_at": (timezone.now() - timedelta(minutes=1)).isoformat(),
+        "properties": {"comment": "Rita here"},
+    }
+    posted = api.post("/api/v1/events", event, format="json", HTTP_IDEMPOTENCY_KEY="event-r")
+    assert posted.status_code == 201, posted.content
+    assert erase(api, member).status_code == 200
+
+    replayed = api.post("/api/v1/members", body, format="json", HTTP_IDEMPOTENCY_KEY="enrol-r")
+    assert replayed["Idempotent-Replayed"] == "true"
+    again = api.post("/api/v1/events", event, format="json", HTTP_IDEMPOTENCY_KEY="event-r")
+    assert again["Idempotent-Replayed"] == "true"
+    for response in (replayed, again):
+        text = response.content.decode()
+        for personal in ("replay@example.se", "Rita", "46701230077"):
+            assert personal not in text, (personal, text)
+    assert replayed.json()["status"] == "erased"
+    assert ActivityEvent.objects.get(member=member).response.get("properties") == {}
