@@ -46,7 +46,7 @@ from loyalty.models import LedgerEntry, Purchase, Redemption, Return, TierChange
 from loyalty.selectors import member_detail
 from loyalty.services import points_close
 from members.models import Card, ConsentChange, Member
-from members.services import CONSENT_FIELDS
+from members.services import CONSENT_FIELDS, consent_changes_record
 from rewards.models import BenefitUse, Voucher
 
 ERASED_REASON = "erased"
@@ -266,7 +266,8 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
     replays), the cards are blocked, held
     redemptions released and the points (balance, debt, pending) closed by
     `adjust` entries (reason `erased`); purchases, returns and the ledger
-    stay, linked to the member number only; a `member.erased` event is
+    stay, linked to the member number only; consents still granted are
+    withdrawn (with their history rows); a `member.erased` event is
     written to the outbox. Erasing an erased member changes nothing and
     answers the same state."""
     now = now or timezone.now()
@@ -287,7 +288,14 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
                     event.response = _scrubbed(event.response)
                     event.save(update_fields=["properties", "response"])
             _stored_answers_scrub(locked.member_number)
+            # Consents end with the member: each one still granted is
+            # withdrawn, and the history says by whom.
+            granted = {field: False for field in CONSENT_FIELDS if getattr(locked, field)}
+            if granted:
+                consent_changes_record(member=locked, consents=granted, source=actor.name, at=now)
             Member.objects.filter(pk=locked.pk).update(
+                **granted,
+                consents_updated_at=now if granted else locked.consents_updated_at,
                 status=Member.Status.ERASED,
                 email=None,
                 phone=None,
