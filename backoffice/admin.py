@@ -1,6 +1,7 @@
 """The staff's member page, composed of every domain: find one in one box, see their points, cards,
 consents, ledger and tier history, edit the profile, adjust points, override
-the tier, block a card.
+the tier, block a card; export and erase a member (staff holding
+`members.export_member` / `members.erase_member`).
 
 Every write goes through a service (member_update, points_adjust,
 tier_override, card_block); balance, pending and the tier are never
@@ -18,7 +19,13 @@ from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -29,6 +36,7 @@ from club.dates import local_date
 from club.models import Market, Tier
 from core.actors import staff_actor
 from core.errors import DomainError, ValidationFailed
+from integrations.privacy import member_erase, member_export_chunks
 from journeys.admin import member_missions_html
 from loyalty.models import LedgerEntry, PointsAccount, TierChange
 from loyalty.services import points_adjust
@@ -300,6 +308,11 @@ class MemberAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "has_export_permission": request.user.has_perm("members.export_member"),
+            "has_erase_permission": request.user.has_perm("members.erase_member"),
+        }
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:  # e.g. the email already belongs to another member
@@ -322,6 +335,16 @@ class MemberAdmin(admin.ModelAdmin):
                 name="members_member_override_tier",
             ),
             path(
+                "<path:object_id>/export/",
+                view(self.export_view),
+                name="members_member_export",
+            ),
+            path(
+                "<path:object_id>/erase/",
+                view(self.erase_view),
+                name="members_member_erase",
+            ),
+            path(
                 "<path:object_id>/cards/<str:number>/block/",
                 view(self.block_card_view),
                 name="members_member_block_card",
@@ -335,6 +358,14 @@ class MemberAdmin(admin.ModelAdmin):
             raise Http404("No such member.")
         if not self.has_change_permission(request, member):
             raise PermissionDenied
+        return member
+
+    def _member_with_perm(self, request: HttpRequest, object_id: str, perm: str) -> Member:
+        if not request.user.has_perm(perm):
+            raise PermissionDenied
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            raise Http404("No such member.")
         return member
 
     def _change_url(self, member: Member) -> str:
@@ -455,4 +486,37 @@ class MemberAdmin(admin.ModelAdmin):
             member,
             f"Block card {number}?",
             card=card,
+        )
+
+    # -- privacy: export and erase --------------------------------------------
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The member's data as the API's export answers it, as a download."""
+        member = self._member_with_perm(request, object_id, "members.export_member")
+        self.log_change(request, member, f"Exported the member's data ({request.user})")
+        chunks = (chunk.encode() for chunk in member_export_chunks(member=member))
+        response = StreamingHttpResponse(chunks, content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="member-{member}.json"'
+        return response
+
+    def erase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A confirmation page, then the erasure (integrations.privacy.member_erase)."""
+        member = self._member_with_perm(request, object_id, "members.erase_member")
+        if request.method == "POST":
+            try:
+                result = member_erase(member=member, actor=staff_actor(request.user))
+            except DomainError as exc:
+                self.message_user(request, f"Not erased: {exc.detail}", messages.ERROR)
+            else:
+                self.log_change(request, member, f"Erased the member ({request.user})")
+                self.message_user(
+                    request, f"{member} is erased ({result['erased_at']}).", messages.SUCCESS
+                )
+            return HttpResponseRedirect(self._change_url(member))
+        return self._page(
+            request,
+            "admin/members/member/erase.html",
+            member,
+            f"Erase {member}?",
+            account=self._account(member),
         )

@@ -85,8 +85,8 @@ class MemberOut(serializers.Serializer):
     cards = serializers.ListField(child=serializers.CharField(), help_text="The active cards.")
     status = serializers.ChoiceField(choices=Member.Status.choices)
     market = serializers.CharField()
-    first_name = serializers.CharField()
-    last_name = serializers.CharField()
+    first_name = serializers.CharField(allow_null=True, help_text="null once erased")
+    last_name = serializers.CharField(allow_null=True, help_text="null once erased")
     email = serializers.EmailField(allow_null=True)
     phone = serializers.CharField(allow_null=True)
     birth_date = serializers.DateField(allow_null=True)
@@ -228,7 +228,7 @@ class MemberDetailApi(APIView):
 
     @extend_schema(
         request=MemberPatchIn,
-        responses={200: MemberOut, **errors(MemberExists)},
+        responses={200: MemberOut, **errors(MemberExists, MemberInactive)},
         operation_id="members_update",
     )
     def patch(self, request: Request, member_number: str) -> Response:
@@ -293,7 +293,12 @@ class ReturnApi(APIView):
         responses={
             201: ReturnOut,
             **errors(
-                NotFound, ReceiptConflict, UnknownStore, CurrencyMismatch, ReturnExceedsPurchase
+                NotFound,
+                ReceiptConflict,
+                UnknownStore,
+                CurrencyMismatch,
+                ReturnExceedsPurchase,
+                MemberInactive,
             ),
         },
         parameters=[idempotency_key(required=False)],

@@ -176,6 +176,7 @@ def return_record(
     if purchase is None or not actor.sees_market(purchase.member.market_id):
         raise NotFound("No such purchase.")
     member = purchase.member
+    member.check_active()
     store = store_in_market(market=member.market, store_code=store_code)
     body_hash = receipt_hash(
         {

@@ -20,6 +20,7 @@ class MarketAdmin(admin.ModelAdmin):
         "return_window_days",
         "points_validity_months",
         "hold_minutes",
+        "inactive_retention_days",
     ]
     search_fields = ["code", "name"]
 

@@ -34,6 +34,14 @@ class Market(models.Model):
     first_day_of_week = models.PositiveSmallIntegerField(
         default=0, help_text="0 = Monday ... 6 = Sunday."
     )
+    inactive_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "How long an inactive member (no purchase, no activity event, no points "
+            "movement) is kept before being erased; empty keeps members forever."
+        ),
+    )
 
     class Meta:
         ordering = ["code"]

@@ -5,6 +5,7 @@ from rest_framework.permissions import AllowAny
 
 from checkout import apis as checkout_apis
 from core.health import health
+from integrations import apis as integrations_apis
 from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
 from members import apis as members_apis
@@ -16,6 +17,9 @@ api = [
     path("members/<str:member_number>", checkout_apis.MemberDetailApi.as_view()),
     path("members/<str:member_number>/cards", members_apis.CardCollectionApi.as_view()),
     path("members/<str:member_number>/cards/<str:card>", members_apis.CardDetailApi.as_view()),
+    path("members/<str:member_number>/consents", integrations_apis.MemberConsentsApi.as_view()),
+    path("members/<str:member_number>/export", integrations_apis.MemberExportApi.as_view()),
+    path("members/<str:member_number>/erase", integrations_apis.MemberEraseApi.as_view()),
     path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
     path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
     path("members/<str:member_number>/benefits", rewards_apis.MemberBenefitsApi.as_view()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from integrations import privacy  # noqa: F401  (declares the members_retention job)
 from integrations.services import import_job_dry_run, import_job_run
 
 

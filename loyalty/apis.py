@@ -134,7 +134,7 @@ class RedemptionCaptureApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: RedemptionOut, **errors(HoldExpired)},
+        responses={200: RedemptionOut, **errors(HoldExpired, MemberInactive)},
         operation_id="redemptions_capture",
         parameters=[idempotency_key(required=False)],
     )
@@ -154,7 +154,7 @@ class RedemptionCancelApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: RedemptionOut},
+        responses={200: RedemptionOut, **errors(MemberInactive)},
         operation_id="redemptions_cancel",
         parameters=[idempotency_key(required=False)],
     )
@@ -190,7 +190,7 @@ class AdjustmentApi(APIView):
 
     @extend_schema(
         request=AdjustmentIn,
-        responses={201: AdjustmentOut},
+        responses={201: AdjustmentOut, **errors(MemberInactive)},
         operation_id="members_adjust",
         parameters=[idempotency_key(required=True)],
     )

@@ -71,13 +71,15 @@ def member_detail(*, member: Member) -> dict[str, Any]:
         .values_list("number", flat=True)
     )
     summary = member_summary(member=member, balance=account.balance, pending=account.pending)
+    erased = member.status == Member.Status.ERASED
     return {
         "member_number": member.member_number,
         "cards": cards,
         "status": member.status,
         "market": member.market.code,
-        "first_name": member.first_name,
-        "last_name": member.last_name,
+        # An erased member's names are gone: null, not an empty string.
+        "first_name": None if erased else member.first_name,
+        "last_name": None if erased else member.last_name,
         "email": member.email,
         "phone": member.phone,
         "birth_date": member.birth_date.isoformat() if member.birth_date else None,

@@ -473,6 +473,7 @@ def redemption_capture(
     expired = False
     with transaction.atomic():
         redemption, book, member = _redemption_for_update(actor, redemption_id)
+        member.check_active()
         if redemption.status == Redemption.Status.HELD:
             if redemption.expires_at is not None and redemption.expires_at <= now:
                 # Release it now rather than wait for the job; then refuse.
@@ -503,6 +504,7 @@ def redemption_cancel(
     what is already cancelled or expired changes nothing."""
     with transaction.atomic():
         redemption, book, member = _redemption_for_update(actor, redemption_id)
+        member.check_active()
         if redemption.status in (Redemption.Status.HELD, Redemption.Status.CAPTURED):
             redemption_release(book=book, redemption=redemption, status=Redemption.Status.CANCELLED)
         summary = member_summary(
@@ -542,6 +544,7 @@ def points_adjust(
         )
     if not reason.strip():
         raise ValidationFailed("A reason is required.", errors={"reason": ["Required."]})
+    member.check_active()
     now = now or timezone.now()
     market = member.market
     today = today_for(market, now)
@@ -570,6 +573,50 @@ def points_adjust(
             expiring=book.expiring(),
         )
     return {"entry": entry_view(entry), "member": summary}
+
+
+def points_close(*, member: Member, reason: str, now: datetime | None = None) -> list[LedgerEntry]:
+    """Close a member's points for good (an erasure): held redemptions are
+    released, then the balance (or a debt) and the pending points are taken
+    to zero by `adjust` entries with `reason`, so the ledger still proves
+    the account. Runs in the caller's transaction, under the account lock.
+    Answers the entries booked (none when all was zero already)."""
+    now = now or timezone.now()
+    today = today_for(member.market, now)
+    entries: list[LedgerEntry] = []
+    with transaction.atomic():
+        account = account_lock(member.pk)
+        book = Book.open(account)
+        held = Redemption.objects.select_for_update().filter(
+            member_id=member.pk, status=Redemption.Status.HELD
+        )
+        for redemption in held.order_by("created_at", "id"):
+            redemption_release(book=book, redemption=redemption, status=Redemption.Status.CANCELLED)
+            # The release saved its book: go on from the lots as they are now.
+            book = Book.open(account)
+        book.settle(today)
+        if account.pending:
+            entry = book.book_entry(
+                LedgerEntry.Kind.ADJUST, -account.pending, reference=reason, reason=reason
+            )
+            for lot in [lot for lot in book.lots if not lot.matured and lot.remaining > 0]:
+                book.take_pending(entry, lot, lot.remaining)
+            entries.append(entry)
+        if account.balance > 0:
+            entry = book.book_entry(
+                LedgerEntry.Kind.ADJUST, -account.balance, reference=reason, reason=reason
+            )
+            book.take_back(entry, account.balance)
+            entries.append(entry)
+        elif account.balance < 0:
+            # A debt is forgiven: no lot holds it, the entry only evens the sum.
+            entry = book.book_entry(
+                LedgerEntry.Kind.ADJUST, -account.balance, reference=reason, reason=reason
+            )
+            account.balance = 0
+            entries.append(entry)
+        book.save()
+    return entries
 
 
 def points_bonus(

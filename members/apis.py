@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import MemberInactive
 from core.http import StrictSerializer, parse
 from core.idempotency import run_idempotent
-from core.schema import idempotency_key
+from core.schema import errors, idempotency_key
 from members import services
 from members.models import Card
 from members.selectors import visible_member
@@ -28,7 +29,7 @@ class CardCollectionApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={201: CardOut},
+        responses={201: CardOut, **errors(MemberInactive)},
         operation_id="cards_issue",
         parameters=[idempotency_key(required=False)],
     )
@@ -47,7 +48,7 @@ class CardCollectionApi(APIView):
 class CardDetailApi(APIView):
     scopes = {"DELETE": "members:write"}
 
-    @extend_schema(responses={204: None}, operation_id="cards_block")
+    @extend_schema(responses={204: None, **errors(MemberInactive)}, operation_id="cards_block")
     def delete(self, request: Request, member_number: str, card: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
         services.card_block(member=member, number=card)

@@ -55,8 +55,13 @@ class Member(models.Model):
         null=True, blank=True, help_text="Set by staff: the tier is kept as set until this day."
     )
     updated_at = models.DateTimeField(auto_now=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("export_member", "Can export a member's data"),
+            ("erase_member", "Can erase a member"),
+        ]
         indexes = [
             models.Index(Lower("email"), name="member_email_ci"),
             # The tier evaluation walks the members whose validity ran out.

@@ -63,6 +63,10 @@ def visible_member(
     may see it; else 404. A member of another market answers exactly like
     one that does not exist.
 
+    An erased member is found by its member number (GET answers its erased
+    state, export what is left, every write `member_inactive` through
+    `Member.check_active`), never by a card (its cards are blocked).
+
     Every call of the API starts here, so the query is written once as SQL
     and the rows become model instances without the ORM compiling it anew.
     """
@@ -85,7 +89,7 @@ def visible_member(
     sql = (
         f"SELECT {select} FROM members_member m "
         "JOIN club_market mk ON mk.id = m.market_id JOIN club_tier t ON t.id = m.tier_id "
-        f"{where} AND m.status <> 'erased'{market_sql} LIMIT 1"
+        f"{where}{market_sql} LIMIT 1"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params + market_params)

@@ -148,6 +148,7 @@ def member_create(
 
 def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | None = None) -> Member:
     """Profile and consents. The view lets only those fields through."""
+    member.check_active()
     changes = dict(changes)
     if "phone" in changes and changes["phone"]:
         changes["phone"] = normalize_phone(changes["phone"], region=member.market.code)
@@ -163,6 +164,7 @@ def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | Non
     consents = changes.pop("consents", None) or {}
     with transaction.atomic():
         locked = Member.objects.select_for_update().get(pk=member.pk)
+        locked.check_active()
         check_email = email if email and email.lower() != (locked.email or "").lower() else None
         check_phone = phone if phone and phone != locked.phone else None
         if check_email or check_phone:
@@ -197,11 +199,13 @@ def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | Non
 
 
 def card_issue(*, member: Member) -> Card:
+    member.check_active()
     with transaction.atomic():
         return _card_create(member=member)
 
 
 def card_block(*, member: Member, number: str) -> Card:
+    member.check_active()
     with transaction.atomic():
         card = Card.objects.select_for_update().filter(member=member, number=number).first()
         if card is None:

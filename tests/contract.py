@@ -233,7 +233,13 @@ class Contract:
     def check_response(self, response: Any) -> None:
         """Check a Django test client response."""
         request = response.request
-        content = b"" if getattr(response, "streaming", False) else response.content
+        if getattr(response, "streaming", False):
+            # Read the whole stream to check it, then hand it back to the test.
+            chunks = list(response.streaming_content)
+            response.streaming_content = chunks
+            content = b"".join(chunks)
+        else:
+            content = response.content
         self.check(
             method=request["REQUEST_METHOD"].upper(),
             path=request["PATH_INFO"],

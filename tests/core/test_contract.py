@@ -107,7 +107,7 @@ def test_a_body_that_matches_passes() -> None:
             member_body(points={"balance": "0", "pending": 0, "expiring": None}),
             "is not of type 'integer'",
         ),
-        (member_body(email=None, first_name=None), "first_name"),
+        (member_body(email=None, language=None), "language"),
         (member_body(enrolled_at="yesterday"), "is not a 'date-time'"),
         (
             member_body(points={"balance": 0, "pending": 0, "expiring": {"points": 1}}),
@@ -323,6 +323,7 @@ def test_an_idempotent_operation_documents_what_a_key_can_answer() -> None:
                 "unknown_store",
                 "currency_mismatch",
                 "return_exceeds_purchase",
+                "member_inactive",
             ],
         ),
         (

@@ -53,6 +53,7 @@ EXPECTED = {
     "birthday_gifts": "rewards.birthday_gifts",
     "tier_upgrade_gifts": "rewards.tier_upgrade_gifts",
     "welcome_gifts": "rewards.welcome_gifts",
+    "members_retention": "integrations.members_retention",
 }
 
 
