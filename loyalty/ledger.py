@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 
 from club.models import Market
-from core.errors import InsufficientPoints
+from core.errors import InsufficientPoints, MemberInactive
 from loyalty.models import LedgerEntry, Lot, LotMovement, PointsAccount
 
 
@@ -36,21 +36,31 @@ def expiry_for(market: Market, earned_on: date) -> date:
     return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
 
 
-def account_lock(member_id: int) -> PointsAccount:
+def account_lock(member_id: int, *, open_only: bool = True) -> PointsAccount:
     """The member's account, locked until the transaction ends (one plain
-    statement: every points-changing call of the API starts here)."""
+    statement: every points-changing call of the API starts here). A closed
+    account (an erased member) refuses with member_inactive: read under the
+    lock, so a call that checked the member just before an erasure
+    committed cannot book on the closed account afterwards."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT balance, pending FROM loyalty_pointsaccount WHERE member_id = %s"
+            "SELECT balance, pending, closed_at FROM loyalty_pointsaccount WHERE member_id = %s"
             + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
             [member_id],
         )
         row = cursor.fetchone()
     if row is None:
         raise PointsAccount.DoesNotExist(f"no account for member {member_id}")
+    if open_only and row[2] is not None:
+        raise MemberInactive("The member's points are closed: the member was erased.")
     return PointsAccount.from_db(
         connection.alias, ["member_id", "balance", "pending"], [member_id, row[0], row[1]]
     )
+
+
+def account_close(*, account: PointsAccount, now: datetime) -> None:
+    """Close the account for good (its points were taken to zero first)."""
+    PointsAccount.objects.filter(pk=account.pk).update(closed_at=now, updated_at=now)
 
 
 LOCK_TIMEOUT = "5s"

@@ -74,6 +74,9 @@ class PointsAccount(models.Model):
     )
     balance = models.IntegerField(default=0)
     pending = models.IntegerField(default=0)
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Closed for good (the member was erased): nothing books."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -31,7 +31,15 @@ from core.errors import (
     ReturnExceedsPurchase,
     ValidationFailed,
 )
-from loyalty.ledger import Book, account_lock, book_to_spend, days, earn_book, expiry_for
+from loyalty.ledger import (
+    Book,
+    account_close,
+    account_lock,
+    book_to_spend,
+    days,
+    earn_book,
+    expiry_for,
+)
 from loyalty.models import LedgerEntry, PointsAccount, Purchase, Redemption, Return
 from loyalty.selectors import member_summary
 from loyalty.tiers import qualifying_add, tier_upgrade_check
@@ -585,7 +593,7 @@ def points_close(*, member: Member, reason: str, now: datetime | None = None) ->
     today = today_for(member.market, now)
     entries: list[LedgerEntry] = []
     with transaction.atomic():
-        account = account_lock(member.pk)
+        account = account_lock(member.pk, open_only=False)
         book = Book.open(account)
         held = Redemption.objects.select_for_update().filter(
             member_id=member.pk, status=Redemption.Status.HELD
@@ -616,6 +624,7 @@ def points_close(*, member: Member, reason: str, now: datetime | None = None) ->
             account.balance = 0
             entries.append(entry)
         book.save()
+        account_close(account=account, now=now)
     return entries
 
 

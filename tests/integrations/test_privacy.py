@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,10 +14,11 @@ from django.utils import timezone
 
 from club.models import Tier
 from core.actors import staff_actor
+from core.errors import MemberInactive
 from core.models import OutboxEvent
 from journeys.models import ActivityEvent
-from loyalty.models import LedgerEntry, Lot
-from loyalty.services import points_adjust
+from loyalty.models import LedgerEntry, Lot, PointsAccount
+from loyalty.services import Line, points_adjust, purchase_book
 from loyalty.tiers import tier_override
 from members.models import Card, Member
 from members.services import consent_changes_record, member_update
@@ -436,3 +438,23 @@ def test_answers_kept_for_replays_lose_the_personal_data(api):
             assert personal not in text, (personal, text)
     assert replayed.json()["status"] == "erased"
     assert ActivityEvent.objects.get(member=member).response.get("properties") == {}
+
+
+def test_a_call_that_checked_the_member_before_the_erasure_cannot_book_after_it(api, anna):
+    """The race of a purchase with an erasure: the purchase found the member
+    active, then the erasure committed while it waited for the account. Under
+    the account lock it finds the account closed and books nothing."""
+    assert erase(api, anna).status_code == 200
+    anna.status = Member.Status.ACTIVE  # what the purchase had read before the erasure
+    entries = LedgerEntry.objects.filter(member=anna).count()
+    with pytest.raises(MemberInactive):
+        purchase_book(
+            member=anna,
+            receipt_id="R-RACE",
+            occurred_at=timezone.now(),
+            lines=[Line(sku="A", amount=Decimal("100.00"), category="tools")],
+            now=timezone.now(),
+        )
+    assert LedgerEntry.objects.filter(member=anna).count() == entries
+    assert PointsAccount.objects.get(member=anna).closed_at is not None
+    assert_ledger_consistent()
