@@ -272,7 +272,9 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
     answers the same state."""
     now = now or timezone.now()
     with transaction.atomic():
-        account_lock(member.pk, open_only=False)  # the lock order: the points account first, then the member
+        account_lock(
+            member.pk, open_only=False
+        )  # the lock order: the points account first, then the member
         locked = Member.objects.select_for_update().get(pk=member.pk)
         if locked.status != Member.Status.ERASED:
             locked.market = member.market
