@@ -5,6 +5,7 @@ from rest_framework.permissions import AllowAny
 
 from checkout import apis as checkout_apis
 from core.health import health
+from integrations import apis as integration_apis
 from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
 from members import apis as members_apis
@@ -36,6 +37,8 @@ api = [
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),
     path("redemptions/<str:redemption_id>/capture", loyalty_apis.RedemptionCaptureApi.as_view()),
     path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
+    path("webhooks", integration_apis.WebhookCollectionApi.as_view()),
+    path("webhooks/<int:webhook_id>", integration_apis.WebhookDetailApi.as_view()),
 ]
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
