@@ -52,7 +52,11 @@ def test_member_updated_names_the_fields_not_their_values(make_member):
     member = make_member(email="old@example.com", first_name="Old")
     member_update(
         member=member,
-        changes={"first_name": "New", "email": "new@example.com", "consents": {"marketing_sms": True}},
+        changes={
+            "first_name": "New",
+            "email": "new@example.com",
+            "consents": {"marketing_sms": True},
+        },
         actor=SYSTEM,
     )
     payload = data(member, "member.updated")
