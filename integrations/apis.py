@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -10,7 +12,8 @@ from rest_framework.views import APIView
 
 from core.errors import AlreadyExists, NotFound
 from core.http import StrictSerializer, parse
-from core.schema import errors
+from core.idempotency import run_idempotent
+from core.schema import errors, idempotency_key
 from integrations import webhooks
 
 
@@ -40,16 +43,23 @@ class WebhookCollectionApi(APIView):
         request=WebhookIn,
         responses={201: WebhookCreatedOut, **errors(AlreadyExists)},
         operation_id="webhooks_create",
+        parameters=[idempotency_key(required=False)],
     )
     def post(self, request: Request) -> Response:
         data = parse(WebhookIn, request.data)
-        webhook = webhooks.webhook_create(
-            client=request.user,
-            url=data["url"],
-            events=data["events"],
-            description=data.get("description", ""),
-        )
-        return Response(WebhookCreatedOut(webhook).data, status=status.HTTP_201_CREATED)
+
+        def create() -> tuple[int, dict[str, Any], bool]:
+            webhook = webhooks.webhook_create(
+                client=request.user,
+                url=data["url"],
+                events=data["events"],
+                description=data.get("description", ""),
+            )
+            return status.HTTP_201_CREATED, WebhookCreatedOut(webhook).data, False
+
+        # A retry with the same key gets the first answer, secret included:
+        # the answer that was lost is the only one that shows it.
+        return run_idempotent(request, required=False, action=create)
 
     @extend_schema(responses={200: WebhookOut(many=True)}, operation_id="webhooks_list")
     def get(self, request: Request) -> Response:

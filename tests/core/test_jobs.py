@@ -53,6 +53,8 @@ EXPECTED = {
     "birthday_gifts": "rewards.birthday_gifts",
     "tier_upgrade_gifts": "rewards.tier_upgrade_gifts",
     "welcome_gifts": "rewards.welcome_gifts",
+    "webhooks_dispatch": "integrations.webhooks_dispatch",
+    "webhooks_purge": "integrations.webhooks_purge",
 }
 
 

@@ -118,3 +118,11 @@ def test_private_addresses_allowed_when_set(manager, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     body = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
     assert manager.post(URL, body, format="json").status_code == 201
+
+
+def test_a_retry_with_the_same_key_gets_the_first_answer(manager):
+    first = manager.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = manager.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Webhook.objects.filter(url=BODY["url"]).count() == 1
