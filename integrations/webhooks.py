@@ -34,6 +34,7 @@ import json
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 import requests
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
@@ -269,6 +271,7 @@ def webhooks_dispatch(
     """Hand new outbox events on to the webhooks that want them, and start a
     sender per webhook with deliveries due."""
     result = JobResult("webhooks_dispatch")
+    cache.delete(QUEUED_KEY)
     while max_batches is None or result.batches < max_batches:
         done = fan_out()
         if not done:
@@ -283,10 +286,17 @@ def webhooks_dispatch(
     return result
 
 
+# Set while a dispatch is queued and not yet started: the commits meanwhile
+# enqueue none (the queued one will see their events); the dispatch clears
+# it before it looks, so a commit after that enqueues the next. No event
+# waits for the beat, and a burst of commits queues one dispatch.
+QUEUED_KEY = "webhooks:dispatch-queued"
+
+
 def dispatch_soon() -> None:
     """After a commit that wrote events (core.outbox calls it): a dispatch
     now rather than at the next beat. Off in the tests (no broker there)."""
-    if settings.WEBHOOK_DISPATCH_ON_COMMIT:
+    if settings.WEBHOOK_DISPATCH_ON_COMMIT and cache.add(QUEUED_KEY, 1, timeout=60):
         webhooks_dispatch.task.delay()
 
 
@@ -352,9 +362,24 @@ def post(webhook: Webhook, event: OutboxEvent, session: requests.Session) -> tup
     return answer.status_code, ""
 
 
+# A sender looks again whether its webhook still exists this often, so that
+# a deleted or switched-off webhook receives nothing more within a moment.
+ALIVE_CHECK_SECONDS = 0.5
+
+
+@dataclass
+class _Outcome:
+    delivery: WebhookDelivery
+    code: int | None
+    error: str
+    duration_ms: int
+    at: datetime
+
+
 def webhook_send(*, webhook_id: int, batch: int | None = None) -> int:
-    """Send the due deliveries of one webhook, a batch at a time, until none
-    is due. Answers how many attempts it made."""
+    """Send the due deliveries of one webhook, a batch at a time, one POST
+    after another, until none is due; each batch's outcomes are recorded
+    in one transaction. Answers how many attempts it made."""
     made = 0
     session = requests.Session()
     try:
@@ -365,49 +390,92 @@ def webhook_send(*, webhook_id: int, batch: int | None = None) -> int:
             ids = _lease(webhook_id, timezone.now(), batch or settings.WEBHOOK_BATCH)
             if not ids:
                 return made
-            for delivery in WebhookDelivery.objects.filter(id__in=ids).select_related("event"):
-                if not Webhook.objects.filter(pk=webhook_id, active=True).exists():
-                    return made
+            outcomes: list[_Outcome] = []
+            checked = time.monotonic()
+            alive = True
+            for delivery in (
+                WebhookDelivery.objects.filter(id__in=ids)
+                .select_related("event")
+                .order_by("next_attempt_at", "id")
+            ):
+                if time.monotonic() - checked > ALIVE_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    alive = Webhook.objects.filter(pk=webhook_id, active=True).exists()
+                    if not alive:
+                        break
                 started = time.monotonic()
                 code, error = post(webhook, delivery.event, session)
                 duration = int((time.monotonic() - started) * 1000)
-                _record(delivery, code, error, duration)
-                made += 1
+                outcomes.append(_Outcome(delivery, code, error, duration, timezone.now()))
+            _record(outcomes)
+            made += len(outcomes)
+            if not alive:
+                return made
     finally:
         session.close()
 
 
-def _record(delivery: WebhookDelivery, code: int | None, error: str, duration_ms: int) -> None:
-    now = timezone.now()
-    ok = code is not None and 200 <= code < 300
-    number = delivery.attempts + 1
-    fields: dict[str, Any] = {
-        "attempts": number,
-        "leased_until": None,
-        "last_status_code": code,
-        "last_error": error or ("" if ok else f"HTTP {code}"),
-    }
-    if ok:
-        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=now)
-    else:
-        delay = _retry_delay(number)
-        if delay is None:
-            fields["status"] = WebhookDelivery.Status.FAILED
-        else:
-            fields["next_attempt_at"] = now + timedelta(seconds=delay)
+def _record(outcomes: list[_Outcome]) -> None:
+    """The deliveries' new state and the log's lines, in one transaction;
+    deliveries deleted meanwhile (their webhook was) are left out."""
+    if not outcomes:
+        return
+    delivered: dict[int, list[int]] = {}  # by status code
+    attempts: list[WebhookAttempt] = []
     with transaction.atomic():
-        updated = WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
-        if updated:
-            WebhookAttempt.objects.create(
-                delivery_id=delivery.pk,
-                webhook_id=delivery.webhook_id,
-                number=number,
-                at=now,
-                ok=ok,
-                status_code=code,
-                duration_ms=duration_ms,
-                error=fields["last_error"][:300],
+        present = set(
+            WebhookDelivery.objects.select_for_update()
+            .filter(id__in=[o.delivery.pk for o in outcomes])
+            .values_list("id", flat=True)
+        )
+        for outcome in outcomes:
+            delivery = outcome.delivery
+            if delivery.pk not in present:
+                continue
+            ok = outcome.code is not None and 200 <= outcome.code < 300
+            number = delivery.attempts + 1
+            error = outcome.error or ("" if ok else f"HTTP {outcome.code}")
+            attempts.append(
+                WebhookAttempt(
+                    delivery_id=delivery.pk,
+                    webhook_id=delivery.webhook_id,
+                    number=number,
+                    at=outcome.at,
+                    ok=ok,
+                    status_code=outcome.code,
+                    duration_ms=outcome.duration_ms,
+                    error=error[:300],
+                )
             )
+            if ok and number == 1 and outcome.code is not None:
+                delivered.setdefault(outcome.code, []).append(delivery.pk)
+                continue
+            fields: dict[str, Any] = {
+                "attempts": number,
+                "leased_until": None,
+                "last_status_code": outcome.code,
+                "last_error": error[:300],
+            }
+            if ok:
+                fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=outcome.at)
+            else:
+                delay = _retry_delay(number)
+                if delay is None:
+                    fields["status"] = WebhookDelivery.Status.FAILED
+                else:
+                    fields["next_attempt_at"] = outcome.at + timedelta(seconds=delay)
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+        for code, ids in delivered.items():
+            # The common case, one statement for the batch: delivered at the first attempt.
+            WebhookDelivery.objects.filter(id__in=ids).update(
+                status=WebhookDelivery.Status.DELIVERED,
+                attempts=1,
+                leased_until=None,
+                last_status_code=code,
+                last_error="",
+                delivered_at=timezone.now(),
+            )
+        WebhookAttempt.objects.bulk_create(attempts, batch_size=1000)
 
 
 @shared_task(

@@ -266,3 +266,28 @@ def test_a_receiver_that_never_answers_does_not_delay_another(
     dead_sender.join(timeout=30)
     assert WebhookDelivery.objects.filter(webhook_id=live["id"], status="delivered").count() == 5
     assert Webhook.objects.filter(pk=dead["id"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_that_wrote_events_queues_one_dispatch(make_member, settings, monkeypatch):
+    """Real commits (a transactional test): the dispatch is queued after
+    the commit, once for a burst, never for a rollback."""
+    settings.WEBHOOK_DISPATCH_ON_COMMIT = True
+    queued = []
+    monkeypatch.setattr(webhooks.webhooks_dispatch.task, "delay", lambda: queued.append(1))
+    member = make_member()
+    webhooks.webhooks_dispatch(send=False)  # the demo club's events; clears the flag
+    with pytest.raises(RuntimeError), transaction.atomic():
+        buy(member)
+        raise RuntimeError("rolled back")
+    assert queued == []
+    with transaction.atomic():
+        buy(member)
+        buy(member)
+        assert queued == []  # not before the commit
+    assert queued == [1]
+    buy(member)  # a dispatch is queued and has not started: none more
+    assert queued == [1]
+    webhooks.webhooks_dispatch(send=False)  # it starts
+    buy(member)
+    assert queued == [1, 1]
