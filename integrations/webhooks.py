@@ -44,7 +44,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.auth import Client
@@ -376,43 +376,92 @@ class _Outcome:
     at: datetime
 
 
+# The class of the advisory locks that make one sender per webhook at a time.
+SENDER_LOCK_CLASS = 7013
+
+
+def _sender_lock(webhook_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [SENDER_LOCK_CLASS, webhook_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _sender_unlock(webhook_id: int) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SENDER_LOCK_CLASS, webhook_id])
+
+
+def _has_due(webhook_id: int) -> bool:
+    now = timezone.now()
+    return (
+        WebhookDelivery.objects.filter(
+            webhook_id=webhook_id,
+            webhook__active=True,
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at__lte=now,
+        )
+        .exclude(leased_until__gt=now)
+        .exists()
+    )
+
+
 def webhook_send(*, webhook_id: int, batch: int | None = None) -> int:
-    """Send the due deliveries of one webhook, a batch at a time, one POST
-    after another, until none is due; each batch's outcomes are recorded
-    in one transaction. Answers how many attempts it made."""
+    """Send the due deliveries of one webhook until none is due. One sender
+    per webhook at a time (a PostgreSQL advisory lock): a second returns at
+    once, the first carries on. Once it lets go it looks again, so a
+    delivery that fell due just then is not left for the beat. Answers how
+    many attempts it made."""
     made = 0
     session = requests.Session()
     try:
-        while True:
-            webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
-            if webhook is None:
-                return made
-            ids = _lease(webhook_id, timezone.now(), batch or settings.WEBHOOK_BATCH)
-            if not ids:
-                return made
-            outcomes: list[_Outcome] = []
-            checked = time.monotonic()
-            alive = True
-            for delivery in (
-                WebhookDelivery.objects.filter(id__in=ids)
-                .select_related("event")
-                .order_by("next_attempt_at", "id")
-            ):
-                if time.monotonic() - checked > ALIVE_CHECK_SECONDS:
-                    checked = time.monotonic()
-                    alive = Webhook.objects.filter(pk=webhook_id, active=True).exists()
-                    if not alive:
-                        break
-                started = time.monotonic()
-                code, error = post(webhook, delivery.event, session)
-                duration = int((time.monotonic() - started) * 1000)
-                outcomes.append(_Outcome(delivery, code, error, duration, timezone.now()))
-            _record(outcomes)
-            made += len(outcomes)
-            if not alive:
-                return made
+        while _sender_lock(webhook_id):
+            try:
+                made += _send_due(webhook_id, batch or settings.WEBHOOK_BATCH, session)
+            finally:
+                _sender_unlock(webhook_id)
+            if not _has_due(webhook_id):
+                break
+        return made
     finally:
         session.close()
+
+
+def _send_due(webhook_id: int, batch: int, session: requests.Session) -> int:
+    """A batch at a time (the webhook's in-flight limit), one POST after
+    another; each batch's outcomes recorded in one transaction."""
+    made = 0
+    while True:
+        webhook = Webhook.objects.filter(pk=webhook_id, active=True).first()
+        if webhook is None:
+            return made
+        ids = _lease(webhook_id, timezone.now(), batch)
+        if not ids:
+            return made
+        outcomes: list[_Outcome] = []
+        checked = time.monotonic()
+        alive = True
+        for delivery in (
+            WebhookDelivery.objects.filter(id__in=ids)
+            .select_related("event")
+            .order_by("next_attempt_at", "id")
+        ):
+            if time.monotonic() - checked > ALIVE_CHECK_SECONDS:
+                checked = time.monotonic()
+                alive = Webhook.objects.filter(pk=webhook_id, active=True).exists()
+                if not alive:
+                    break
+            started = time.monotonic()
+            code, error = post(webhook, delivery.event, session)
+            duration = int((time.monotonic() - started) * 1000)
+            outcomes.append(_Outcome(delivery, code, error, duration, timezone.now()))
+        _record(outcomes)
+        made += len(outcomes)
+        if not alive:
+            return made
 
 
 def _record(outcomes: list[_Outcome]) -> None:

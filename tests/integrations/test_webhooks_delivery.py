@@ -291,3 +291,27 @@ def test_a_commit_that_wrote_events_queues_one_dispatch(make_member, settings, m
     webhooks.webhooks_dispatch(send=False)  # it starts
     buy(member)
     assert queued == [1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_one_sender_per_webhook_at_a_time(make_api, make_member, receiver):
+    _, hook = subscribe(make_api, receiver.url("/crm"))
+    buy(make_member())
+    webhooks.webhooks_dispatch(send=False)
+    assert webhooks._sender_lock(hook["id"])  # a sender is at work (this connection)
+    made = []
+
+    def second():
+        try:
+            made.append(webhooks.webhook_send(webhook_id=hook["id"]))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=10)
+    assert made == [0] and receiver.at("/crm") == []
+    webhooks._sender_unlock(hook["id"])
+    assert webhooks.webhook_send(webhook_id=hook["id"]) >= 1
+    assert len(receiver.at("/crm")) >= 1
