@@ -208,9 +208,15 @@ def _subscribers() -> list[tuple[Webhook, frozenset[int] | None]]:
     ]
 
 
-def fan_out(*, now: datetime | None = None, batch_size: int = FANOUT_BATCH) -> int:
-    """Hand the waiting events on: one delivery per webhook that wants each.
-    Answers how many events were handed on (0: none waiting)."""
+def fan_out(
+    *,
+    now: datetime | None = None,
+    batch_size: int = FANOUT_BATCH,
+    touched: set[int] | None = None,
+) -> int:
+    """Hand the waiting events on: one delivery per webhook that wants each
+    (the webhooks that got one are added to `touched`). Answers how many
+    events were handed on (0: none waiting)."""
     now = now or timezone.now()
     with transaction.atomic():
         events = list(
@@ -242,6 +248,8 @@ def fan_out(*, now: datetime | None = None, batch_size: int = FANOUT_BATCH) -> i
                         WebhookDelivery(webhook=webhook, event_id=pk, next_attempt_at=now)
                     )
         WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=1000)
+        if touched is not None:
+            touched.update(d.webhook_id for d in deliveries)
         OutboxEvent.objects.filter(id__in=[pk for pk, _, _ in events]).update(delivered_at=now)
     return len(events)
 
@@ -273,14 +281,21 @@ def webhooks_dispatch(
     result = JobResult("webhooks_dispatch")
     cache.delete(QUEUED_KEY)
     while max_batches is None or result.batches < max_batches:
-        done = fan_out()
+        touched: set[int] = set()
+        done = fan_out(touched=touched)
         if not done:
             break
         result.rows += done
         result.batches += 1
         if progress:
             progress(done)
+        if send:
+            # The senders start while a long backlog is still being handed on
+            # (a sender already at work for its webhook returns at once).
+            for webhook_id in sorted(touched):
+                webhook_send_task.delay(webhook_id)
     if send:
+        # And those with retries due.
         for webhook_id in webhooks_due():
             webhook_send_task.delay(webhook_id)
     return result
