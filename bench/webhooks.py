@@ -143,14 +143,12 @@ def main() -> int:
 
     django.setup()
     import requests
-    from django.db import connection, transaction
 
     from backoffice.demo import demo_club_seed
     from core.models import OutboxEvent
-    from core.outbox import Event, outbox_add_many
     from core.services import api_client_create
-    from integrations.models import Webhook, WebhookDelivery
-    from integrations.webhooks import QUEUED_KEY, secret_new, sign
+    from integrations.models import Webhook
+    from integrations.webhooks import secret_new, sign
     from members.models import Member
 
     demo_club_seed()
@@ -234,7 +232,39 @@ def main() -> int:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(ROOT / ".bench-webhooks-worker.log", "w"),
+        start_new_session=True,  # its own process group: stopped whole, below
     )
+    try:
+        return measure(args, env, session, base_url, floor_rate, secret, member_ids, payload)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        receiver.terminate()
+
+
+def measure(
+    args: Any,
+    env: dict[str, str],
+    session: Any,
+    base_url: str,
+    floor_rate: float,
+    secret: str,
+    member_ids: list[int],
+    payload: Any,
+) -> int:
+    import django
+    import django.core.cache
+    from django.db import connection, transaction
+
+    from core.models import OutboxEvent
+    from core.outbox import Event, outbox_add_many
+    from integrations.models import WebhookDelivery
+    from integrations.webhooks import QUEUED_KEY
+
     # A dispatch the seeding queued was purged: its flag goes too (else the
     # commits would wait for the beat, which this bench does not run).
     django.core.cache.cache.delete(QUEUED_KEY)
@@ -323,12 +353,6 @@ def main() -> int:
         + ("met" if met else "MISSED")
     )
 
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    receiver.terminate()
     connection.close()
     return 0
 

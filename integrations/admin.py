@@ -234,11 +234,25 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["url", "description", "client__name"]
     list_select_related = ["client"]
-    readonly_fields = ["created_at"]
-    inlines = [WebhookAttemptInline]
+    readonly_fields = ["created_at", "delivery_log"]
 
-    def get_inlines(self, request: HttpRequest, obj: Webhook | None) -> list[Any]:
-        return [] if obj is None else self.inlines
+    @admin.display(description="delivery log (the latest 50 attempts)")
+    def delivery_log(self, obj: Webhook) -> str:
+        if obj.pk is None:
+            return "-"
+        rows = obj.attempts.order_by("-id").values_list(
+            "at", "delivery_id", "number", "ok", "status_code", "duration_ms", "error"
+        )[:50]
+        return format_html(
+            "<table><tr><th>at</th><th>delivery</th><th>attempt</th><th>ok</th>"
+            "<th>response</th><th>ms</th><th>error</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                "<td>{}</td></tr>",
+                rows,
+            ),
+        )
 
     @admin.display(description="pending")
     def pending(self, obj: Webhook) -> int:
@@ -304,3 +318,29 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def resend(self, request: HttpRequest, queryset: Any) -> None:
         count = deliveries_resend(delivery_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} deliveries queued to be sent again.")
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(admin.ModelAdmin):
+    """The whole delivery log, by webhook: attempt, status, duration, response code."""
+
+    list_display = ["at", "webhook", "delivery", "number", "ok", "status_code", "duration_ms"]
+    list_filter = ["ok", "webhook"]
+    list_select_related = ["webhook"]
+    readonly_fields = [
+        "at",
+        "webhook",
+        "delivery",
+        "number",
+        "ok",
+        "status_code",
+        "duration_ms",
+        "error",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

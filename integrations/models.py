@@ -117,8 +117,10 @@ class WebhookDelivery(models.Model):
             models.UniqueConstraint(fields=["webhook", "event"], name="webhook_delivery_once"),
         ]
         indexes = [
+            # A sender's lease walks it in order and stops at its batch: (time,
+            # id), so that a backlog of many rows due at one moment is not sorted.
             models.Index(
-                fields=["webhook", "next_attempt_at"],
+                fields=["webhook", "next_attempt_at", "id"],
                 condition=models.Q(status="pending"),
                 name="webhook_delivery_due",
             ),

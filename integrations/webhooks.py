@@ -347,12 +347,22 @@ def _lease(webhook_id: int, now: datetime, batch: int) -> list[int]:
     return ids
 
 
-def post(webhook: Webhook, event: OutboxEvent, session: requests.Session) -> tuple[int | None, str]:
-    """One signed POST: (status code or None, error)."""
+def refusal(url: str) -> str:
+    """Why the URL may not be sent to now ("" if it may): the SSRF check
+    again, for the DNS answer can have changed since the webhook was made."""
     try:
-        url_check(webhook.url)
+        url_check(url)
     except ValidationFailed as exc:
-        return None, f"refused: {exc.detail}"
+        return f"refused: {exc.detail}"
+    return ""
+
+
+def post(
+    webhook: Webhook, event: OutboxEvent, session: requests.Session, refused: str = ""
+) -> tuple[int | None, str]:
+    """One signed POST: (status code or None, error)."""
+    if refused:
+        return None, refused
     body = event_body(event)
     msg_id = event_id(event.pk)
     timestamp = int(time.time())
@@ -457,6 +467,7 @@ def _send_due(webhook_id: int, batch: int, session: requests.Session) -> int:
         if not ids:
             return made
         outcomes: list[_Outcome] = []
+        refused = refusal(webhook.url)  # once per batch
         checked = time.monotonic()
         alive = True
         for delivery in (
@@ -470,7 +481,7 @@ def _send_due(webhook_id: int, batch: int, session: requests.Session) -> int:
                 if not alive:
                     break
             started = time.monotonic()
-            code, error = post(webhook, delivery.event, session)
+            code, error = post(webhook, delivery.event, session, refused)
             duration = int((time.monotonic() - started) * 1000)
             outcomes.append(_Outcome(delivery, code, error, duration, timezone.now()))
         _record(outcomes)

@@ -242,6 +242,6 @@ WEBHOOK_RETRY_SCHEDULE = [
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=7)
 # How many deliveries of one webhook a sender takes at a time (its in-flight limit).
-WEBHOOK_BATCH = env.int("WEBHOOK_BATCH", default=50)
+WEBHOOK_BATCH = env.int("WEBHOOK_BATCH", default=100)
 # A dispatch enqueued after each commit that wrote events (the beat's is the fallback).
 WEBHOOK_DISPATCH_ON_COMMIT = env.bool("WEBHOOK_DISPATCH_ON_COMMIT", default=True)

@@ -55,6 +55,7 @@ def test_add_list_log_and_resend(admin_client, make_api, make_member, receiver, 
     page = admin_client.get(f"/admin/integrations/webhook/{webhook.pk}/change/")
     assert page.status_code == 200 and "500" in page.content.decode()
     assert webhook.secret not in page.content.decode()
+    assert admin_client.get("/admin/integrations/webhookattempt/").status_code == 200
     listed = admin_client.get("/admin/integrations/webhookdelivery/?status__exact=failed")
     assert listed.status_code == 200 and f">{delivery.pk}<" in listed.content.decode()
     detail = admin_client.get(f"/admin/integrations/webhookdelivery/{delivery.pk}/change/")
