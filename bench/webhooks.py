@@ -310,7 +310,7 @@ def measure(
     def delays(committed: dict[str, float]) -> tuple[list[float], float, float]:
         arrivals = session.get(f"{base_url}/dump").json()
         ids = dict(
-            OutboxEvent.objects.filter(dedupe_key__in=list(committed)).values_list(
+            OutboxEvent.objects.filter(dedupe_key__startswith="points.earned:bench-").values_list(
                 "dedupe_key", "id"
             )
         )
