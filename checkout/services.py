@@ -20,6 +20,7 @@ from club.dates import occurred_at_check
 from club.selectors import store_in_market
 from core.actors import Actor
 from core.errors import NotFound, ReceiptConflict
+from core.outbox import outbox_add
 from journeys.services import journey_on_purchase, journey_on_return
 from loyalty.models import Purchase
 from loyalty.selectors import member_summary
@@ -68,6 +69,16 @@ def member_enrol(
             consents=consents,
         )
         account_open(member=member)
+        outbox_add(
+            topic="member.enrolled",
+            dedupe_key=f"member.enrolled:{member.pk}",
+            member_id=member.pk,
+            payload={
+                "member_number": member.member_number,
+                "market": member.market.code,
+                "channel": member.channel,
+            },
+        )
     return member
 
 
@@ -142,6 +153,20 @@ def purchase_record(
                 lines=lines,
                 body_hash=body_hash,
                 response=body,
+            )
+            outbox_add(
+                topic="points.earned",
+                dedupe_key=f"points.earned:{booking.purchase_id}",
+                member_id=member.pk,
+                payload={
+                    "member_number": member.member_number,
+                    "purchase_id": str(booking.purchase_id),
+                    "receipt_id": receipt_id,
+                    "store_code": store.code,
+                    "points": booking.points,
+                    "status": body["points_status"],
+                    "available_on": body["available_on"],
+                },
             )
         return body, False
     except IntegrityError as conflict:

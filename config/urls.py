@@ -40,6 +40,8 @@ api = [
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),
     path("redemptions/<str:redemption_id>/capture", loyalty_apis.RedemptionCaptureApi.as_view()),
     path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
+    path("webhooks", integrations_apis.WebhookCollectionApi.as_view()),
+    path("webhooks/<int:webhook_id>", integrations_apis.WebhookDetailApi.as_view()),
 ]
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}

@@ -47,6 +47,10 @@ class MemberExists(DomainError):
     status, code, title = 409, "member_exists", "Member already exists"
 
 
+class AlreadyExists(DomainError):
+    status, code, title = 409, "already_exists", "Already exists"
+
+
 class MultipleMatches(DomainError):
     status, code, title = 409, "multiple_matches", "Identifier matches more than one member"
 

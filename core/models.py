@@ -14,6 +14,8 @@ SCOPES = (
     "benefits:use",
     "insights:read",
     "privacy",
+    "webhooks:manage",
+    "campaigns:write",
 )
 
 

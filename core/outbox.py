@@ -14,16 +14,41 @@ The one writer of `core_outboxevent`. Each event is recorded once, by its
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.models import OutboxEvent
+
+# Called once after each commit that wrote events (integrations registers the
+# webhooks' dispatch here: core does not import the layers above it).
+_on_written: list[Callable[[], None]] = []
+
+
+def on_written(callback: Callable[[], None]) -> None:
+    """Register `callback` to run after every commit that wrote events."""
+    if callback not in _on_written:
+        _on_written.append(callback)
+
+
+def _after_commit() -> None:
+    for callback in _on_written:
+        callback()
+
+
+def _written() -> None:
+    """Once per transaction: the callbacks run when it commits, never when
+    it rolls back."""
+    if not _on_written:
+        return
+    if any(func is _after_commit for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_after_commit, robust=True)
 
 
 @dataclass(frozen=True)
@@ -50,6 +75,7 @@ def outbox_add(
         ],
         ignore_conflicts=True,
     )
+    _written()
 
 
 _INSERT_SQL = """
@@ -78,7 +104,10 @@ def outbox_add_select(
         cursor.execute(
             _INSERT_SQL.format(select=select), {**params, "outbox_now": now or timezone.now()}
         )
-        return max(cursor.rowcount, 0)
+        written = max(cursor.rowcount, 0)
+    if written:
+        _written()
+    return written
 
 
 def outbox_add_json(events: str, *, now: datetime | None = None) -> int:
@@ -125,4 +154,6 @@ def outbox_add_many(events: Iterable[Event], *, now: datetime | None = None) -> 
         for e in {e.dedupe_key: e for e in events if e.dedupe_key not in known}.values()
     ]
     OutboxEvent.objects.bulk_create(new, ignore_conflicts=True)
+    if new:
+        _written()
     return len(new)

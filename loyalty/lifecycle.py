@@ -111,6 +111,38 @@ def points_mature(
 
 # --- expiry ---------------------------------------------------------------
 
+# One `points.expired` per lot that loses points, written before the lots
+# expire, in the batch's transaction, under its account locks.
+_EXPIRED_SELECT = """
+SELECT 'points.expired', 'points.expired:' || l.id, l.member_id,
+       json_build_object('member_number', m.member_number, 'points', l.remaining,
+                         'expires_on', l.expires_on, 'lot_id', l.id)::jsonb
+FROM loyalty_lot l JOIN members_member m ON m.id = l.member_id
+WHERE l.id = ANY(%(lot_ids)s) AND l.remaining > 0 AND l.expires_on < %(today)s
+"""
+
+
+def _expired_events(lot_ids: list[int], today: date) -> None:
+    if set_based():
+        outbox_add_select(_EXPIRED_SELECT, {"lot_ids": lot_ids, "today": today})
+        return
+    outbox_add_many(
+        Event(
+            topic="points.expired",
+            dedupe_key=f"points.expired:{lot.pk}",
+            member_id=lot.member_id,
+            payload={
+                "member_number": lot.member.member_number,
+                "points": lot.remaining,
+                "expires_on": lot.expires_on.isoformat(),
+                "lot_id": lot.pk,
+            },
+        )
+        for lot in Lot.objects.filter(
+            id__in=lot_ids, remaining__gt=0, expires_on__lt=today
+        ).select_related("member")
+    )
+
 
 @job(title="points: expire", schedule=crontab(minute="10"), unit="lots")
 def points_expire(
@@ -144,9 +176,11 @@ def points_expire(
                 if not use_sql:
                     # settle() expires exactly the batch's lots past their date.
                     wanted = set(lot_ids)
+                    _expired_events(lot_ids, today)
                     _per_member(member_ids, lambda book: book.settle(today, expire_only=wanted))
                     return len(rows)
                 accounts_lock_many(member_ids)
+                _expired_events(lot_ids, today)
                 lots_expire_bulk(lot_ids, today=today, now=timezone.now())
                 return len(rows)
 

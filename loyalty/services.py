@@ -31,6 +31,7 @@ from core.errors import (
     ReturnExceedsPurchase,
     ValidationFailed,
 )
+from core.outbox import outbox_add
 from loyalty.ledger import (
     Book,
     account_close,
@@ -342,6 +343,17 @@ def return_book(
         ],
         response=body,
     )
+    outbox_add(
+        topic="points.returned",
+        dedupe_key=f"points.returned:{return_id}",
+        member_id=member.pk,
+        payload={
+            "member_number": member.member_number,
+            "purchase_id": str(purchase_id),
+            "return_id": str(return_id),
+            "points": reverse,
+        },
+    )
     return ReturnBooking(
         body=body,
         replayed=False,
@@ -350,6 +362,22 @@ def return_book(
             category[sku]
             for sku in bought
             if returned[sku] < bought[sku] and category[sku] not in excluded
+        },
+    )
+
+
+def _redeemed_event(redemption: Redemption, member: Member) -> None:
+    """`points.redeemed`, once per redemption and status (held, captured,
+    cancelled, expired)."""
+    outbox_add(
+        topic="points.redeemed",
+        dedupe_key=f"points.redeemed:{redemption.pk}:{redemption.status}",
+        member_id=member.pk,
+        payload={
+            "member_number": member.member_number,
+            "redemption_id": str(redemption.pk),
+            "points": redemption.points,
+            "status": redemption.status,
         },
     )
 
@@ -406,6 +434,7 @@ def points_redeem(
         )
         book.spend_now(entry, points)
         book.save()
+        _redeemed_event(redemption, member)
         summary = member_summary(
             member=member,
             balance=account.balance,
@@ -447,6 +476,7 @@ def redemption_release(*, book: Book, redemption: Redemption, status: str) -> No
     redemption.status = status
     redemption.save(update_fields=["status", "updated_at"])
     book.save()
+    _redeemed_event(redemption, redemption.member)
 
 
 def redemption_expire_due(*, actor: Actor, redemption_id: str, now: datetime | None = None) -> bool:
@@ -492,6 +522,7 @@ def redemption_capture(
             else:
                 redemption.status = Redemption.Status.CAPTURED
                 redemption.save(update_fields=["status", "updated_at"])
+                _redeemed_event(redemption, member)
         elif redemption.status != Redemption.Status.CAPTURED:
             raise HoldExpired(f"The hold is {redemption.status}.")
         summary = member_summary(

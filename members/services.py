@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
@@ -14,6 +15,7 @@ from club.models import Tier
 from club.selectors import market_by_code, store_in_market
 from core.actors import Actor
 from core.errors import MemberExists, NotFound, ValidationFailed
+from core.outbox import outbox_add
 from members.models import Card, ConsentChange, Member
 from members.numbers import member_number_for, new_card_number
 from members.selectors import normalize_phone
@@ -172,6 +174,8 @@ def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | Non
             existing = _existing_member(email=check_email, phone=check_phone, exclude_id=member.pk)
             if existing is not None:
                 raise _member_exists(existing, actor)
+        fields = {f for f, v in changes.items() if getattr(locked, f) != v}
+        fields |= {f for f, v in (("email", email), ("phone", phone)) if getattr(locked, f) != v}
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.email = email
@@ -186,6 +190,15 @@ def member_update(*, member: Member, changes: dict[str, Any], actor: Actor | Non
         if consents:
             locked.consents_updated_at = timezone.now()
         locked.save()
+        fields |= set(changed)
+        if fields:
+            # Which fields changed, never their values: no personal data leaves.
+            outbox_add(
+                topic="member.updated",
+                dedupe_key=f"member.updated:{locked.pk}:{uuid.uuid4().hex}",
+                member_id=locked.pk,
+                payload={"member_number": locked.member_number, "fields": sorted(fields)},
+            )
         if changed:
             consent_changes_record(
                 member=locked,

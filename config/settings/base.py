@@ -228,3 +228,20 @@ LOJAL_DEFAULT_RATE_PER_MINUTE = env.int("LOJAL_DEFAULT_RATE_PER_MINUTE", default
 LOJAL_WORKER_HEARTBEAT_SECONDS = 120
 # Count purchases and events for the welcome journey's missions (rewards/journey.py).
 LOJAL_JOURNEY_ENABLED = env.bool("LOJAL_JOURNEY_ENABLED", default=True)
+
+# Webhooks (integrations/webhooks.py): URLs resolving to loopback, private or
+# link-local addresses are refused unless allowed (local and test settings
+# allow them); the retry delays in seconds; delivered rows kept this long.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOK_RETRY_SCHEDULE = [
+    int(s)
+    for s in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=7)
+# How many deliveries of one webhook a sender takes at a time (its in-flight limit).
+WEBHOOK_BATCH = env.int("WEBHOOK_BATCH", default=100)
+# A dispatch enqueued after each commit that wrote events (the beat's is the fallback).
+WEBHOOK_DISPATCH_ON_COMMIT = env.bool("WEBHOOK_DISPATCH_ON_COMMIT", default=True)

@@ -16,3 +16,6 @@ SECRET_KEY = (
     or (_key_file.read_text().strip() if _key_file.is_file() else "")
     or secrets.token_urlsafe(50)
 )
+
+# make run: webhooks to a receiver on this machine are allowed.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=True)

@@ -28,3 +28,8 @@ _database.setdefault("TEST", {})["NAME"] = (
     if _database["ENGINE"].endswith("postgresql")
     else None
 )
+
+# The tests' webhook receivers listen on 127.0.0.1.
+WEBHOOKS_ALLOW_PRIVATE = True
+# No broker in the tests: they run the dispatch and the senders themselves.
+WEBHOOK_DISPATCH_ON_COMMIT = False

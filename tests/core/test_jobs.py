@@ -54,6 +54,8 @@ EXPECTED = {
     "tier_upgrade_gifts": "rewards.tier_upgrade_gifts",
     "welcome_gifts": "rewards.welcome_gifts",
     "members_retention": "integrations.members_retention",
+    "webhooks_dispatch": "integrations.webhooks_dispatch",
+    "webhooks_purge": "integrations.webhooks_purge",
 }
 
 
