@@ -302,15 +302,11 @@ class Book:
             self.account.pending += entry.points
         return lot
 
-    def spend_now(self, entry: LedgerEntry, points: int) -> None:
-        """Spend `points` the caller checked are there (book_to_spend)."""
-        self.spend(entry, points)
-        self.account.balance -= points
-
-    def take_back(self, entry: LedgerEntry, points: int) -> None:
-        """Take `points` from the balance: from the first-expiring lots, and
-        what is not there becomes a debt (a negative adjustment)."""
-        self.spend(entry, points)
+    def take(self, entry: LedgerEntry, points: int, *, first: Lot | None = None) -> None:
+        """Take `points` from the balance: from the matured lots, `first`
+        then the first-expiring; what they do not hold becomes a debt.
+        Calls that must not overspend check with book_to_spend first."""
+        self.spend(entry, points, first=first)
         self.account.balance -= points
 
     def reverse_purchase(
@@ -331,8 +327,7 @@ class Book:
         if own is not None and not own.matured:
             left -= self.take_pending(entry, own, left)
         if left:
-            self.spend(entry, left, first=own)
-            self.account.balance -= left
+            self.take(entry, left, first=own)
         return entry
 
     def restore(self, spent_entry: LedgerEntry, entry: LedgerEntry) -> None:

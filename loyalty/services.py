@@ -432,7 +432,7 @@ def points_redeem(
             redemption=redemption,
             api_client_id=actor.api_client_id,
         )
-        book.spend_now(entry, points)
+        book.take(entry, points)
         book.save()
         _redeemed_event(redemption, member)
         summary = member_summary(
@@ -603,7 +603,7 @@ def points_adjust(
         if points > 0:
             book.add_lot(entry, available_on=today, expires_on=entry.expires_on, matured=True)
         else:
-            book.take_back(entry, -points)
+            book.take(entry, -points)
         book.save()
         summary = member_summary(
             member=member,
@@ -645,7 +645,7 @@ def points_close(*, member: Member, reason: str, now: datetime | None = None) ->
             entry = book.book_entry(
                 LedgerEntry.Kind.ADJUST, -account.balance, reference=reason, reason=reason
             )
-            book.take_back(entry, account.balance)
+            book.take(entry, account.balance)
             entries.append(entry)
         elif account.balance < 0:
             # A debt is forgiven: no lot holds it, the entry only evens the sum.

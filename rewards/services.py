@@ -337,7 +337,7 @@ def reward_claim(
             reference=f"reward:{reward.code}",
             api_client_id=actor.api_client_id,
         )
-        book.spend_now(entry, cost)
+        book.take(entry, cost)
         voucher = _voucher_create(
             member=member,
             reward=reward,
