@@ -18,8 +18,8 @@ so it lives in the highest layer that may import them all: `integrations/`.
 
 Profiling (article 21): nothing in this version scores, segments or aims
 campaigns at members. Whatever does so later (insights, campaigns) must
-read only members with `Member.profiling` true; `profiled_members()` is the
-one queryset to start from.
+read only members with `Member.profiling` true;
+`members.selectors.profiled_members()` is the one queryset to start from.
 """
 
 from __future__ import annotations
@@ -52,12 +52,6 @@ from rewards.models import BenefitUse, Voucher
 ERASED_REASON = "erased"
 NOTICE_DAYS = 30
 BATCH = 500
-
-
-def profiled_members() -> QuerySet[Member]:
-    """The only members anything may profile (score, segment, aim a
-    campaign at): active ones who gave the `profiling` consent."""
-    return Member.objects.filter(status=Member.Status.ACTIVE, profiling=True)
 
 
 # --- consents ------------------------------------------------------------------

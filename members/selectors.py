@@ -7,6 +7,7 @@ from typing import Any
 
 import phonenumbers
 from django.db import connection
+from django.db.models import QuerySet
 
 from club.models import Market, Tier
 from club.selectors import market_by_id
@@ -123,3 +124,9 @@ def _from_db(model: type, db: str, values: tuple[Any, ...]) -> Any:
             value = converter(value, col, connection)
         converted.append(value)
     return model.from_db(db, [f.attname for f in fields], converted)
+
+
+def profiled_members() -> QuerySet[Member]:
+    """The only members anything may profile (score, segment, aim a
+    campaign at): active ones who gave the `profiling` consent."""
+    return Member.objects.filter(status=Member.Status.ACTIVE, profiling=True)

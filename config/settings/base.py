@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "loyalty",
     "rewards",
     "journeys",
+    "insights",
+    "campaigns",
     "checkout",
     "integrations",
     "backoffice",
