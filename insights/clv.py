@@ -214,21 +214,44 @@ def bgnbd_p_alive(model: BgNbd, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> N
     return expit(-log_odds)
 
 
+def _hyp2f1_series(A: NDArray, B: NDArray, C: NDArray, z: NDArray) -> NDArray:
+    """2F1(A, B; C; z) summed term by term, for 0 <= z < 1: the fallback where
+    scipy's hyp2f1 gives up (it returns inf for some z > 0.9 whose series
+    converges well). Sums until every row's next term is negligible."""
+    total = np.ones_like(z)
+    term = np.ones_like(z)
+    for k in range(_SERIES_TERMS):
+        term = term * (A + k) * (B + k) / ((C + k) * (k + 1)) * z
+        total = total + term
+        if np.all(np.abs(term) <= 1e-16 * np.abs(total)):
+            return total
+    return np.where(np.abs(term) <= 1e-12 * np.abs(total), total, np.nan)
+
+
+# Enough for z = 0.999 (the remainder shrinks as z^k).
+_SERIES_TERMS = 50_000
+
+
 def _discounted_hyp2f1(r_x: NDArray, b_x: NDArray, c: NDArray, a: float, z: NDArray) -> NDArray:
     """(1 - z)^(r + x) 2F1(r + x, b + x; c; z), the hypergeometric term of
     the conditional expectation. 2F1 overflows for the large x of frequent
     buyers while its factor underflows; Euler's transformation
     2F1(A, B; C; z) = (1 - z)^(C - A - B) 2F1(C - A, C - B; C; z) leaves
-    (1 - z)^(a - 1) 2F1(C - A, a - 1; C; z), both well scaled. Pfaff's
-    transformation, 2F1(r + x, a - 1; C; z / (z - 1)), is the last resort."""
+    (1 - z)^(a - 1) 2F1(C - A, a - 1; C; z), both well scaled, and Pfaff's
+    2F1(r + x, a - 1; C; z / (z - 1)) too. Where scipy fails at all three,
+    Euler's form is summed as a series."""
     log_rest = np.log1p(-z)
     with np.errstate(all="ignore"):
         term = hyp2f1(r_x, b_x, c, z) * np.exp(r_x * log_rest)
         euler = hyp2f1(c - r_x, a - 1, c, z) * np.exp((a - 1) * log_rest)
         term = np.where(np.isfinite(term), term, euler)
-        if not np.all(np.isfinite(term)):
-            pfaff = hyp2f1(r_x, a - 1, c, z / (z - 1))
-            term = np.where(np.isfinite(term), term, pfaff)
+        failed = ~np.isfinite(term)
+        if np.any(failed):
+            term[failed] = hyp2f1(r_x[failed], a - 1, c[failed], z[failed] / (z[failed] - 1))
+            failed = ~np.isfinite(term)
+        if np.any(failed):
+            series = _hyp2f1_series(c[failed] - r_x[failed], a - 1, c[failed], z[failed])
+            term[failed] = series * np.exp((a - 1) * log_rest[failed])
     return term
 
 
