@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import digamma, expit, gammaln, hyp2f1, logsumexp
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 __all__ = [
     "BgNbd",
@@ -143,32 +143,91 @@ def _maximise(objective, start: NDArray[np.float64]) -> NDArray[np.float64]:
 # --- BG/NBD -----------------------------------------------------------------
 
 
-def _bgnbd_terms(params, x, t_x, T):
-    """Per row: the log-likelihood and its gradient in (r, alpha, a, b)."""
+@dataclass(frozen=True)
+class _BgNbdRows:
+    """The fit's inputs split once: members without a repeat purchase (their
+    likelihood needs only T) and with, whose terms in x alone (gammaln,
+    digamma) are computed once per distinct x, not once per row."""
+
+    T0: NDArray  # x == 0: T
+    w0: NDArray
+    x: NDArray  # x > 0
+    t_x: NDArray
+    T: NDArray
+    w: NDArray
+    x_values: NDArray  # the distinct x > 0
+    x_index: NDArray  # each row's place in x_values
+    w_per_x: NDArray  # the weights summed per distinct x
+
+    @classmethod
+    def split(cls, x, t_x, T, w) -> _BgNbdRows:
+        zero = x == 0
+        repeat = ~zero
+        x_values, x_index = np.unique(x[repeat], return_inverse=True)
+        return cls(
+            T0=T[zero],
+            w0=w[zero],
+            x=x[repeat],
+            t_x=t_x[repeat],
+            T=T[repeat],
+            w=w[repeat],
+            x_values=x_values,
+            x_index=x_index,
+            w_per_x=np.bincount(x_index, weights=w[repeat], minlength=len(x_values)),
+        )
+
+
+def _bgnbd_log_likelihood(params, rows: _BgNbdRows) -> tuple[float, NDArray]:
+    """The weighted log-likelihood and its gradient in (r, alpha, a, b).
+
+    Per member: A1 + A2 + log(exp(A3) + [x > 0] exp(A4)) with
+    A1 = ln G(r + x) - ln G(r) + r ln alpha,
+    A2 = ln G(a + b) + ln G(b + x) - ln G(b) - ln G(a + b + x),
+    A3 = -(r + x) ln(alpha + T),
+    A4 = ln a - ln(b + x - 1) - (r + x) ln(alpha + t_x);
+    for x == 0, A1 = r ln(alpha / (alpha + T)) + A3 and A2 = 0.
+    """
     r, alpha, a, b = params
-    repeat = x > 0
-    # The x > 0 branch divides by b + x - 1; where x == 0 it is masked out.
-    bx1 = np.where(repeat, b + x - 1, 1.0)
-    log_t = np.log(alpha + T)
-    log_tx = np.log(alpha + t_x)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * log_t
-    a4 = np.where(repeat, np.log(a) - np.log(bx1) - (r + x) * log_tx, -np.inf)
-    tail = logsumexp(np.stack([a3, a4]), axis=0)
-    ll = a1 + a2 + tail
-    # Shares of the two terms of the sum inside the log (w3 + w4 == 1).
-    w4 = np.exp(a4 - tail)
-    w3 = 1.0 - w4
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_t - w4 * log_tx
-    d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))
-    d_common = digamma(a + b) - digamma(a + b + x)
-    d_a = d_common + w4 / a
-    d_b = d_common + digamma(b + x) - digamma(b) - w4 / bx1
-    return ll, (d_r, d_alpha, d_a, d_b)
+    log_alpha = np.log(alpha)
+    # x == 0: r ln(alpha / (alpha + T)).
+    log_t0 = np.log(alpha + rows.T0)
+    ll = np.dot(rows.w0, r * (log_alpha - log_t0))
+    d_r = np.dot(rows.w0, log_alpha - log_t0)
+    d_alpha = np.dot(rows.w0, r / alpha - r / (alpha + rows.T0))
+    d_a = d_b = 0.0
+    if len(rows.x):
+        u, wu = rows.x_values, rows.w_per_x
+        # The terms in x alone, once per distinct x.
+        ll += np.dot(wu, gammaln(r + u) - gammaln(r) + r * log_alpha)
+        ll += np.dot(wu, gammaln(a + b) + gammaln(b + u) - gammaln(b) - gammaln(a + b + u))
+        d_r += np.dot(wu, digamma(r + u) - digamma(r) + log_alpha)
+        d_alpha += wu.sum() * r / alpha
+        d_common = digamma(a + b) - digamma(a + b + u)
+        d_a += np.dot(wu, d_common)
+        d_b += np.dot(wu, d_common + digamma(b + u) - digamma(b))
+        # The two-term sum inside the log, per row, as a log-sum-exp.
+        bx1 = (b + u - 1)[rows.x_index]
+        r_x = r + rows.x
+        log_t = np.log(alpha + rows.T)
+        log_tx = np.log(alpha + rows.t_x)
+        a3 = -r_x * log_t
+        a4 = np.log(a) - np.log(bx1) - r_x * log_tx
+        top = np.maximum(a3, a4)
+        tail = top + np.log1p(np.exp(-np.abs(a3 - a4)))
+        ll += np.dot(rows.w, tail)
+        # Shares of the two terms (w3 + w4 == 1), weighted by the members.
+        w4 = np.exp(a4 - tail)
+        w3 = 1.0 - w4
+        d_r -= np.dot(rows.w, w3 * log_t + w4 * log_tx)
+        d_alpha -= np.dot(rows.w, r_x * (w3 / (alpha + rows.T) + w4 / (alpha + rows.t_x)))
+        d_a += np.dot(rows.w, w4) / a
+        d_b -= np.dot(rows.w, w4 / bx1)
+    return float(ll), np.array([d_r, d_alpha, d_a, d_b])
 
 
-def bgnbd_fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None) -> BgNbd:
+def bgnbd_fit(
+    x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+) -> BgNbd:
     """Fit BG/NBD by maximum likelihood. ``weights[i]`` is how many members
     share the inputs of row i (group members by (x, t_x, T) before calling:
     the fit's cost follows the rows, not the members)."""
@@ -176,27 +235,23 @@ def bgnbd_fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | N
     _nonempty(len(xs))
     w = _weights(weights, len(xs))
     keep = w > 0
-    xs, txs, Ts, w = xs[keep], txs[keep], Ts[keep], w[keep]
+    rows = _BgNbdRows.split(xs[keep], txs[keep], Ts[keep], w[keep])
     total = w.sum()
 
     def objective(theta):
         params = np.exp(theta)
-        ll, grads = _bgnbd_terms(params, xs, txs, Ts)
-        value = -np.dot(w, ll) / total
-        # d/dlog(theta) = theta * d/dtheta; per member, so tolerances do not
-        # depend on the club's size.
-        gradient = -np.array([np.dot(w, g) for g in grads]) * params / total
-        return value, gradient
+        ll, gradient = _bgnbd_log_likelihood(params, rows)
+        # Per member, so that tolerances do not depend on the club's size;
+        # d/dlog(theta) = theta * d/dtheta.
+        return -ll / total, -gradient * params / total
 
     # Purchase rate r / alpha starts at the members' mean repeat rate.
     mean_rate = max(np.dot(w, xs) / max(np.dot(w, Ts), 1e-9), 1e-6)
     start = np.log([1.0, min(max(1.0 / mean_rate, 1e-4), 1e4), 1.0, 1.0])
     theta = _maximise(objective, start)
     r, alpha, a, b = (float(v) for v in np.exp(theta))
-    ll, _ = _bgnbd_terms((r, alpha, a, b), xs, txs, Ts)
-    return BgNbd(
-        r=r, alpha=alpha, a=a, b=b, log_likelihood=float(np.dot(w, ll)), members=int(round(total))
-    )
+    ll, _ = _bgnbd_log_likelihood((r, alpha, a, b), rows)
+    return BgNbd(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll, members=int(round(total)))
 
 
 def bgnbd_p_alive(model: BgNbd, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> NDArray[np.float64]:
@@ -284,25 +339,66 @@ def _spend(frequency: ArrayLike, mean_value: ArrayLike):
     return xs, ms
 
 
-def _gamma_gamma_terms(params, x, m):
-    """Per member: the log-likelihood of the mean value m of x repeat
-    purchases, and its gradient in (p, q, gamma)."""
+@dataclass(frozen=True)
+class _SpendRows:
+    """The Gamma-Gamma fit's inputs with what no parameter changes summed
+    once, and the terms in x alone computed once per distinct x."""
+
+    x: NDArray
+    m: NDArray
+    w: NDArray
+    x_values: NDArray
+    w_per_x: NDArray
+    sum_w_log_m: float
+    sum_w_x_log_m: float
+    sum_w_x_log_x: float
+
+    @classmethod
+    def prepare(cls, x, m, w) -> _SpendRows:
+        x_values, x_index = np.unique(x, return_inverse=True)
+        w_per_x = np.bincount(x_index, weights=w, minlength=len(x_values))
+        log_m = np.log(m)
+        return cls(
+            x=x,
+            m=m,
+            w=w,
+            x_values=x_values,
+            w_per_x=w_per_x,
+            sum_w_log_m=float(np.dot(w, log_m)),
+            sum_w_x_log_m=float(np.dot(w * x, log_m)),
+            sum_w_x_log_x=float(np.dot(w_per_x, x_values * np.log(x_values))),
+        )
+
+
+def _gamma_gamma_log_likelihood(params, rows: _SpendRows) -> tuple[float, NDArray]:
+    """The weighted log-likelihood of the members' mean values m of their x
+    repeat purchases, and its gradient in (p, q, gamma). Per member:
+    ln G(px + q) - ln G(px) - ln G(q) + q ln gamma + (px - 1) ln m
+    + px ln x - (px + q) ln(gamma + m x)."""
     p, q, gamma = params
-    px = p * x
-    log_gm = np.log(gamma + m * x)
+    u, wu = rows.x_values, rows.w_per_x
+    total = wu.sum()
+    pu = p * u
+    log_gm = np.log(gamma + rows.m * rows.x)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(gamma)
-        + (px - 1) * np.log(m)
-        + px * np.log(x)
-        - (px + q) * log_gm
+        np.dot(wu, gammaln(pu + q) - gammaln(pu))
+        - total * gammaln(q)
+        + total * q * np.log(gamma)
+        + p * rows.sum_w_x_log_m
+        - rows.sum_w_log_m
+        + p * rows.sum_w_x_log_x
+        - np.dot(rows.w, (p * rows.x + q) * log_gm)
     )
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_gm)
-    d_q = digamma(px + q) - digamma(q) + np.log(gamma) - log_gm
-    d_gamma = q / gamma - (px + q) / (gamma + m * x)
-    return ll, (d_p, d_q, d_gamma)
+    d_p = (
+        np.dot(wu, u * (digamma(pu + q) - digamma(pu)))
+        + rows.sum_w_x_log_m
+        + rows.sum_w_x_log_x
+        - np.dot(rows.w * rows.x, log_gm)
+    )
+    d_q = np.dot(wu, digamma(pu + q)) - total * (digamma(q) - np.log(gamma))
+    d_q -= np.dot(rows.w, log_gm)
+    d_gamma = total * q / gamma - np.dot(rows.w, (p * rows.x + q) / (gamma + rows.m * rows.x))
+    return float(ll), np.array([d_p, d_q, d_gamma])
 
 
 def gamma_gamma_fit(
@@ -318,25 +414,21 @@ def gamma_gamma_fit(
         raise ValueError("mean_value must be more than 0: leave out members who spent nothing")
     w = _weights(weights, len(xs))
     keep = w > 0
-    xs, ms, w = xs[keep], ms[keep], w[keep]
+    rows = _SpendRows.prepare(xs[keep], ms[keep], w[keep])
     total = w.sum()
 
     def objective(theta):
         params = np.exp(theta)
-        ll, grads = _gamma_gamma_terms(params, xs, ms)
-        value = -np.dot(w, ll) / total
-        gradient = -np.array([np.dot(w, g) for g in grads]) * params / total
-        return value, gradient
+        ll, gradient = _gamma_gamma_log_likelihood(params, rows)
+        return -ll / total, -gradient * params / total
 
     # q = 2 makes the population mean p * gamma / (q - 1) the members' mean.
     mean_value = float(np.dot(w, ms) / total)
     start = np.log([1.0, 2.0, mean_value])
     theta = _maximise(objective, start)
     p, q, gamma = (float(v) for v in np.exp(theta))
-    ll, _ = _gamma_gamma_terms((p, q, gamma), xs, ms)
-    return GammaGamma(
-        p=p, q=q, gamma=gamma, log_likelihood=float(np.dot(w, ll)), members=int(round(total))
-    )
+    ll, _ = _gamma_gamma_log_likelihood((p, q, gamma), rows)
+    return GammaGamma(p=p, q=q, gamma=gamma, log_likelihood=ll, members=int(round(total)))
 
 
 def gamma_gamma_mean(model: GammaGamma) -> float:
