@@ -22,7 +22,7 @@ Django here: the insights app feeds in what its SQL aggregated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -230,7 +230,14 @@ def bgnbd_fit(
 ) -> BgNbd:
     """Fit BG/NBD by maximum likelihood. ``weights[i]`` is how many members
     share the inputs of row i (group members by (x, t_x, T) before calling:
-    the fit's cost follows the rows, not the members)."""
+    the fit's cost follows the rows, not the members).
+
+    Raises ValueError for bad input (empty, mismatched, negative, t_x
+    outside [0, T], ...) and when the optimiser does not converge. Data
+    that cannot identify a parameter (no repeat purchase at all, a handful
+    of members) gives estimates at the bounds (exp(+-12)) or left at their
+    start (a == b == 1): the caller decides how many members a fit needs.
+    """
     xs, txs, Ts = _rfm(x, t_x, T)
     _nonempty(len(xs))
     w = _weights(weights, len(xs))
@@ -318,9 +325,25 @@ def bgnbd_expected_purchases(
     t = float(t)
     if not np.isfinite(t) or t < 0:
         raise ValueError("t must be a finite number of 0 or more")
-    r, alpha, a, b = model.r, model.alpha, model.a, model.b
     if t == 0:
         return np.zeros_like(xs)
+    if abs(model.a - 1) < _A_NEAR_ONE:
+        # a == 1 is a removable singularity (0 / 0), and a fit on data that
+        # says nothing about dropping out stays at its start, a == 1: the
+        # mean of both sides, exact to the step squared.
+        below = replace(model, a=1 - _A_NEAR_ONE)
+        above = replace(model, a=1 + _A_NEAR_ONE)
+        return (
+            _expected_purchases(below, t, xs, txs, Ts) + _expected_purchases(above, t, xs, txs, Ts)
+        ) / 2
+    return _expected_purchases(model, t, xs, txs, Ts)
+
+
+_A_NEAR_ONE = 1e-4
+
+
+def _expected_purchases(model: BgNbd, t: float, xs, txs, Ts) -> NDArray[np.float64]:
+    r, alpha, a, b = model.r, model.alpha, model.a, model.b
     z = t / (alpha + Ts + t)
     term = _discounted_hyp2f1(r + xs, b + xs, a + b + xs - 1, a, z)
     numerator = (a + b + xs - 1) / (a - 1) * (1 - term)
@@ -405,7 +428,9 @@ def gamma_gamma_fit(
     frequency: ArrayLike, mean_value: ArrayLike, weights: ArrayLike | None = None
 ) -> GammaGamma:
     """Fit Gamma-Gamma on the members with repeat purchases: ``frequency``
-    (x > 0) and the mean value of those repeat purchases (> 0)."""
+    (x > 0) and the mean value of those repeat purchases (> 0), ``weights``
+    as for bgnbd_fit. Raises ValueError for bad input and when the
+    optimiser does not converge."""
     xs, ms = _spend(frequency, mean_value)
     _nonempty(len(xs))
     if np.any(xs == 0):

@@ -10,6 +10,8 @@ customers).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -130,6 +132,19 @@ def test_bgnbd_expected_purchases_of_a_very_frequent_buyer_stay_finite(bgnbd: Bg
     assert 52 * 30 < expected[1] < 52 * 70
 
 
+def test_bgnbd_expected_purchases_pass_through_a_equal_to_1(bgnbd: BgNbd) -> None:
+    # (a + b + x - 1) / (a - 1) * (1 - ...) is 0 / 0 at a == 1, where a fit on
+    # data without any sign of dropping out (no repeat purchases) stays.
+    x, t_x, T = [0, 2, 10], [0, 30.43, 35], [38.86, 38.86, 38.86]
+    at = {
+        a: bgnbd_expected_purchases(replace(bgnbd, a=a), 39, x, t_x, T) for a in (0.999, 1.0, 1.001)
+    }
+    assert np.all(np.isfinite(at[1.0]))
+    assert np.all(np.minimum(at[0.999], at[1.001]) < at[1.0])
+    assert np.all(at[1.0] < np.maximum(at[0.999], at[1.001]))
+    assert at[1.0] == pytest.approx((at[0.999] + at[1.001]) / 2, rel=1e-5)
+
+
 @pytest.mark.parametrize(
     "x, t_x, T, weights",
     [
@@ -237,7 +252,7 @@ def members(draw: st.DrawFn) -> tuple[int, float, float]:
 @given(
     r=_log_uniform(0.01, 10),
     alpha=_log_uniform(0.1, 300),
-    a=_log_uniform(0.01, 10).filter(lambda a: abs(a - 1) > 1e-3),
+    a=_log_uniform(0.01, 10) | st.just(1.0),
     b=_log_uniform(0.01, 10),
     member=members(),
     t=st.floats(0.0, 520.0),
