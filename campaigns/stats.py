@@ -122,7 +122,13 @@ def srm_p_value(members: Sequence[int], weights: Sequence[float]) -> float:
     if len(weighted) < 2 or total == 0:
         return 1.0
     expected = shares / shares.sum() * total
-    chi_square = float(((observed - expected) ** 2 / expected).sum())
+    with np.errstate(all="ignore"):
+        # a share so small its expectation underflows to 0: any member there
+        # is an infinite misfit, none is no misfit
+        misfit = np.where(
+            expected > 0, (observed - expected) ** 2 / expected, np.where(observed > 0, np.inf, 0)
+        )
+    chi_square = float(misfit.sum())
     p = float(scipy_stats.chi2.sf(chi_square, len(weighted) - 1))
     return min(max(p, 0.0), 1.0)
 
@@ -147,8 +153,9 @@ def compare(
     if mean_a is not None and mean_b is not None and mean_a != 0:
         relative_effect = _finite(mean_b / mean_a - 1)
 
-    testable = bool(var_a) and bool(var_b)  # None (n < 2) or 0.0 are not
-    if not testable:
+    # None (n < 2) and 0.0 variances are not testable
+    df = _welch_df(var_a, n_a, var_b, n_b) if var_a and var_b else None
+    if df is None:
         return Comparison(
             variant=variant.code,
             baseline=baseline.code,
@@ -158,7 +165,6 @@ def compare(
             decision="inconclusive" if srm_ok else "invalid",
         )
 
-    df = _welch_df(var_a, n_a, var_b, n_b)
     absolute = _t_estimate(absolute_effect, math.sqrt(var_a / n_a + var_b / n_b), df)
     relative = Estimate(relative_effect, None, None)
     sequential = None
@@ -257,10 +263,13 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
-    """Welch-Satterthwaite degrees of freedom."""
-    se2_a, se2_b = var_a / n_a, var_b / n_b
-    return (se2_a + se2_b) ** 2 / (se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1))
+def _welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float | None:
+    """Welch-Satterthwaite degrees of freedom; None when the squares of
+    vanishing variances underflow."""
+    with np.errstate(all="ignore"):
+        se2_a, se2_b = np.float64(var_a) / n_a, np.float64(var_b) / n_b
+        df = (se2_a + se2_b) ** 2 / (se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1))
+    return float(df) if np.isfinite(df) and df > 0 else None
 
 
 def _relative_variance(
