@@ -121,6 +121,7 @@ def srm_p_value(members: Sequence[int], weights: Sequence[float]) -> float:
     total = observed.sum()
     if len(weighted) < 2 or total == 0:
         return 1.0
+    shares = shares / shares.max()  # huge weights must not overflow their sum
     expected = shares / shares.sum() * total
     with np.errstate(all="ignore"):
         # a share so small its expectation underflows to 0: any member there
