@@ -149,7 +149,7 @@ def compare(
     var_a, var_b = baseline.variance, variant.variance
     n_a, n_b = baseline.n, variant.n
 
-    absolute_effect = None if mean_a is None or mean_b is None else mean_b - mean_a
+    absolute_effect = None if mean_a is None or mean_b is None else _finite(mean_b - mean_a)
     relative_effect = None
     if mean_a is not None and mean_b is not None and mean_a != 0:
         relative_effect = _finite(mean_b / mean_a - 1)
@@ -176,8 +176,9 @@ def compare(
             halfwidth = _sequential_halfwidth(
                 relative_variance * (n_a + n_b), n_a + n_b, sequential_tuning
             )
-            if halfwidth is not None:
-                sequential = (relative_effect - halfwidth, relative_effect + halfwidth)
+            low, high = relative_effect - halfwidth, relative_effect + halfwidth
+            if math.isfinite(low) and math.isfinite(high):
+                sequential = (low, high)
 
     if not srm_ok:
         decision = "invalid"
@@ -305,16 +306,15 @@ def _sequential_rho(tuning: float) -> float:
     return math.sqrt((log_term + math.log(log_term + 1)) / tuning)
 
 
-def _sequential_halfwidth(s2: float, n: int, tuning: float) -> float | None:
+def _sequential_halfwidth(s2: float, n: int, tuning: float) -> float:
     """Eq. 9 of Waudby-Smith et al. (arXiv 2103.06476v7): the asymptotic
     confidence sequence's half-width, s2 the per-unit variance of the effect
     (its variance times n, the members of both variants)."""
     rho2 = _sequential_rho(tuning) ** 2
     n_rho2 = n * rho2
-    width = math.sqrt(s2) * math.sqrt(
+    return math.sqrt(s2) * math.sqrt(
         2 * (n_rho2 + 1) * math.log(math.sqrt(n_rho2 + 1) / ALPHA) / (n * n_rho2)
     )
-    return width if math.isfinite(width) else None
 
 
 def _estimate_json(estimate: Estimate) -> dict:
