@@ -86,8 +86,21 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
     """The demo club (markets, stores, tiers, benefits, rewards, missions and
     a few members) is loaded once per test run, not once per test: each
     test's transaction is rolled back over it."""
+    if not _on_test_database():
+        return
     with django_db_blocker.unblock():
         demo_club_seed()
+
+
+def _on_test_database() -> bool:
+    """pytest-django sets up test databases only when a collected test asks
+    for one: a run of database-free tests alone stays connected to the real
+    database, which the fixtures here must then never touch."""
+    from django.db import connection
+
+    return connection.settings_dict["NAME"].startswith("test_") or (
+        connection.vendor == "sqlite" and connection.is_in_memory_db()
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +108,8 @@ def _club_loaded(django_db_setup: Any, django_db_blocker: Any) -> None:
     """A test with real threads (transactional) empties the tables when it
     ends: the next test loads the club again, committed, before its own
     transaction begins."""
+    if not _on_test_database():
+        return
     with django_db_blocker.unblock():
         if not Tier.objects.exists():
             demo_club_seed()

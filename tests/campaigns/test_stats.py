@@ -42,12 +42,6 @@ from members.numbers import member_number_for
 DECIMALS = 5  # GrowthBook's frequentist tests round to 5 places
 
 
-@pytest.fixture(autouse=True)
-def _club_loaded() -> None:
-    """The module is pure: no demo club, so no database (conftest's loads it
-    for every test, and run alone this file would load it into the real one)."""
-
-
 def rounded(value: float | None, decimals: int = DECIMALS) -> float | None:
     # np.round, as GrowthBook's tests round: the same half-way rule
     return None if value is None else float(np.round(value, decimals))

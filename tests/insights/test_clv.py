@@ -29,11 +29,6 @@ from insights.clv import (
 )
 from tests.insights.cdnow import CDNOW_CALIBRATION_END, CdnowInputs, cdnow_inputs
 
-# The module needs no database, but tests/conftest.py seeds the demo club
-# for every test, and pytest-django sets up the test database only for a run
-# that has a test marked so: alone, this module would seed the real one.
-pytestmark = pytest.mark.django_db
-
 WITHIN = 0.005  # 0.5 %
 
 
