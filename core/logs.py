@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import structlog
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
@@ -78,10 +79,15 @@ def _formatter(renderer: Any, *, exceptions: list[Any]) -> logging.Formatter:
     )
 
 
+def _json_dumps(event: dict[str, Any], **_: Any) -> str:
+    # orjson: a few microseconds a line; anything it cannot encode as its str.
+    return orjson.dumps(event, default=str).decode()
+
+
 def json_formatter() -> logging.Formatter:
     """One JSON object per line (LOGGING's formatter under LOG_FORMAT=json)."""
     return _formatter(
-        structlog.processors.JSONRenderer(),
+        structlog.processors.JSONRenderer(serializer=_json_dumps),
         exceptions=[structlog.processors.format_exc_info],
     )
 

@@ -25,6 +25,7 @@ message included.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -80,40 +81,51 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 
-_VOUCHER_SYMBOLS = "2-9A-HJ-NP-Z"
-_SCRUBS = (
-    # API keys: lj_<8 hex>_<secret>; and whatever follows an auth scheme.
-    (re.compile(r"\blj_[0-9a-f]{8}_[A-Za-z0-9_\-]+"), "[key]"),
-    (re.compile(r"(?i)\b(api-key|bearer|basic)\s+\S+"), r"\1 [key]"),
-    (re.compile(r"[^\s@\"'<>(),;:/=]+@[^\s@\"'<>(),;:/]+\.[A-Za-z]{2,}"), "[email]"),
-    # International phone numbers (the service stores E.164).
-    (re.compile(r"\+\d[\d \-().]{6,}\d"), "[phone]"),
-    # Card-like numbers: 12 to 19 digits (not a decimal's fraction, such as
-    # a duration's), or four groups of four.
-    (re.compile(r"(?<![\d.])\d{12,19}(?!\d)"), "[number]"),
-    (re.compile(r"(?<!\d)\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?!\d)"), "[number]"),
-    # Voucher codes, as shown (XXXX-XXXX-XXXXX) and as stored (13 symbols).
-    (
-        re.compile(
-            rf"(?i)\b[{_VOUCHER_SYMBOLS}]{{4}}-[{_VOUCHER_SYMBOLS}]{{4}}-[{_VOUCHER_SYMBOLS}]{{5}}\b"
-        ),
-        "[code]",
-    ),
-    (re.compile(rf"\b[{_VOUCHER_SYMBOLS}]{{13}}\b"), "[code]"),
-    # Paths with secret segments, inside messages (a Django or Celery line).
-    (re.compile(r"(/api/v1/vouchers/)[^/\s\"']+"), r"\1" + MASK),
-    (re.compile(r"(/api/v1/members/[^/\s\"']+/cards/)[^/\s\"']+"), r"\1" + MASK),
+_V = "2-9A-HJ-NP-Z"  # the voucher codes' symbols (rewards/codes.py)
+# One pass over the text: the first alternative that matches at a position
+# wins, so a secret path is masked as a path before its segment is seen.
+_SCRUB = re.compile(
+    "|".join(
+        [
+            # Paths with secret segments, inside messages (a Django or Celery line).
+            r"(?P<voucher_path>/api/v1/vouchers/)[^/\s\"'?]+",
+            r"(?P<card_path>/api/v1/members/[^/\s\"'?]+/cards/)[^/\s\"'?]+",
+            # API keys: lj_<8 hex>_<secret>; and whatever follows an auth scheme.
+            r"(?P<key>\blj_[0-9a-f]{8}_[A-Za-z0-9_\-]+)",
+            r"(?P<scheme>\b(?i:api-key|bearer|basic))\s+\S+",
+            r"(?P<email>[^\s@\"'<>(),;:/=]+@[^\s@\"'<>(),;:/]+\.[A-Za-z]{2,})",
+            # International phone numbers (the service stores E.164).
+            r"(?P<phone>\+\d[\d \-().]{6,}\d)",
+            # Card-like numbers: 12 to 19 digits (not a decimal's fraction,
+            # such as a duration's), or four groups of four.
+            r"(?P<number>(?<![\d.])\d{12,19}(?!\d)|(?<!\d)\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?!\d))",
+            # Voucher codes, as shown (XXXX-XXXX-XXXXX) and as stored (13 symbols).
+            rf"(?P<code>\b(?i:[{_V}]{{4}}-[{_V}]{{4}}-[{_V}]{{5}})\b|\b[{_V}]{{13}}\b)",
+        ]
+    )
 )
 
 
+def _scrubbed(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind in ("voucher_path", "card_path"):
+        return match.group(kind) + MASK
+    if kind == "scheme":
+        return match.group("scheme") + " [key]"
+    return f"[{kind}]"
+
+
 def text_scrub(text: str) -> str:
-    for pattern, replacement in _SCRUBS:
-        text = pattern.sub(replacement, text)
-    return text
+    return _SCRUB.sub(_scrubbed, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_sensitive(key: str) -> bool:
+    return key.lower().replace("-", "_") in SENSITIVE_KEYS
 
 
 def _key_sensitive(key: Any) -> bool:
-    return isinstance(key, str) and key.lower().replace("-", "_") in SENSITIVE_KEYS
+    return isinstance(key, str) and _name_sensitive(key)
 
 
 def value_redact(value: Any, depth: int = 0) -> Any:
