@@ -275,6 +275,47 @@ def test_gunicorns_access_log_masks_secret_segments_and_drops_query_and_headers(
     assert greedy == "POST /api/v1/vouchers/***/redeem HTTP/1.1 - - - -"
 
 
+def test_in_production_gunicorns_own_lines_are_json_too(monkeypatch, capsys):
+    from gunicorn.config import Config
+
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.production")
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    conf = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
+    cfg = Config()
+    for name in ("accesslog", "access_log_format", "logconfig_dict"):
+        cfg.set(name, conf[name])
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
+    logger = conf["logger_class"](cfg)
+    try:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "RAW_URI": "/api/v1/vouchers/ABCD-EFGH-JKLMN?x=1",
+            "PATH_INFO": "/api/v1/vouchers/ABCD-EFGH-JKLMN",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "10.0.0.7",
+        }
+        logger.access(_Response(), _Request(), environ, timedelta(microseconds=2500))
+        logger.info("Booting worker with pid: %s", 4242)
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    finally:
+        # Back to the handlers gunicorn would have without the dict.
+        for name in ("gunicorn.error", "gunicorn.access"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+    assert [(line["logger"], line["event"]) for line in lines] == [
+        (
+            "gunicorn.access",
+            '10.0.0.7 "GET /api/v1/vouchers/***" 200 123 0.002500s rid-0001-abcdef',
+        ),
+        ("gunicorn.error", "Booting worker with pid: 4242"),
+    ]
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    assert "logconfig_dict" not in runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
+
+
 def test_every_gunicorn_the_project_starts_uses_that_access_log():
     for path in ("bin/run", "Dockerfile"):
         text = (ROOT / path).read_text()
