@@ -167,6 +167,23 @@ def test_a_voucher_code_never_reaches_the_log(api, make_member, logs):
     assert code not in text and code.replace("-", "") not in text
 
 
+def test_a_server_error_logs_its_traceback_with_the_request_id_and_masked(settings, logs):
+    from django.test import Client
+
+    settings.ROOT_URLCONF = "tests.core.failing_urls"
+    client = Client(raise_request_exception=False)
+    response = client.get("/tests/fails/1000000017", HTTP_X_REQUEST_ID="rid-of-the-failure")
+    assert response.status_code == 500
+    assert response["X-Request-ID"] == "rid-of-the-failure"
+    [error] = [line for line in logs.lines if line["logger"] == "django.request"]
+    assert error["level"] == "error"
+    assert error["request_id"] == "rid-of-the-failure"
+    assert "RuntimeError: duplicate key (email)=([email]) for 1000000017" in error["exception"]
+    [request] = logs.requests()
+    assert (request["route"], request["status"]) == ("/tests/fails/<str:member_number>", 500)
+    assert "kim@" not in logs.text
+
+
 # --- the processor that masks ------------------------------------------------------
 
 
