@@ -4,7 +4,8 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    DJANGO_SETTINGS_MODULE=config.settings.production
+    DJANGO_SETTINGS_MODULE=config.settings.production \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/lojal-metrics
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
@@ -12,8 +13,9 @@ COPY . .
 # collectstatic needs settings, not secrets: a throwaway key for the build.
 RUN SECRET_KEY=build-only ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/build.sqlite3 \
     python manage.py collectstatic --noinput \
- && useradd --create-home --uid 10001 lojal
+ && useradd --create-home --uid 10001 lojal \
+ && install -d -o lojal /tmp/lojal-metrics
 USER lojal
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", \
-     "--access-logfile", "-", "--access-logformat", "%(h)s \"%(m)s %(U)s\" %(s)s %(b)s %(L)ss"]
+CMD ["gunicorn", "config.wsgi:application", "-c", "config/gunicorn.py", \
+     "--bind", "0.0.0.0:8000", "--workers", "4"]

@@ -5,6 +5,7 @@ from rest_framework.permissions import AllowAny
 
 from checkout import apis as checkout_apis
 from core.health import health
+from core.metrics import metrics_view
 from integrations import apis as integrations_apis
 from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
@@ -48,6 +49,7 @@ public = {"authentication_classes": [], "permission_classes": [AllowAny], "throt
 
 urlpatterns = [
     path("health/", health),
+    path("metrics", metrics_view),
     path("api/v1/", include(api)),
     # The contract is public; what it describes needs a key.
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),

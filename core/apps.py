@@ -7,4 +7,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's hook for registering extensions once the apps are loaded.
-        from core import schema  # noqa: F401
+        from core import logs, schema  # noqa: F401
+
+        logs.configure()
+        logs.celery_connect()

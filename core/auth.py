@@ -20,6 +20,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from core.actors import Actor
+from core.logs import bind_client
 from core.models import ApiClient
 
 CLIENT_CACHE_SECONDS = 2.0
@@ -116,6 +117,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         client = client_for_key(raw)
         if client is None:
             raise exceptions.AuthenticationFailed("Unknown, expired or revoked key.")
+        bind_client(client.name)
         return client, None
 
     def authenticate_header(self, request: Any) -> str:

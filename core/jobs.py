@@ -38,8 +38,10 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from time import perf_counter
 from typing import Any
 
+import structlog
 from celery import shared_task
 from celery.schedules import crontab
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -50,6 +52,10 @@ from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import autodiscover_modules
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from tqdm import tqdm
+
+from core.metrics import job_observe
+
+log = structlog.get_logger("lojal.jobs")
 
 Progress = Callable[[int], None]
 # One batch of a job: how many rows it did (0 when its rows were done
@@ -131,7 +137,10 @@ def _schedule(when: int | crontab) -> Schedule:
 @dataclass(eq=False)
 class Job:
     """A declared job. Calling it calls the function, with `as_of` read by
-    `as_of_parse` (so a datetime, an ISO string or nothing for now)."""
+    `as_of_parse` (so a datetime, an ISO string or nothing for now), and
+    accounts for the run once, however it was started (task, command, a
+    caller): a `job finished` or `job failed` log line and the
+    `lojal_job_*` metrics (core/metrics.py)."""
 
     name: str
     func: JobFunction = field(repr=False)
@@ -147,7 +156,25 @@ class Job:
         self.task = self._task()
 
     def __call__(self, *, as_of: datetime | date | str | None = None, **options: Any) -> JobResult:
-        return self.func(as_of=as_of_parse(as_of), **options)
+        when = as_of_parse(as_of)
+        started = perf_counter()
+        try:
+            result = self.func(as_of=when, **options)
+        except Exception:
+            seconds = perf_counter() - started
+            job_observe(job=self.name, outcome="error", seconds=seconds, rows=0)
+            log.exception("job failed", job=self.name, duration_ms=round(seconds * 1000, 2))
+            raise
+        seconds = perf_counter() - started
+        job_observe(job=self.name, outcome="ok", seconds=seconds, rows=result.rows)
+        log.info(
+            "job finished",
+            job=self.name,
+            rows=result.rows,
+            batches=result.batches,
+            duration_ms=round(seconds * 1000, 2),
+        )
+        return result
 
     def _task(self) -> Any:
         def run(as_of: str | None = None, **options: Any) -> str:

@@ -15,6 +15,7 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from core.auth import Client
+from core.metrics import throttled_observe
 
 WINDOW_SECONDS = 60
 _redis: Any = None
@@ -55,7 +56,10 @@ class ClientRateThrottle(BaseThrottle):
         now = time.time()
         count = _count(f"lojal:throttle:{client.id}:{int(now // WINDOW_SECONDS)}")
         self._wait = WINDOW_SECONDS - (now % WINDOW_SECONDS)
-        return count <= limit
+        if count > limit:
+            throttled_observe(client=client.name)
+            return False
+        return True
 
     def wait(self) -> float:
         return self._wait

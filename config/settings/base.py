@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every answer gets its request id, log line and count.
+    "core.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.http.BodySizeLimitMiddleware",
@@ -209,18 +211,34 @@ CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Structured logs (core/logs.py): JSON lines in production, a readable
+# console locally; personal data and secrets are masked in every line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "core.logs.json_formatter"},
+        "console": {"()": "core.logs.console_formatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # Request lines carry query strings (?email=, ?phone=): personal data.
+        # Our request line (core.logs) replaces these: theirs carry raw
+        # paths and query strings (?email=, ?phone=, voucher codes).
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "ERROR"},
     },
 }
+# The worker logs through LOGGING above, not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# /metrics (core/metrics.py): open when METRICS_PUBLIC (local, tests); else
+# to `Authorization: Bearer <METRICS_TOKEN>` or the addresses (networks) in
+# METRICS_ALLOWED_IPS; with neither it answers 404.
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # Per-client default rate (requests per minute); each API client may set its own.
 # Counted in Redis when there is one (config/throttling.py), else in the cache.

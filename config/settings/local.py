@@ -19,3 +19,6 @@ SECRET_KEY = (
 
 # make run: webhooks to a receiver on this machine are allowed.
 WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=True)
+
+# A developer's machine: /metrics is open.
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=True)

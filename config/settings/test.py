@@ -33,3 +33,7 @@ _database.setdefault("TEST", {})["NAME"] = (
 WEBHOOKS_ALLOW_PRIVATE = True
 # No broker in the tests: they run the dispatch and the senders themselves.
 WEBHOOK_DISPATCH_ON_COMMIT = False
+
+# /metrics open, as on a developer's machine (tests/core/test_metrics.py
+# proves the production rule with the settings it sets).
+METRICS_PUBLIC = True
