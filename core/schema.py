@@ -4,10 +4,11 @@ problem+json answers of every operation.
 Every operation documents the errors it can answer, each status with the
 `Problem` schema narrowed to the codes it can carry:
 
-- what any call can meet: `400 validation_error` (a body too large or a NUL
-  in the URL is refused for every path), `401`, `403`, `429` (when the view
-  authenticates, checks scopes, throttles), `406` (an `Accept` the view
-  cannot answer), `404 not_found` when the path names an object;
+- what any call can meet: `400 validation_error` (a body too large, or a NUL
+  character in the URL, a header or anywhere in the JSON body, is refused for
+  every path), `401`, `403`, `429` (when the view authenticates, checks
+  scopes, throttles), `406` (an `Accept` the view cannot answer), `404
+  not_found` when the path names an object;
 - what an `Idempotency-Key` brings (the view declares the header with
   `idempotency_key()`): `409 request_in_progress`, `422
   idempotency_key_reused` and, when required, `400 idempotency_key_required`;
