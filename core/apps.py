@@ -7,4 +7,4 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's hook for registering extensions once the apps are loaded.
-        from core import schema  # noqa: F401
+        from core import idempotency, schema  # noqa: F401  (the retention check)

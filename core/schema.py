@@ -106,7 +106,7 @@ def idempotency_key(*, required: bool) -> OpenApiParameter:
         str,
         OpenApiParameter.HEADER,
         required=required,
-        description="1 to 255 characters, kept 24 hours per API client: the same key with the "
+        description="1 to 255 characters, kept at least 24 hours per API client: the same key with the "
         "same body replays the first answer (with `Idempotent-Replayed: true`).",
     )
 
