@@ -40,6 +40,23 @@ class OrjsonRenderer(renderers.BaseRenderer):
 
 NUL = "\x00"
 NUL_MESSAGE = "NUL characters (\\u0000) are not allowed."
+# No body of the contract nests deeper than a few levels; orjson reads 1024
+# but writes only 255 (the idempotency digest, stored JSON), so a deeper body
+# failed with 500 after it was read.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_exceeds(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit` levels."""
+    stack: list[tuple[int, Any]] = [(0, data)]
+    while stack:
+        depth, value = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((depth + 1, child) for child in children)
+    return False
 
 
 def nul_paths(data: Any) -> list[str]:
@@ -69,8 +86,9 @@ def nul_paths(data: Any) -> list[str]:
 
 
 class StrictJSONParser(parsers.BaseParser):
-    """JSON bodies of every route: malformed JSON, and NUL characters
-    anywhere in it, answer 400 validation_error before any view sees them."""
+    """JSON bodies of every route: malformed JSON, nesting deeper than
+    MAX_JSON_DEPTH, and NUL characters anywhere in it answer 400
+    validation_error before any view sees them."""
 
     media_type = "application/json"
 
@@ -79,6 +97,8 @@ class StrictJSONParser(parsers.BaseParser):
             data = orjson.loads(stream.read())
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from None
+        if json_depth_exceeds(data):
+            raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
         paths = nul_paths(data)
         if paths:
             raise ValidationError({path: [NUL_MESSAGE] for path in paths})
