@@ -42,6 +42,7 @@ from core.errors import (
     ValidationFailed,
     problem_codes,
 )
+from core.http import StrictSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -103,7 +104,7 @@ def idempotency_key(*, required: bool) -> OpenApiParameter:
     """The Idempotency-Key header of a call that accepts (or requires) one."""
     return OpenApiParameter(
         IDEMPOTENCY_HEADER,
-        str,
+        {"type": "string", "minLength": 1, "maxLength": 255},
         OpenApiParameter.HEADER,
         required=required,
         description="1 to 255 characters, kept at least 24 hours per API client: the same key with the "
@@ -134,7 +135,17 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 
 class ProblemAutoSchema(AutoSchema):
-    """AutoSchema that adds the problem+json answers of every operation."""
+    """AutoSchema that adds the problem+json answers of every operation, and
+    says of every strict request body that it admits no other field (a
+    StrictSerializer answers 400 for one)."""
+
+    def _postprocess_serializer_schema(
+        self, schema: dict[str, Any], serializer: Any, direction: str
+    ) -> dict[str, Any]:
+        schema = super()._postprocess_serializer_schema(schema, serializer, direction)
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False
+        return schema
 
     def _idempotency_parameter(self) -> OpenApiParameter | None:
         for parameter in self.get_override_parameters():
