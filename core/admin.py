@@ -1,7 +1,9 @@
 """Staff admin for the plumbing: API clients and the outbox.
 
-A client's raw key is shown once, in a message right after it is made or
-rotated; only its digest is stored, and the digest is never displayed.
+A client's raw key is shown once, on the page that answers its creation or
+rotation (`key_once.html`, sent with Cache-Control: no-store); it never
+travels in a Django message (a cookie) or the session, and only its digest
+is stored, which is never displayed.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from core.auth import forget_cached_clients
 from core.errors import DomainError
@@ -38,16 +41,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def show_key_once(request: HttpRequest, client: ApiClient, raw_key: str, what: str) -> None:
-    messages.warning(
+# The raw key made in save_model, held on the request (memory, this request
+# only) until response_add renders it.
+_NEW_KEY = "_lojal_new_api_key"
+
+
+def key_once_response(
+    request: HttpRequest, keys: list[tuple[ApiClient, str]], title: str
+) -> HttpResponse:
+    """The one page that shows raw keys: nothing stores it, nothing caches it."""
+    response = TemplateResponse(
         request,
-        format_html(
-            "{} for {}: <code>{}</code> Copy it now: it is not stored and will not be shown again.",
-            what,
-            client.name,
-            raw_key,
-        ),
+        "admin/core/apiclient/key_once.html",
+        {**admin.site.each_context(request), "title": title, "keys": keys},
     )
+    add_never_cache_headers(response)  # no-store: no browser or proxy keeps the page
+    return response
 
 
 class ApiClientForm(forms.ModelForm):
@@ -122,7 +131,16 @@ class ApiClientAdmin(admin.ModelAdmin):
         obj.pk = client.pk
         obj._state.adding = False
         obj.refresh_from_db()
-        show_key_once(request, client, raw, "API key")
+        setattr(request, _NEW_KEY, raw)
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        raw = getattr(request, _NEW_KEY, None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        delattr(request, _NEW_KEY)
+        return key_once_response(request, [(obj, raw)], "The new API key")
 
     def save_related(
         self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
@@ -141,7 +159,10 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {revoked} API client(s).", messages.SUCCESS)
 
     @admin.action(description="Rotate the key of the selected API clients", permissions=["change"])
-    def rotate_key(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+    def rotate_key(
+        self, request: HttpRequest, queryset: QuerySet[ApiClient]
+    ) -> HttpResponse | None:
+        rotated: list[tuple[ApiClient, str]] = []
         for client in queryset:
             if client.revoked_at is not None:
                 self.message_user(
@@ -154,7 +175,10 @@ class ApiClientAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{client.name}: {exc.detail}", messages.ERROR)
                 continue
             self.log_change(request, client, "Rotated the key")
-            show_key_once(request, client, raw, "New API key")
+            rotated.append((client, raw))
+        if not rotated:
+            return None  # back to the list, with the messages of the refusals
+        return key_once_response(request, rotated, "The new API keys")
 
 
 @admin.register(OutboxEvent)

@@ -7,7 +7,8 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's hook for registering extensions once the apps are loaded.
-        from core import logs, schema  # noqa: F401
+        # (idempotency: its retention check; schema: the OpenAPI extension)
+        from core import idempotency, logs, schema  # noqa: F401
 
         logs.configure()
         logs.celery_connect()

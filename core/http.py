@@ -14,7 +14,7 @@ import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from rest_framework import parsers, renderers, serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 
 from core.errors import NotFound, ServerError, ValidationFailed, problem_of, problem_response
 
@@ -38,19 +38,77 @@ class OrjsonRenderer(renderers.BaseRenderer):
         return orjson.dumps(data, default=_default)
 
 
+NUL = "\x00"
+NUL_MESSAGE = "NUL characters (\\u0000) are not allowed."
+# No body of the contract nests deeper than a few levels; orjson reads 1024
+# but writes only 255 (the idempotency digest, stored JSON), so a deeper body
+# failed with 500 after it was read.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_exceeds(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit` levels."""
+    stack: list[tuple[int, Any]] = [(0, data)]
+    while stack:
+        depth, value = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((depth + 1, child) for child in children)
+    return False
+
+
+def nul_paths(data: Any) -> list[str]:
+    """Where a parsed JSON document holds a NUL character, in a key or a
+    string value at any depth, as `field.sub.0` paths (the NUL shown as
+    `\\u0000`). PostgreSQL's text and jsonb cannot store NUL: refused at the
+    door, it never reaches a query of any route."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        prefix, value = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                found.append(prefix or "non_field_errors")
+        elif isinstance(value, dict):
+            for key, sub in value.items():
+                shown = key.replace(NUL, "\\u0000")
+                path = f"{prefix}.{shown}" if prefix else shown
+                if NUL in key:
+                    found.append(path)
+                stack.append((path, sub))
+        elif isinstance(value, list):
+            stack.extend(
+                (f"{prefix}.{i}" if prefix else str(i), sub) for i, sub in enumerate(value)
+            )
+    return sorted(set(found))
+
+
 class StrictJSONParser(parsers.BaseParser):
+    """JSON bodies of every route: malformed JSON, nesting deeper than
+    MAX_JSON_DEPTH, and NUL characters anywhere in it answer 400
+    validation_error before any view sees them."""
+
     media_type = "application/json"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
-            return orjson.loads(stream.read())
+            data = orjson.loads(stream.read())
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from None
+        if json_depth_exceeds(data):
+            raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        paths = nul_paths(data)
+        if paths:
+            raise ValidationError({path: [NUL_MESSAGE] for path in paths})
+        return data
 
 
 class BodySizeLimitMiddleware:
     """Refuse oversized bodies before anything reads them, and NUL characters
-    in the URL (PostgreSQL text cannot hold them: a query would fail with 500)."""
+    in the URL or a header (PostgreSQL text cannot hold them: a query would
+    fail with 500; the body's are refused by StrictJSONParser)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -69,14 +127,27 @@ class BodySizeLimitMiddleware:
                     title="Request body too large",
                 )
             )
-        if request.path.startswith("/api/") and (
-            "\x00" in request.path or "\x00" in unquote(request.META.get("QUERY_STRING", ""))
-        ):
-            return problem_response(
-                problem_of(
-                    ValidationFailed, "The URL contains a NUL character.", title="Bad request"
+        if request.path.startswith("/api/"):
+            if NUL in request.path or NUL in unquote(request.META.get("QUERY_STRING", "")):
+                return problem_response(
+                    problem_of(
+                        ValidationFailed, "The URL contains a NUL character.", title="Bad request"
+                    )
                 )
+            headers = sorted(
+                name[5:].replace("_", "-").title()
+                for name, value in request.META.items()
+                if name.startswith("HTTP_") and isinstance(value, str) and NUL in value
             )
+            if headers:
+                return problem_response(
+                    problem_of(
+                        ValidationFailed,
+                        f"A header contains a NUL character: {', '.join(headers)}.",
+                        title="Bad request",
+                        errors={name: [NUL_MESSAGE] for name in headers},
+                    )
+                )
         return self.get_response(request)
 
 

@@ -6,15 +6,22 @@ transaction that first locks the claim row and finally stores the answer
 in it: the booking and the stored answer commit together or not at all. A
 request that finds the row locked answers 409 request_in_progress; one that
 finds it unlocked and unanswered (the first run died) runs the work itself.
+
+Records are kept IDEMPOTENCY_RETENTION_HOURS (48 by default; the contract
+promises at least 24) and then deleted by the `idempotency_purge` job.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from celery.schedules import crontab
+from django.conf import settings
+from django.core import checks
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
@@ -28,6 +35,7 @@ from core.errors import (
     ValidationFailed,
     problem,
 )
+from core.jobs import JobResult, Progress, job
 from core.models import IdempotencyRecord
 
 # An action answers (status, body, replayed): replayed when the service
@@ -107,3 +115,63 @@ def run_idempotent(request: Any, *, required: bool, action: Action) -> Response:
         )
         raise
     return replay_response(status, body) if replayed else Response(body, status=status)
+
+
+# The contract keeps a key at least this long: a shorter setting is refused.
+MIN_RETENTION_HOURS = 24
+
+
+@checks.register()
+def retention_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A retention shorter than the contract's is refused at start."""
+    hours = settings.IDEMPOTENCY_RETENTION_HOURS
+    if hours < MIN_RETENTION_HOURS:
+        return [
+            checks.Error(
+                f"IDEMPOTENCY_RETENTION_HOURS is {hours}; the contract keeps Idempotency-Keys "
+                f"at least {MIN_RETENTION_HOURS} hours.",
+                id="core.E001",
+            )
+        ]
+    return []
+
+
+def retention_hours() -> int:
+    hours = int(settings.IDEMPOTENCY_RETENTION_HOURS)
+    if hours < MIN_RETENTION_HOURS:
+        raise ValueError(
+            f"IDEMPOTENCY_RETENTION_HOURS is {hours}: the contract keeps keys at least "
+            f"{MIN_RETENTION_HOURS} hours"
+        )
+    return hours
+
+
+@job(title="idempotency keys: purge", schedule=crontab(minute="55"), unit="keys")
+def idempotency_purge(
+    *,
+    as_of: datetime,
+    batch_size: int = 10_000,
+    progress: Progress | None = None,
+    max_batches: int | None = None,
+) -> JobResult:
+    """Delete the Idempotency-Key records older than
+    IDEMPOTENCY_RETENTION_HOURS (48 by default): a key and its stored answer
+    are not kept forever. In batches, each its own short transaction, oldest
+    first on the created_at index."""
+    result = JobResult("idempotency_purge")
+    before = as_of - timedelta(hours=retention_hours())
+    while max_batches is None or result.batches < max_batches:
+        with transaction.atomic():
+            ids = list(
+                IdempotencyRecord.objects.filter(created_at__lt=before)
+                .order_by("created_at")
+                .values_list("id", flat=True)[:batch_size]
+            )
+            deleted = IdempotencyRecord.objects.filter(id__in=ids).delete()[0] if ids else 0
+        if not deleted:
+            break
+        result.rows += deleted
+        result.batches += 1
+        if progress:
+            progress(deleted)
+    return result

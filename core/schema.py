@@ -4,10 +4,11 @@ problem+json answers of every operation.
 Every operation documents the errors it can answer, each status with the
 `Problem` schema narrowed to the codes it can carry:
 
-- what any call can meet: `400 validation_error` (a body too large or a NUL
-  in the URL is refused for every path), `401`, `403`, `429` (when the view
-  authenticates, checks scopes, throttles), `406` (an `Accept` the view
-  cannot answer), `404 not_found` when the path names an object;
+- what any call can meet: `400 validation_error` (a body too large, or a NUL
+  character in the URL, a header or anywhere in the JSON body, is refused for
+  every path), `401`, `403`, `429` (when the view authenticates, checks
+  scopes, throttles), `406` (an `Accept` the view cannot answer), `404
+  not_found` when the path names an object;
 - what an `Idempotency-Key` brings (the view declares the header with
   `idempotency_key()`): `409 request_in_progress`, `422
   idempotency_key_reused` and, when required, `400 idempotency_key_required`;
@@ -41,6 +42,7 @@ from core.errors import (
     ValidationFailed,
     problem_codes,
 )
+from core.http import StrictSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -102,10 +104,10 @@ def idempotency_key(*, required: bool) -> OpenApiParameter:
     """The Idempotency-Key header of a call that accepts (or requires) one."""
     return OpenApiParameter(
         IDEMPOTENCY_HEADER,
-        str,
+        {"type": "string", "minLength": 1, "maxLength": 255},
         OpenApiParameter.HEADER,
         required=required,
-        description="1 to 255 characters, kept 24 hours per API client: the same key with the "
+        description="1 to 255 characters, kept at least 24 hours per API client: the same key with the "
         "same body replays the first answer (with `Idempotent-Replayed: true`).",
     )
 
@@ -133,7 +135,17 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 
 class ProblemAutoSchema(AutoSchema):
-    """AutoSchema that adds the problem+json answers of every operation."""
+    """AutoSchema that adds the problem+json answers of every operation, and
+    says of every strict request body that it admits no other field (a
+    StrictSerializer answers 400 for one)."""
+
+    def _postprocess_serializer_schema(
+        self, schema: dict[str, Any], serializer: Any, direction: str
+    ) -> dict[str, Any]:
+        schema = super()._postprocess_serializer_schema(schema, serializer, direction)
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False
+        return schema
 
     def _idempotency_parameter(self) -> OpenApiParameter | None:
         for parameter in self.get_override_parameters():

@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from core import idempotency  # noqa: F401  (declares the idempotency_purge job)
 from core.models import WorkerHeartbeat
 
 

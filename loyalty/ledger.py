@@ -546,7 +546,7 @@ _OPENING_SQL = """
 WITH opening AS MATERIALIZED (
     SELECT o.member_id, o.points, o.expires_on,
            CASE WHEN o.points > 0 THEN nextval('{sequence}'::regclass) END AS entry_id
-    FROM unnest(%(member_ids)s::bigint[], %(points)s::int[], %(expires_on)s::date[])
+    FROM unnest(%(member_ids)s::bigint[], %(points)s::bigint[], %(expires_on)s::date[])
          AS o(member_id, points, expires_on)
 ), accounts AS (
     INSERT INTO loyalty_pointsaccount (member_id, balance, pending, updated_at)

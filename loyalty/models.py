@@ -1,5 +1,10 @@
 """The points ledger, purchases and returns as records, redemptions and tier history.
 
+Points, and every figure that adds them up, are 64-bit: a purchase of the
+contract's largest total (10^9) at a market's highest earn rate and a tier's
+multiplier is ~10^15 points. A redemption is bounded at the edge
+(`loyalty.services.MAX_POINTS`) and stays 32-bit.
+
 The ledger is append-only: `LedgerEntry` and `LotMovement` rows are never
 updated or deleted (a Postgres trigger refuses it). `PointsAccount` and
 `Lot.remaining` are caches that `manage.py check_ledger` proves against them.
@@ -21,7 +26,7 @@ class QualifyingMonth(models.Model):
 
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
     month = models.DateField(help_text="The first day of the month, market time.")
-    points = models.IntegerField(default=0)
+    points = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -46,7 +51,7 @@ class TierChange(models.Model):
     to_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
     cause = models.CharField(max_length=12, choices=Cause.choices)
     reason = models.CharField(max_length=255, blank=True)
-    qualifying_points = models.IntegerField(null=True, blank=True)
+    qualifying_points = models.BigIntegerField(null=True, blank=True)
     valid_until = models.DateField(null=True, blank=True)
     staff_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -72,8 +77,8 @@ class PointsAccount(models.Model):
     member = models.OneToOneField(
         "members.Member", on_delete=models.PROTECT, related_name="account", primary_key=True
     )
-    balance = models.IntegerField(default=0)
-    pending = models.IntegerField(default=0)
+    balance = models.BigIntegerField(default=0)
+    pending = models.BigIntegerField(default=0)
     closed_at = models.DateTimeField(
         null=True, blank=True, help_text="Closed for good (the member was erased): nothing books."
     )
@@ -96,12 +101,12 @@ class Purchase(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     qualifying_amount = models.DecimalField(max_digits=12, decimal_places=2)
     lines = models.JSONField()
-    points_earned = models.IntegerField()
-    base_points = models.IntegerField(help_text="Before multipliers: what tiers count.")
+    points_earned = models.BigIntegerField()
+    base_points = models.BigIntegerField(help_text="Before multipliers: what tiers count.")
     returned_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     returned_qualifying_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    points_reversed = models.IntegerField(default=0)
-    base_points_reversed = models.IntegerField(default=0)
+    points_reversed = models.BigIntegerField(default=0)
+    base_points_reversed = models.BigIntegerField(default=0)
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()
     imported = models.BooleanField(
@@ -132,7 +137,7 @@ class Return(models.Model):
     occurred_at = models.DateTimeField()
     total = models.DecimalField(max_digits=12, decimal_places=2)
     lines = models.JSONField()
-    points_reversed = models.IntegerField()
+    points_reversed = models.BigIntegerField()
     body_hash = models.CharField(max_length=64)
     response = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -192,7 +197,7 @@ class LedgerEntry(models.Model):
         "members.Member", on_delete=models.PROTECT, related_name="entries", db_index=False
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    points = models.IntegerField()
+    points = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     reference = models.CharField(max_length=128, blank=True)
     expires_on = models.DateField(null=True, blank=True)
@@ -260,8 +265,8 @@ class Lot(models.Model):
 
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="lots")
     entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
-    points = models.PositiveIntegerField()
-    remaining = models.PositiveIntegerField()
+    points = models.PositiveBigIntegerField()
+    remaining = models.PositiveBigIntegerField()
     available_on = models.DateField()
     expires_on = models.DateField()
     matured = models.BooleanField()
@@ -316,7 +321,7 @@ class LotMovement(models.Model):
         LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
     )
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    points = models.IntegerField()
+    points = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -249,6 +249,10 @@ LOJAL_WORKER_HEARTBEAT_SECONDS = 120
 # Count purchases and events for the welcome journey's missions (rewards/journey.py).
 LOJAL_JOURNEY_ENABLED = env.bool("LOJAL_JOURNEY_ENABLED", default=True)
 
+# Idempotency-Key records older than this are deleted by the idempotency_purge
+# job (core/idempotency.py); the contract keeps them at least 24 hours.
+IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
+
 # Webhooks (integrations/webhooks.py): URLs resolving to loopback, private or
 # link-local addresses are refused unless allowed (local and test settings
 # allow them); the retry delays in seconds; delivered rows kept this long.

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -57,26 +58,43 @@ def test_the_add_form_offers_scopes_as_checkboxes(admin_client, demo):
     assert "key_digest" not in content
 
 
+def assert_kept_nowhere(admin_client: Any, response: Any, raw: str) -> None:
+    """The raw key is in no message, cookie, session, log entry or later page."""
+    assert not keys_in(response)
+    assert all(raw not in morsel.value for morsel in response.cookies.values())
+    assert all(raw not in morsel.value for morsel in admin_client.cookies.values())
+    session = admin_client.session
+    assert all(raw not in repr(value) for value in session.values())
+    assert raw not in session.encode(dict(session.items()))
+    assert not LogEntry.objects.filter(change_message__contains=raw[-20:]).exists()
+    assert not LogEntry.objects.filter(object_repr__contains=raw[-20:]).exists()
+    for page in (ADD, ADD + "add/", "/admin/"):
+        assert raw not in admin_client.get(page).content.decode()
+
+
 def test_a_new_client_shows_its_key_once_and_stores_only_the_digest(admin_client, make_member):
     member = make_member()
     response = create_through_admin(admin_client)
     assert response.status_code == 200
+    assert response.redirect_chain == []  # the answer to the POST itself: no redirect
     content = response.content.decode()
-    [raw] = KEY.findall(content)  # shown on the page after the save, once
-    shown = [str(m) for m in response.context["messages"]]
-    assert sum(raw in text for text in shown) == 1
+    [raw] = KEY.findall(content)  # shown on the one page that answers the save
+    assert "will not be shown again" in content
+    assert "no-store" in response["Cache-Control"]
     client = ApiClient.objects.get(name="Kassa Stockholm")
     assert client.key_digest == key_digest(raw) and raw.startswith(client.key_prefix)
+    assert client.key_digest not in content
     assert client.scopes == ["members:read", "purchases:write"]
     assert [m.code for m in client.markets.all()] == ["SE"]
     stored = [
         str(value) for value in ApiClient.objects.filter(pk=client.pk).values().get().values()
     ]
     assert raw not in stored
+    assert LogEntry.objects.filter(object_id=str(client.pk), action_flag=ADDITION).exists()
 
-    for page in (ADD, reverse("admin:core_apiclient_change", args=[client.pk])):
-        again = admin_client.get(page).content.decode()
-        assert raw not in again and client.key_digest not in again
+    assert_kept_nowhere(admin_client, response, raw)
+    again = admin_client.get(reverse("admin:core_apiclient_change", args=[client.pk]))
+    assert raw not in again.content.decode() and client.key_digest not in again.content.decode()
 
     assert lookup(raw, member.member_number) == 200
 
@@ -124,12 +142,22 @@ def test_rotate_action_shows_the_new_key_once_and_the_old_one_stops(admin_client
     member = make_member()
     client, old = api_client_create(name="Web shop", scopes=["members:read"])
     response = admin_client.post(ADD, {"action": "rotate_key", "_selected_action": [client.pk]})
-    assert response.status_code == 302
-    [new] = keys_in(response)
+    assert response.status_code == 200  # the key page itself, not a redirect
+    assert "no-store" in response["Cache-Control"]
+    [new] = KEY.findall(response.content.decode())
     client.refresh_from_db()
     assert new != old and client.key_digest == key_digest(new)
+    assert_kept_nowhere(admin_client, response, new)
     assert lookup(old, member.member_number) == 401
     assert lookup(new, member.member_number) == 200
+
+
+def test_rotating_only_revoked_clients_shows_no_key_page(admin_client, demo):
+    client, _ = api_client_create(name="Gone", scopes=["members:read"])
+    admin_client.post(ADD, {"action": "revoke", "_selected_action": [client.pk]})
+    response = admin_client.post(ADD, {"action": "rotate_key", "_selected_action": [client.pk]})
+    assert response.status_code == 302
+    assert not KEY.findall(admin_client.get(ADD).content.decode())
 
 
 def test_clients_are_not_deleted_in_the_admin(admin_client, demo):

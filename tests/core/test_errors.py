@@ -208,3 +208,33 @@ def test_a_ten_megabyte_patch_is_refused_without_a_500(api, make_member):
     assert_problem(response, 400, "validation_error")
     member.refresh_from_db()
     assert member.first_name == "Small"
+
+
+@pytest.mark.parametrize("depth", [33, 255, 1000])
+def test_a_body_nested_too_deep_answers_validation_error_not_500(api, make_member, depth):
+    # orjson reads 1024 levels but writes 255: the idempotency digest of a
+    # deeper body failed with 500 after the body was read.
+    member = make_member()
+    raw = b'{"points": 5, "reason": ' + b"[" * depth + b"]" * depth + b"}"
+    response = post_raw(
+        api,
+        f"/api/v1/members/{member.member_number}/adjustments",
+        raw,
+        HTTP_IDEMPOTENCY_KEY="deep-1",
+    )
+    body = assert_problem(response, 400, "validation_error")
+    assert "32 levels" in body["detail"]
+    assert member.account.balance == 0
+
+
+def test_a_body_nested_32_levels_is_read(api, make_member):
+    member = make_member()
+    raw = b'{"points": 5, "reason": ' + b"[" * 31 + b"]" * 31 + b"}"
+    response = post_raw(
+        api,
+        f"/api/v1/members/{member.member_number}/adjustments",
+        raw,
+        HTTP_IDEMPOTENCY_KEY="deep-2",
+    )
+    body = assert_problem(response, 400, "validation_error")
+    assert list(body["errors"]) == ["reason"]  # read, and refused by the serializer
