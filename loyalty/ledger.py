@@ -94,7 +94,7 @@ WITH ids AS MATERIALIZED (
 ), entry AS (
     INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
                                      expires_on, reason, purchase_id)
-    SELECT entry_id, %(member)s, 'earn', %(points)s, %(now)s, %(reference)s, %(expires_on)s,
+    SELECT entry_id, %(member)s, %(kind)s, %(points)s, %(now)s, %(reference)s, %(expires_on)s,
            '', %(purchase)s FROM ids
 ), lot AS (
     INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
@@ -127,14 +127,18 @@ def earn_book(
     expires_on: date,
     matured: bool,
     purchase_id: object,
+    kind: str = LedgerEntry.Kind.EARN,
 ) -> None:
-    """A purchase's earned points: an `earn` entry and its lot. In one
-    statement when nothing else is due (no debt to pay from them, Postgres),
-    else through the book, lot by lot."""
+    """A purchase's earned points: an `earn` entry and its lot (or, with
+    `kind` bonus, its campaigns' bonus and the bonus's own lot, pending and
+    expiring alike). In one statement when nothing else is due (no debt to
+    pay from them, Postgres), else through the book, lot by lot."""
+    if kind not in (LedgerEntry.Kind.EARN, LedgerEntry.Kind.BONUS):
+        raise ValueError(f"a purchase earns `earn` or `bonus` points, not {kind}")
     account = book.account
     if connection.vendor != "postgresql" or (matured and account.balance < 0):
         entry = book.book_entry(
-            LedgerEntry.Kind.EARN,
+            kind,
             points,
             reference=reference,
             expires_on=expires_on,
@@ -154,6 +158,7 @@ def earn_book(
             _EARN_SQL.replace("{sequence}", _entry_sequence(cursor)),
             {
                 "member": account.member_id,
+                "kind": kind,
                 "points": points,
                 "now": timezone.now(),
                 "reference": reference,
@@ -312,9 +317,10 @@ class Book:
     def reverse_purchase(
         self, *, points: int, purchase_id: object, reference: str, return_id: object
     ) -> LedgerEntry:
-        """A return's entry: the purchase's pending points first, then from
-        the balance (this purchase's lot first, then the first-expiring);
-        what was already spent becomes a debt."""
+        """A return's entry: the purchase's pending points first (its earned
+        lot, then its campaigns' bonus lot), then from the balance (this
+        purchase's lot first, then the first-expiring); what was already
+        spent becomes a debt."""
         entry = self.book_entry(
             LedgerEntry.Kind.RETURN,
             -points,
@@ -322,12 +328,15 @@ class Book:
             purchase_id=purchase_id,
             return_record_id=return_id,
         )
-        own = next((lot for lot in self.lots if lot.purchase_id == purchase_id), None)
+        own = sorted(
+            (lot for lot in self.lots if lot.purchase_id == purchase_id), key=lambda lot: lot.pk
+        )
         left = points
-        if own is not None and not own.matured:
-            left -= self.take_pending(entry, own, left)
+        for lot in own:
+            if left and not lot.matured:
+                left -= self.take_pending(entry, lot, left)
         if left:
-            self.take(entry, left, first=own)
+            self.take(entry, left, first=next((lot for lot in own if lot.matured), None))
         return entry
 
     def restore(self, spent_entry: LedgerEntry, entry: LedgerEntry) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -98,6 +99,7 @@ class PurchaseBooking:
     base_points: int
     qualifying_amount: Decimal
     available_on: date
+    expires_on: date
     matured: bool
     tier_changed: bool
     book: Book
@@ -150,6 +152,7 @@ def purchase_book(
         base_points=base_points,
         qualifying_amount=qualifying,
         available_on=available_on,
+        expires_on=expires_on,
         matured=matured,
         tier_changed=tier_changed,
         book=book,
@@ -238,11 +241,16 @@ def return_book(
     lines: list[Line],
     body_hash: str,
     now: datetime,
+    bonus_reversal: Callable[[Purchase, list[Line]], int] | None = None,
 ) -> ReturnBooking:
     """Reverse a purchase's points in proportion to what comes back,
     pending points first, and its qualifying points alike; record the
     return with its answer. In the caller's transaction, under the
-    member's account lock. Idempotent on (store, return receipt id)."""
+    member's account lock. Idempotent on (store, return receipt id).
+
+    `bonus_reversal(purchase, lines)`, when given, answers the campaign
+    bonus points this return takes back (the caller's campaigns keep their
+    own account of them); they go in the same `return` entry."""
     member.market.check_currency(currency)
     lines_total_check(total, lines)
     account = account_lock(member.pk)
@@ -300,6 +308,8 @@ def return_book(
         points=-(base_reversed - purchase.base_points_reversed),
     )
     purchase.base_points_reversed = base_reversed
+    if bonus_reversal is not None:
+        reverse += bonus_reversal(purchase, lines)
     return_id = uuid.uuid4()
     book = Book.open(account)
     book.settle(today_for(member.market, now))

@@ -180,6 +180,8 @@ SPECTACULAR_SETTINGS = {
         "LedgerEntryKindEnum": "loyalty.models.LedgerEntry.Kind",
         "BenefitKindEnum": "rewards.models.Benefit.Kind",
         "VoucherStatusEnum": "rewards.models.Voucher.Status",
+        "CampaignRewardKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignChannelEnum": "campaigns.models.Campaign.Channel",
     },
 }
 
