@@ -11,10 +11,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns import selectors, services
-from campaigns.models import Campaign
-from core.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed
-from core.fields import AwareDateTimeField, money
+from campaigns import experiments, selectors, services
+from campaigns.models import Campaign, Experiment
+from core.errors import (
+    AlreadyExists,
+    ExperimentLocked,
+    InvalidState,
+    MemberInactive,
+    NotFound,
+    ValidationFailed,
+)
+from core.fields import AwareDateTimeField, MemberRefIn, money
 from core.http import StrictSerializer, parse
 from core.idempotency import run_idempotent
 from core.schema import errors, idempotency_key
@@ -221,3 +228,205 @@ class CampaignDetailApi(APIView):
     def delete(self, request: Request, code: str) -> Response:
         services.campaign_delete(actor=request.user, campaign=self._find(request, code))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- experiments -----------------------------------------------------------------
+
+
+class VariantIn(StrictSerializer):
+    code = serializers.RegexField(CODE, max_length=64, error_messages=CODE_MESSAGE)
+    weight = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    campaign = serializers.CharField(max_length=64, required=False, allow_null=True)
+
+
+def _variants(required: bool = True) -> serializers.ListField:
+    return serializers.ListField(child=VariantIn(), min_length=2, max_length=20, required=required)
+
+
+class ExperimentIn(StrictSerializer):
+    code = serializers.RegexField(CODE, max_length=64, error_messages=CODE_MESSAGE)
+    name = serializers.CharField(max_length=200)
+    market = serializers.CharField(max_length=2)
+    hypothesis = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices)
+    window_days = serializers.IntegerField(min_value=1, max_value=366)
+    variants = _variants()
+    starts_at = AwareDateTimeField()
+    ends_at = AwareDateTimeField()
+
+
+class ExperimentPatchIn(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    hypothesis = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    ends_at = AwareDateTimeField(required=False)
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices, required=False)
+    variants = _variants(required=False)
+
+
+class VariantOut(serializers.Serializer):
+    code = serializers.CharField()
+    weight = serializers.IntegerField()
+    campaign = serializers.CharField(allow_null=True)
+
+
+class ExperimentOut(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    market = serializers.CharField()
+    hypothesis = serializers.CharField(allow_blank=True)
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices)
+    window_days = serializers.IntegerField()
+    variants = VariantOut(many=True)
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=selectors.EXPERIMENT_STATUSES)
+    members = serializers.IntegerField(help_text="Members assigned so far.")
+
+
+class ExposureIn(StrictSerializer):
+    member = MemberRefIn()
+
+
+class ExposureOut(serializers.Serializer):
+    variant = serializers.CharField()
+    assigned_at = serializers.DateTimeField()
+
+
+class SrmOut(serializers.Serializer):
+    p_value = serializers.FloatField()
+    ok = serializers.BooleanField()
+
+
+class VariantResultOut(serializers.Serializer):
+    code = serializers.CharField()
+    members = serializers.IntegerField()
+    sum = serializers.FloatField()
+    sum_squares = serializers.FloatField()
+    mean = serializers.FloatField(allow_null=True)
+
+
+def _interval() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True
+    )
+
+
+class EstimateOut(serializers.Serializer):
+    effect = serializers.FloatField(allow_null=True)
+    ci95 = _interval()
+    p_value = serializers.FloatField(allow_null=True)
+
+
+class SequentialOut(serializers.Serializer):
+    ci95 = _interval()
+
+
+class ComparisonOut(serializers.Serializer):
+    variant = serializers.CharField()
+    baseline = serializers.CharField()
+    absolute = EstimateOut()
+    relative = EstimateOut()
+    sequential = SequentialOut()
+    decision = serializers.ChoiceField(choices=["better", "worse", "inconclusive", "invalid"])
+
+
+class ResultsOut(serializers.Serializer):
+    code = serializers.CharField()
+    metric = serializers.ChoiceField(choices=Experiment.Metric.choices)
+    status = serializers.ChoiceField(choices=selectors.EXPERIMENT_STATUSES)
+    srm = SrmOut()
+    variants = VariantResultOut(many=True)
+    comparisons = ComparisonOut(many=True)
+
+
+def _experiment(request: Request, code: str) -> Experiment:
+    query = parse(CampaignDetailIn, request.query_params.dict())
+    return experiments.experiment_find(
+        actor=request.user, code=code, market_code=query.get("market")
+    )
+
+
+class ExperimentCollectionApi(APIView):
+    scopes = {"POST": "campaigns:write"}
+
+    @extend_schema(
+        request=ExperimentIn,
+        responses={201: ExperimentOut, **errors(AlreadyExists)},
+        operation_id="experiments_create",
+        parameters=[idempotency_key(required=False)],
+    )
+    def post(self, request: Request) -> Response:
+        data = parse(ExperimentIn, request.data)
+
+        def create() -> tuple[int, dict[str, Any], bool]:
+            experiment = experiments.experiment_create(
+                actor=request.user,
+                code=data["code"],
+                name=data["name"],
+                market_code=data["market"],
+                hypothesis=data.get("hypothesis", ""),
+                metric=data["metric"],
+                window_days=data["window_days"],
+                variants=data["variants"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+            )
+            body = ExperimentOut(selectors.experiment_view(experiment)).data
+            return status.HTTP_201_CREATED, body, False
+
+        return run_idempotent(request, required=False, action=create)
+
+
+class ExperimentDetailApi(APIView):
+    scopes = {"GET": "insights:read", "PATCH": "campaigns:write"}
+
+    @extend_schema(
+        parameters=[MARKET_PARAM],
+        responses={200: ExperimentOut, **errors(NotFound)},
+        operation_id="experiments_read",
+    )
+    def get(self, request: Request, code: str) -> Response:
+        return Response(ExperimentOut(selectors.experiment_view(_experiment(request, code))).data)
+
+    @extend_schema(
+        parameters=[MARKET_PARAM],
+        request=ExperimentPatchIn,
+        responses={200: ExperimentOut, **errors(NotFound, ExperimentLocked, InvalidState)},
+        operation_id="experiments_update",
+    )
+    def patch(self, request: Request, code: str) -> Response:
+        changes = parse(ExperimentPatchIn, request.data)
+        experiment = experiments.experiment_update(
+            actor=request.user, experiment=_experiment(request, code), changes=changes
+        )
+        return Response(ExperimentOut(selectors.experiment_view(experiment)).data)
+
+
+class ExposureApi(APIView):
+    scopes = {"POST": "members:write"}
+
+    @extend_schema(
+        parameters=[MARKET_PARAM],
+        request=ExposureIn,
+        responses={200: ExposureOut, **errors(NotFound, MemberInactive, InvalidState)},
+        operation_id="experiments_expose",
+    )
+    def post(self, request: Request, code: str) -> Response:
+        data = parse(ExposureIn, request.data)
+        assigned = experiments.exposure_record(
+            actor=request.user, experiment=_experiment(request, code), member_ref=data["member"]
+        )
+        return Response(ExposureOut(assigned).data)
+
+
+class ResultsApi(APIView):
+    scopes = {"GET": "insights:read"}
+
+    @extend_schema(
+        parameters=[MARKET_PARAM],
+        responses={200: ResultsOut, **errors(NotFound)},
+        operation_id="experiments_results",
+    )
+    def get(self, request: Request, code: str) -> Response:
+        results = experiments.experiment_results(experiment=_experiment(request, code))
+        return Response(ResultsOut(results).data)

@@ -21,10 +21,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns.models import Campaign, PurchaseBonus
+from campaigns.models import Assignment, Campaign, Experiment, PurchaseBonus, Variant
 from core.actors import Actor
 
 CAMPAIGN_STATUSES = ("scheduled", "active", "paused", "ended", "exhausted")
+EXPERIMENT_STATUSES = ("scheduled", "running", "ended")
 
 
 def _bonuses(aggregate: Any) -> Subquery:
@@ -129,3 +130,37 @@ def campaigns_list(
     if status:
         rows = rows.filter(_status_filter(status, now))
     return [campaign_view(c, now) for c in rows.order_by("-starts_at", "-id")[:500]]
+
+
+def experiment_status(experiment: Experiment, now: datetime | None = None) -> str:
+    now = now or timezone.now()
+    if now < experiment.starts_at:
+        return "scheduled"
+    if now < experiment.ends_at:
+        return "running"
+    return "ended"
+
+
+def experiment_view(experiment: Experiment, now: datetime | None = None) -> dict[str, Any]:
+    """The experiment as the API answers it."""
+    variants = list(
+        Variant.objects.filter(experiment=experiment)
+        .order_by("position")
+        .values("code", "weight", "campaign__code")
+    )
+    return {
+        "code": experiment.code,
+        "name": experiment.name,
+        "market": experiment.market.code,
+        "hypothesis": experiment.hypothesis,
+        "metric": experiment.metric,
+        "window_days": experiment.window_days,
+        "variants": [
+            {"code": v["code"], "weight": v["weight"], "campaign": v["campaign__code"]}
+            for v in variants
+        ],
+        "starts_at": experiment.starts_at,
+        "ends_at": experiment.ends_at,
+        "status": experiment_status(experiment, now),
+        "members": Assignment.objects.filter(experiment=experiment).count(),
+    }

@@ -43,6 +43,10 @@ api = [
     path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
     path("campaigns", campaigns_apis.CampaignCollectionApi.as_view()),
     path("campaigns/<str:code>", campaigns_apis.CampaignDetailApi.as_view()),
+    path("experiments", campaigns_apis.ExperimentCollectionApi.as_view()),
+    path("experiments/<str:code>", campaigns_apis.ExperimentDetailApi.as_view()),
+    path("experiments/<str:code>/exposures", campaigns_apis.ExposureApi.as_view()),
+    path("experiments/<str:code>/results", campaigns_apis.ResultsApi.as_view()),
     path("webhooks", integrations_apis.WebhookCollectionApi.as_view()),
     path("webhooks/<int:webhook_id>", integrations_apis.WebhookDetailApi.as_view()),
 ]

@@ -182,6 +182,8 @@ SPECTACULAR_SETTINGS = {
         "VoucherStatusEnum": "rewards.models.Voucher.Status",
         "CampaignRewardKindEnum": "campaigns.models.Campaign.Kind",
         "CampaignChannelEnum": "campaigns.models.Campaign.Channel",
+        "CampaignStatusEnum": "campaigns.selectors.CAMPAIGN_STATUSES",
+        "ExperimentStatusEnum": "campaigns.selectors.EXPERIMENT_STATUSES",
     },
 }
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns.models import CampaignUsage, PurchaseBonus
+from campaigns.experiments import experiment_create
+from campaigns.models import Assignment, CampaignUsage, PurchaseBonus
 from loyalty.models import LedgerEntry
 from tests.campaigns.helpers import make_campaign, spent
-from tests.helpers import in_parallel, purchase_body
+from tests.helpers import SYSTEM, in_parallel, purchase_body
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -108,3 +111,33 @@ def test_parallel_returns_give_the_budget_back_exactly(api, make_member):
     assert in_parallel(10, work, api.raw_key) == [50] * 10
     assert spent(campaign) == 750
     call_command("check_ledger")
+
+
+def test_parallel_exposures_of_one_member_assign_once(api, make_member):
+    now = timezone.now()
+    experiment_create(
+        actor=SYSTEM,
+        code="EXP-PAR",
+        name="Parallel",
+        market_code="SE",
+        hypothesis="",
+        metric="revenue",
+        window_days=30,
+        variants=[{"code": "a", "weight": 1}, {"code": "b", "weight": 1}],
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=1),
+    )
+    member = make_member()
+
+    def work(i: int, client: APIClient) -> tuple[int, str]:
+        response = client.post(
+            "/api/v1/experiments/EXP-PAR/exposures",
+            {"member": {"member_number": member.member_number}},
+            format="json",
+        )
+        return response.status_code, response.content.decode()
+
+    answers = in_parallel(20, work, api.raw_key)
+    assert {status for status, _ in answers} == {200}
+    assert len({body for _, body in answers}) == 1  # one variant, one assigned_at
+    assert Assignment.objects.filter(member=member).count() == 1
