@@ -51,7 +51,7 @@ def _market(actor: Actor, code: str) -> Any:
     return market
 
 
-def _variants_check(
+def variants_check(
     market_id: int, variants: list[dict[str, Any]], experiment_id: int | None
 ) -> dict[str, Campaign]:
     """Variant codes unique; the campaigns they name exist in the market and
@@ -133,7 +133,7 @@ def experiment_create(
         )
     try:
         with transaction.atomic():
-            campaigns = _variants_check(market.pk, variants, None)
+            campaigns = variants_check(market.pk, variants, None)
             experiment = Experiment.objects.create(
                 code=code,
                 name=name,
@@ -199,7 +199,7 @@ def experiment_update(
                     errors={"ends_at": ["Must be after starts_at."]},
                 )
         if "variants" in changes:
-            campaigns = _variants_check(locked.market_id, changes["variants"], locked.pk)
+            campaigns = variants_check(locked.market_id, changes["variants"], locked.pk)
             _variants_write(locked, changes["variants"], campaigns)
         for field in ("name", "hypothesis", "ends_at", "metric"):
             if field in changes:

@@ -469,7 +469,7 @@ def _visible_market(actor: Actor, code: str) -> Market:
     return market
 
 
-def _check_codes(market: Market, *, stores: list[str], tiers: list[str]) -> None:
+def codes_check(market: Market, *, stores: list[str], tiers: list[str]) -> None:
     errors: dict[str, list[str]] = {}
     known_stores = set(
         Store.objects.filter(market=market, code__in=stores).values_list("code", flat=True)
@@ -513,7 +513,7 @@ def campaign_create(
             "ends_at must be after starts_at.", errors={"ends_at": ["Must be after starts_at."]}
         )
     stores, tiers = sorted(set(stores or ())), sorted(set(tiers or ()))
-    _check_codes(market, stores=stores, tiers=tiers)
+    codes_check(market, stores=stores, tiers=tiers)
     try:
         with transaction.atomic():
             campaign = Campaign.objects.create(
