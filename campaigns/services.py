@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -360,30 +361,13 @@ def bonuses_grant(
     if not offers:
         return []
     offers = _eligible(offers, member_id)
-    granted: list[tuple[Offer, int]] = []
-    for offer in offers_chosen(offers):
-        if not _usage_claim(offer.campaign, member_id):
-            continue
-        points = _budget_claim(offer.campaign, offer.points)
-        if points <= 0:
-            _usage_release(offer.campaign, member_id)
-            continue
-        granted.append((offer, points))
+    chosen = offers_chosen(offers)
+    if connection.vendor == "postgresql":
+        granted = _claim_at_once(chosen, member_id=member_id, purchase_id=purchase_id)
+    else:
+        granted = _claim_one_by_one(chosen, member_id=member_id, purchase_id=purchase_id)
     if not granted:
         return []
-    PurchaseBonus.objects.bulk_create(
-        [
-            PurchaseBonus(
-                purchase_id=purchase_id,
-                campaign_id=offer.campaign.id,
-                member_id=member_id,
-                points=points,
-                matching_amount=offer.matching_amount,
-                matching_skus=list(offer.matching_skus),
-            )
-            for offer, points in granted
-        ]
-    )
     earn_book(
         book=book,
         points=sum(points for _, points in granted),
@@ -397,11 +381,117 @@ def bonuses_grant(
     return [Granted(campaign=offer.campaign.code, points=points) for offer, points in granted]
 
 
+# The claims of a purchase's chosen offers in one statement: the member's
+# usage is read (exact: every purchase of the member holds the account's
+# lock), the budgets are locked in campaign order and claimed (what is left
+# when a budget is reached), then the usage and the bonus rows are written
+# for what was granted. Answers (campaign, points granted).
+_CLAIM_SQL = """
+WITH offer AS MATERIALIZED (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(points)s::int[], %(limits)s::int[],
+                         %(budgeted)s::bool[], %(amounts)s::numeric[], %(skus)s::text[])
+        AS o(campaign_id, points, lim, budgeted, amount, skus)
+), allowed AS MATERIALIZED (
+    SELECT o.* FROM offer o
+    LEFT JOIN campaigns_campaignusage u
+           ON u.campaign_id = o.campaign_id AND u.member_id = %(member)s
+    WHERE o.lim IS NULL OR COALESCE(u.purchases, 0) < o.lim
+), budget AS MATERIALIZED (
+    SELECT c.id, c.spent_points,
+           LEAST(a.points, c.budget_points - c.spent_points) AS granted
+    FROM campaigns_campaign c JOIN allowed a ON a.campaign_id = c.id
+    WHERE a.budgeted AND c.spent_points < c.budget_points
+    ORDER BY c.id
+    FOR UPDATE OF c
+), spend AS (
+    UPDATE campaigns_campaign c SET spent_points = b.spent_points + b.granted
+    FROM budget b WHERE c.id = b.id
+), granted AS MATERIALIZED (
+    SELECT a.campaign_id, a.lim, a.amount, a.skus,
+           CASE WHEN a.budgeted THEN b.granted ELSE a.points END AS points
+    FROM allowed a LEFT JOIN budget b ON b.id = a.campaign_id
+    WHERE NOT a.budgeted OR b.granted > 0
+), usage AS (
+    INSERT INTO campaigns_campaignusage (campaign_id, member_id, purchases)
+    SELECT campaign_id, %(member)s, 1 FROM granted WHERE lim IS NOT NULL
+    ON CONFLICT (campaign_id, member_id) DO UPDATE
+    SET purchases = campaigns_campaignusage.purchases + 1
+), bonus AS (
+    INSERT INTO campaigns_purchasebonus (purchase_id, campaign_id, member_id, points,
+                                         points_reversed, matching_amount,
+                                         returned_matching_amount, matching_skus, created_at)
+    SELECT %(purchase)s, campaign_id, %(member)s, points, 0, amount, 0, skus::jsonb, %(now)s
+    FROM granted
+)
+SELECT campaign_id, points FROM granted ORDER BY campaign_id
+"""
+
+
+def _claim_at_once(
+    chosen: list[Offer], *, member_id: int, purchase_id: object
+) -> list[tuple[Offer, int]]:
+    if not chosen:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "ids": [o.campaign.id for o in chosen],
+                "points": [o.points for o in chosen],
+                "limits": [o.campaign.per_member_limit for o in chosen],
+                "budgeted": [o.campaign.budgeted for o in chosen],
+                "amounts": [o.matching_amount for o in chosen],
+                "skus": [orjson.dumps(list(o.matching_skus)).decode() for o in chosen],
+                "member": member_id,
+                "purchase": purchase_id,
+                "now": timezone.now(),
+            },
+        )
+        points = dict(cursor.fetchall())
+    return [(o, points[o.campaign.id]) for o in chosen if o.campaign.id in points]
+
+
+def _claim_one_by_one(
+    chosen: list[Offer], *, member_id: int, purchase_id: object
+) -> list[tuple[Offer, int]]:
+    """The claims statement by statement (databases without the one above)."""
+    granted: list[tuple[Offer, int]] = []
+    for offer in chosen:
+        if not _usage_claim(offer.campaign, member_id):
+            continue
+        points = _budget_claim(offer.campaign, offer.points)
+        if points <= 0:
+            _usage_release(offer.campaign, member_id)
+            continue
+        granted.append((offer, points))
+    PurchaseBonus.objects.bulk_create(
+        [
+            PurchaseBonus(
+                purchase_id=purchase_id,
+                campaign_id=offer.campaign.id,
+                member_id=member_id,
+                points=points,
+                matching_amount=offer.matching_amount,
+                matching_skus=list(offer.matching_skus),
+            )
+            for offer, points in granted
+        ]
+    )
+    return granted
+
+
 def _eligible(offers: list[Offer], member_id: int) -> list[Offer]:
     """Leave out the campaigns this member may not have: the per-member
     limit reached, or tied to an experiment's variant the member is not
-    assigned to. One query each, and only when an offer needs it."""
-    limited = [o.campaign.id for o in offers if o.campaign.per_member_limit is not None]
+    assigned to. One query each, and only when an offer needs it: the
+    usage is read here only when it decides which of several offers that
+    do not stack is the best (else the claim reads it)."""
+    others = [o for o in offers if not o.campaign.stackable]
+    limited = [
+        o.campaign.id for o in others if o.campaign.per_member_limit is not None and len(others) > 1
+    ]
+    if limited or connection.vendor != "postgresql":
+        limited = [o.campaign.id for o in offers if o.campaign.per_member_limit is not None]
     if limited:
         used = dict(
             CampaignUsage.objects.filter(member_id=member_id, campaign_id__in=limited).values_list(
