@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -29,8 +29,7 @@ from club.models import Market, Store, Tier
 from club.selectors import market_by_code
 from core.actors import Actor
 from core.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed
-from loyalty.ledger import Book, earn_book
-from loyalty.models import LedgerEntry, Purchase
+from loyalty.models import Purchase
 from loyalty.services import Line
 
 SNAPSHOT_TTL = 5.0  # seconds: how long a staff edit may take to reach purchases elsewhere
@@ -319,7 +318,6 @@ def bonuses_grant(
     member_id: int,
     market: Market,
     purchase_id: object,
-    receipt_id: str,
     candidates: list[ActiveCampaign],
     lines: list[Line],
     channel: str,
@@ -327,15 +325,12 @@ def bonuses_grant(
     tier_code: str,
     segment: str | None,
     occurred_at: datetime,
-    book: Book,
-    available_on: date,
-    expires_on: date,
-    matured: bool,
 ) -> list[Granted]:
-    """Match, claim and book a purchase's campaign bonuses: one `bonus`
-    entry and lot for all of them, pending like the purchase's points and
-    never qualifying. In the purchase's transaction, after the member's
-    account was locked (`book.account`): the member's usage rows read here
+    """Match and claim a purchase's campaign bonuses, and record them
+    (PurchaseBonus); the purchase books their sum in its `bonus` entry and
+    lot, pending like its points and never qualifying. In the purchase's
+    transaction, under the member's account lock (loyalty.services.
+    purchase_book asks for them there): the member's usage rows read here
     cannot change under it."""
     if not candidates:
         return []
@@ -368,16 +363,6 @@ def bonuses_grant(
         granted = _claim_one_by_one(chosen, member_id=member_id, purchase_id=purchase_id)
     if not granted:
         return []
-    earn_book(
-        book=book,
-        points=sum(points for _, points in granted),
-        reference=receipt_id,
-        available_on=available_on,
-        expires_on=expires_on,
-        matured=matured,
-        purchase_id=purchase_id,
-        kind=LedgerEntry.Kind.BONUS,
-    )
     return [Granted(campaign=offer.campaign.code, points=points) for offer, points in granted]
 
 

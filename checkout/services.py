@@ -9,6 +9,7 @@ call is about.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from campaigns.services import bonuses_grant, bonuses_reverse, campaigns_candidates, needs_segment
+from campaigns.services import (
+    Granted,
+    bonuses_grant,
+    bonuses_reverse,
+    campaigns_candidates,
+    needs_segment,
+)
 from club.dates import occurred_at_check
 from club.selectors import store_in_market
 from core.actors import Actor
@@ -121,27 +128,39 @@ def purchase_record(
     tier_code = member.tier.code  # the tier the member bought in (the purchase may upgrade it)
     try:
         with transaction.atomic():
+            bonuses: list[Granted] = []
+
+            def bonus(purchase_id: uuid.UUID) -> int:
+                # Under the member's account lock, before the points are booked.
+                bonuses.extend(
+                    bonuses_grant(
+                        member_id=member.pk,
+                        market=member.market,
+                        purchase_id=purchase_id,
+                        candidates=candidates,
+                        lines=lines,
+                        channel=channel,
+                        store_code=store.code,
+                        tier_code=tier_code,
+                        segment=(
+                            member_segment(member_id=member.pk)
+                            if needs_segment(candidates)
+                            else None
+                        ),
+                        occurred_at=occurred_at,
+                    )
+                )
+                return sum(granted.points for granted in bonuses)
+
             booking = purchase_book(
-                member=member, receipt_id=receipt_id, occurred_at=occurred_at, lines=lines, now=now
-            )
-            bonuses = bonuses_grant(
-                member_id=member.pk,
-                market=member.market,
-                purchase_id=booking.purchase_id,
+                member=member,
                 receipt_id=receipt_id,
-                candidates=candidates,
-                lines=lines,
-                channel=channel,
-                store_code=store.code,
-                tier_code=tier_code,
-                segment=member_segment(member_id=member.pk) if needs_segment(candidates) else None,
                 occurred_at=occurred_at,
-                book=booking.book,
-                available_on=booking.available_on,
-                expires_on=booking.expires_on,
-                matured=booking.matured,
+                lines=lines,
+                now=now,
+                bonus=bonus if candidates else None,
             )
-            points = booking.points + sum(bonus.points for bonus in bonuses)
+            points = booking.points + booking.bonus_points
             bonus_view = [{"campaign": b.campaign, "points": b.points} for b in bonuses]
             journey_on_purchase(
                 member=member,

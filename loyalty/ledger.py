@@ -86,21 +86,26 @@ def members_in_debt(member_ids: list[int]) -> set[int]:
     )
 
 
-# A purchase's points, when no debt waits for them: the entry (its id drawn
-# from the sequence up front), the lot and the account in one statement.
+# A purchase's points, when no debt waits for them: its `earn` entry and,
+# when its campaigns added some, its `bonus` entry (their ids drawn from the
+# sequence up front), a lot for each and the account, in one statement.
 _EARN_SQL = """
 WITH ids AS MATERIALIZED (
-    SELECT nextval('{sequence}'::regclass) AS entry_id
+    SELECT nextval('{sequence}'::regclass) AS earn_id, nextval('{sequence}'::regclass) AS bonus_id
+), booked AS MATERIALIZED (
+    SELECT earn_id AS entry_id, 'earn' AS kind, %(points)s AS points FROM ids WHERE %(points)s > 0
+    UNION ALL
+    SELECT bonus_id, 'bonus', %(bonus)s FROM ids WHERE %(bonus)s > 0
 ), entry AS (
     INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
                                      expires_on, reason, purchase_id)
-    SELECT entry_id, %(member)s, %(kind)s, %(points)s, %(now)s, %(reference)s, %(expires_on)s,
-           '', %(purchase)s FROM ids
+    SELECT entry_id, %(member)s, kind, points, %(now)s, %(reference)s, %(expires_on)s,
+           '', %(purchase)s FROM booked
 ), lot AS (
     INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
                              matured, purchase_id)
-    SELECT %(member)s, entry_id, %(points)s, %(points)s, %(available_on)s, %(expires_on)s,
-           %(matured)s, %(purchase)s FROM ids
+    SELECT %(member)s, entry_id, points, points, %(available_on)s, %(expires_on)s,
+           %(matured)s, %(purchase)s FROM booked ORDER BY entry_id
 )
 UPDATE loyalty_pointsaccount
 SET balance = balance + %(to_balance)s, pending = pending + %(to_pending)s, updated_at = %(now)s
@@ -127,53 +132,58 @@ def earn_book(
     expires_on: date,
     matured: bool,
     purchase_id: object,
-    kind: str = LedgerEntry.Kind.EARN,
+    bonus: int = 0,
 ) -> None:
-    """A purchase's earned points: an `earn` entry and its lot (or, with
-    `kind` bonus, its campaigns' bonus and the bonus's own lot, pending and
-    expiring alike). In one statement when nothing else is due (no debt to
-    pay from them, Postgres), else through the book, lot by lot."""
-    if kind not in (LedgerEntry.Kind.EARN, LedgerEntry.Kind.BONUS):
-        raise ValueError(f"a purchase earns `earn` or `bonus` points, not {kind}")
+    """A purchase's earned points: an `earn` entry and its lot, and its
+    campaigns' `bonus` points, when any, in an entry and a lot of their own
+    (pending and expiring alike; bonus points are never qualifying). In one
+    statement when nothing else is due (no debt to pay from them,
+    Postgres), else through the book, lot by lot."""
+    if points < 0 or bonus < 0:
+        raise ValueError("a purchase earns 0 points or more")
     account = book.account
     if connection.vendor != "postgresql" or (matured and account.balance < 0):
-        entry = book.book_entry(
-            kind,
-            points,
-            reference=reference,
-            expires_on=expires_on,
-            purchase_id=purchase_id,
-        )
-        book.add_lot(
-            entry,
-            available_on=available_on,
-            expires_on=expires_on,
-            matured=matured,
-            purchase_id=purchase_id,
-        )
+        for kind, amount in ((LedgerEntry.Kind.EARN, points), (LedgerEntry.Kind.BONUS, bonus)):
+            if not amount:
+                continue
+            entry = book.book_entry(
+                kind,
+                amount,
+                reference=reference,
+                expires_on=expires_on,
+                purchase_id=purchase_id,
+            )
+            book.add_lot(
+                entry,
+                available_on=available_on,
+                expires_on=expires_on,
+                matured=matured,
+                purchase_id=purchase_id,
+            )
         book.save()
         return
+    total = points + bonus
     with connection.cursor() as cursor:
         cursor.execute(
             _EARN_SQL.replace("{sequence}", _entry_sequence(cursor)),
             {
                 "member": account.member_id,
-                "kind": kind,
                 "points": points,
+                "bonus": bonus,
                 "now": timezone.now(),
                 "reference": reference,
                 "expires_on": expires_on,
                 "available_on": available_on,
                 "matured": matured,
                 "purchase": purchase_id,
-                "to_balance": points if matured else 0,
-                "to_pending": 0 if matured else points,
+                "to_balance": total if matured else 0,
+                "to_pending": 0 if matured else total,
             },
         )
     if matured:
-        account.balance += points
+        account.balance += total
     else:
-        account.pending += points
+        account.pending += total
 
 
 @dataclass
