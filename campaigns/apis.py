@@ -406,17 +406,24 @@ class ExposureApi(APIView):
     scopes = {"POST": "members:write"}
 
     @extend_schema(
-        parameters=[MARKET_PARAM],
+        parameters=[MARKET_PARAM, idempotency_key(required=False)],
         request=ExposureIn,
         responses={200: ExposureOut, **errors(NotFound, MemberInactive, InvalidState)},
         operation_id="experiments_expose",
     )
     def post(self, request: Request, code: str) -> Response:
         data = parse(ExposureIn, request.data)
-        assigned = experiments.exposure_record(
-            actor=request.user, experiment=_experiment(request, code), member_ref=data["member"]
-        )
-        return Response(ExposureOut(assigned).data)
+
+        def expose() -> tuple[int, dict[str, Any], bool]:
+            assigned = experiments.exposure_record(
+                actor=request.user,
+                experiment=_experiment(request, code),
+                member_ref=data["member"],
+            )
+            return status.HTTP_200_OK, ExposureOut(assigned).data, False
+
+        # The assignment is idempotent by itself; a key replays the answer too.
+        return run_idempotent(request, required=False, action=expose)
 
 
 class ResultsApi(APIView):

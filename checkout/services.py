@@ -206,8 +206,7 @@ def purchase_record(
                     "purchase_id": str(booking.purchase_id),
                     "receipt_id": receipt_id,
                     "store_code": store.code,
-                    "points": points,
-                    "bonuses": bonus_view,
+                    "points": points,  # campaign bonuses included
                     "status": body["points_status"],
                     "available_on": body["available_on"],
                 },

@@ -56,6 +56,7 @@ EXPECTED = {
     "members_retention": "integrations.members_retention",
     "webhooks_dispatch": "integrations.webhooks_dispatch",
     "webhooks_purge": "integrations.webhooks_purge",
+    "experiments_freeze": "campaigns.experiments_freeze",
 }
 
 
