@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Assignment, Campaign, CampaignUsage, PurchaseBonus
@@ -238,6 +239,10 @@ def offers_chosen(offers: list[Offer]) -> list[Offer]:
 
 
 # --- claiming: budgets and per-member limits ----------------------------------
+#
+# On Postgres a purchase claims all its offers in one statement
+# (_CLAIM_SQL below); elsewhere (SQLite, `make run` on a bare machine, whose
+# writers are serialised anyway) one offer at a time with these.
 
 _USAGE_SQL = """
 INSERT INTO campaigns_campaignusage (campaign_id, member_id, purchases) VALUES (%s, %s, 1)
@@ -246,27 +251,6 @@ SET purchases = campaigns_campaignusage.purchases + 1
 WHERE campaigns_campaignusage.purchases < %s
 RETURNING purchases
 """
-
-# The row is locked by the CTE and read as it stands after any concurrent
-# claim committed, so `granted` is exact: what is left when the budget is
-# reached. Postgres and SQLite differ only in the lock and LEAST/MIN.
-_BUDGET_SQL = """
-WITH claim AS (
-    SELECT id, spent_points, budget_points FROM campaigns_campaign
-    WHERE id = %(campaign)s AND spent_points < budget_points{lock}
-)
-UPDATE campaigns_campaign
-SET spent_points = claim.spent_points + {least}(%(points)s, claim.budget_points - claim.spent_points)
-FROM claim WHERE campaigns_campaign.id = claim.id
-RETURNING {least}(%(points)s, claim.budget_points - claim.spent_points)
-"""
-
-
-def _budget_sql() -> str:
-    postgres = connection.vendor == "postgresql"
-    return _BUDGET_SQL.replace("{lock}", " FOR UPDATE" if postgres else "").replace(
-        "{least}", "LEAST" if postgres else "MIN"
-    )
 
 
 def _usage_claim(campaign: ActiveCampaign, member_id: int) -> bool:
@@ -288,13 +272,23 @@ def _usage_release(campaign: ActiveCampaign, member_id: int) -> None:
 
 
 def _budget_claim(campaign: ActiveCampaign, points: int) -> int:
-    """The points the budget grants: all asked, what is left, or 0."""
+    """The points the budget grants: all asked, what is left, or 0; under
+    the campaign's row lock (databases without the one-statement claim)."""
     if not campaign.budgeted:
         return points
-    with connection.cursor() as cursor:
-        cursor.execute(_budget_sql(), {"campaign": campaign.id, "points": points})
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    row = (
+        Campaign.objects.select_for_update()
+        .filter(pk=campaign.id)
+        .values_list("spent_points", "budget_points")
+        .first()
+    )
+    if row is None or row[1] is None:
+        return 0
+    granted = min(points, row[1] - row[0])
+    if granted <= 0:
+        return 0
+    Campaign.objects.filter(pk=campaign.id).update(spent_points=F("spent_points") + granted)
+    return granted
 
 
 def _budget_release(campaign_id: int, points: int) -> None:
