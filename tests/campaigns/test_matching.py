@@ -15,7 +15,7 @@ from checkout.services import purchase_record
 from core.models import OutboxEvent
 from insights.models import MemberScore
 from loyalty.models import LedgerEntry, Lot, QualifyingMonth
-from loyalty.services import Line
+from loyalty.services import Line, points_redeem
 from tests.campaigns.helpers import bonuses_of, make_campaign, spent
 from tests.helpers import (
     SYSTEM,
@@ -273,3 +273,37 @@ def test_a_replay_answers_the_same_bonuses(make_member):
     assert (replayed, replayed_again) == (False, True)
     assert again == first and first["bonuses"] == [{"campaign": "DOUBLE", "points": 100}]
     assert spent(Campaign.objects.get(code="DOUBLE")) == 100
+
+
+def test_a_bonus_on_a_purchase_that_earns_nothing_itself(make_member):
+    make_campaign("VISIT", reward=100)
+    member = make_member()
+    body = buy(member, "0.50")
+    assert body["points_earned"] == 100 and body["bonuses"] == [
+        {"campaign": "VISIT", "points": 100}
+    ]
+    kinds = sorted(LedgerEntry.objects.filter(member=member).values_list("kind", "points"))
+    assert kinds == [("bonus", 100)]
+    assert account(member) == (0, 100)
+    assert_ledger_consistent()
+
+
+def test_a_bonus_pays_a_debt_first_when_available_at_once(make_member):
+    set_window("SE", 0)
+    member = make_member(points=100)
+    spent_all = buy(member, "100.00")
+    # spend everything, then return the purchase: a debt of 100
+    points_redeem(
+        actor=SYSTEM,
+        member_ref={"member_number": member.member_number},
+        points=200,
+        store_code="SE-001",
+        capture=True,
+    )
+    give_back(spent_all, "100.00")
+    assert account(member) == (-100, 0)
+    make_campaign("DOUBLE")
+    body = buy(member, "100.00")
+    assert body["points_earned"] == 200
+    assert account(member) == (100, 0)
+    assert_ledger_consistent()
