@@ -147,10 +147,16 @@ class ReturnIn(StrictSerializer):
     lines = LineIn(many=True, allow_empty=False, max_length=500)
 
 
+class BonusOut(serializers.Serializer):
+    campaign = serializers.CharField(help_text="The campaign's code.")
+    points = serializers.IntegerField()
+
+
 class PurchaseOut(serializers.Serializer):
     purchase_id = serializers.UUIDField()
     receipt_id = serializers.CharField()
-    points_earned = serializers.IntegerField()
+    points_earned = serializers.IntegerField(help_text="Campaign bonuses included.")
+    bonuses = BonusOut(many=True, help_text="What each campaign added; [] when none.")
     points_status = serializers.ChoiceField(choices=["pending", "available"])
     available_on = serializers.DateField()
     tier_changed = serializers.BooleanField()

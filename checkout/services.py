@@ -1,6 +1,6 @@
 """What a till or a web shop does in one call, composed across the domains
 in one transaction: enrol a member, record a purchase (points, tier,
-missions) and a return.
+campaign bonuses, missions) and a return.
 
 The order inside the transaction is the lock order of loyalty/ledger.py:
 the member's account first (taken by the ledger's booking), then what the
@@ -9,6 +9,7 @@ call is about.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,11 +17,19 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from campaigns.services import (
+    Granted,
+    bonuses_grant,
+    bonuses_reverse,
+    campaigns_candidates,
+    needs_segment,
+)
 from club.dates import occurred_at_check
 from club.selectors import store_in_market
 from core.actors import Actor
 from core.errors import NotFound, ReceiptConflict
 from core.outbox import outbox_add
+from insights.selectors import member_segment
 from journeys.services import journey_on_purchase, journey_on_return
 from loyalty.models import Purchase
 from loyalty.selectors import member_summary
@@ -115,11 +124,44 @@ def purchase_record(
     member.market.check_currency(currency)
     lines_total_check(total, lines)
     occurred_at_check(occurred_at, now)
+    candidates = campaigns_candidates(market_id=member.market_id, occurred_at=occurred_at)
+    tier_code = member.tier.code  # the tier the member bought in (the purchase may upgrade it)
     try:
         with transaction.atomic():
+            bonuses: list[Granted] = []
+
+            def bonus(purchase_id: uuid.UUID) -> int:
+                # Under the member's account lock, before the points are booked.
+                bonuses.extend(
+                    bonuses_grant(
+                        member_id=member.pk,
+                        market=member.market,
+                        purchase_id=purchase_id,
+                        candidates=candidates,
+                        lines=lines,
+                        channel=channel,
+                        store_code=store.code,
+                        tier_code=tier_code,
+                        segment=(
+                            member_segment(member_id=member.pk)
+                            if needs_segment(candidates)
+                            else None
+                        ),
+                        occurred_at=occurred_at,
+                    )
+                )
+                return sum(granted.points for granted in bonuses)
+
             booking = purchase_book(
-                member=member, receipt_id=receipt_id, occurred_at=occurred_at, lines=lines, now=now
+                member=member,
+                receipt_id=receipt_id,
+                occurred_at=occurred_at,
+                lines=lines,
+                now=now,
+                bonus=bonus if candidates else None,
             )
+            points = booking.points + booking.bonus_points
+            bonus_view = [{"campaign": b.campaign, "points": b.points} for b in bonuses]
             journey_on_purchase(
                 member=member,
                 purchase=booking.purchase_id,
@@ -133,7 +175,8 @@ def purchase_record(
             body = {
                 "purchase_id": str(booking.purchase_id),
                 "receipt_id": receipt_id,
-                "points_earned": booking.points,
+                "points_earned": points,
+                "bonuses": bonus_view,
                 "points_status": "available" if booking.matured else "pending",
                 "available_on": booking.available_on.isoformat(),
                 "tier_changed": booking.tier_changed,
@@ -163,7 +206,7 @@ def purchase_record(
                     "purchase_id": str(booking.purchase_id),
                     "receipt_id": receipt_id,
                     "store_code": store.code,
-                    "points": booking.points,
+                    "points": points,  # campaign bonuses included
                     "status": body["points_status"],
                     "available_on": body["available_on"],
                 },
@@ -226,6 +269,7 @@ def return_record(
                 lines=lines,
                 body_hash=body_hash,
                 now=now,
+                bonus_reversal=bonuses_reverse,
             )
             if not booking.replayed:
                 journey_on_return(

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from campaigns import apis as campaigns_apis
 from checkout import apis as checkout_apis
 from core.health import health
 from core.metrics import metrics_view
@@ -41,6 +42,12 @@ api = [
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),
     path("redemptions/<str:redemption_id>/capture", loyalty_apis.RedemptionCaptureApi.as_view()),
     path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
+    path("campaigns", campaigns_apis.CampaignCollectionApi.as_view()),
+    path("campaigns/<str:code>", campaigns_apis.CampaignDetailApi.as_view()),
+    path("experiments", campaigns_apis.ExperimentCollectionApi.as_view()),
+    path("experiments/<str:code>", campaigns_apis.ExperimentDetailApi.as_view()),
+    path("experiments/<str:code>/exposures", campaigns_apis.ExposureApi.as_view()),
+    path("experiments/<str:code>/results", campaigns_apis.ResultsApi.as_view()),
     path("webhooks", integrations_apis.WebhookCollectionApi.as_view()),
     path("webhooks/<int:webhook_id>", integrations_apis.WebhookDetailApi.as_view()),
 ]

@@ -111,6 +111,13 @@ class VoucherNotValid(DomainError):
     status, code, title = 422, "voucher_not_valid", "Voucher not valid"
 
 
+class ExperimentLocked(DomainError):
+    """A change of an experiment's metric, variants or weights after its
+    first assignment."""
+
+    status, code, title = 409, "experiment_locked", "Experiment locked"
+
+
 class InvalidState(DomainError):
     """The object is in a state the operation does not apply to."""
 

@@ -86,21 +86,26 @@ def members_in_debt(member_ids: list[int]) -> set[int]:
     )
 
 
-# A purchase's points, when no debt waits for them: the entry (its id drawn
-# from the sequence up front), the lot and the account in one statement.
+# A purchase's points, when no debt waits for them: its `earn` entry and,
+# when its campaigns added some, its `bonus` entry (their ids drawn from the
+# sequence up front), a lot for each and the account, in one statement.
 _EARN_SQL = """
 WITH ids AS MATERIALIZED (
-    SELECT nextval('{sequence}'::regclass) AS entry_id
+    SELECT nextval('{sequence}'::regclass) AS earn_id, nextval('{sequence}'::regclass) AS bonus_id
+), booked AS MATERIALIZED (
+    SELECT earn_id AS entry_id, 'earn' AS kind, %(points)s AS points FROM ids WHERE %(points)s > 0
+    UNION ALL
+    SELECT bonus_id, 'bonus', %(bonus)s FROM ids WHERE %(bonus)s > 0
 ), entry AS (
     INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
                                      expires_on, reason, purchase_id)
-    SELECT entry_id, %(member)s, 'earn', %(points)s, %(now)s, %(reference)s, %(expires_on)s,
-           '', %(purchase)s FROM ids
+    SELECT entry_id, %(member)s, kind, points, %(now)s, %(reference)s, %(expires_on)s,
+           '', %(purchase)s FROM booked
 ), lot AS (
     INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
                              matured, purchase_id)
-    SELECT %(member)s, entry_id, %(points)s, %(points)s, %(available_on)s, %(expires_on)s,
-           %(matured)s, %(purchase)s FROM ids
+    SELECT %(member)s, entry_id, points, points, %(available_on)s, %(expires_on)s,
+           %(matured)s, %(purchase)s FROM booked ORDER BY entry_id
 )
 UPDATE loyalty_pointsaccount
 SET balance = balance + %(to_balance)s, pending = pending + %(to_pending)s, updated_at = %(now)s
@@ -127,48 +132,58 @@ def earn_book(
     expires_on: date,
     matured: bool,
     purchase_id: object,
+    bonus: int = 0,
 ) -> None:
-    """A purchase's earned points: an `earn` entry and its lot. In one
-    statement when nothing else is due (no debt to pay from them, Postgres),
-    else through the book, lot by lot."""
+    """A purchase's earned points: an `earn` entry and its lot, and its
+    campaigns' `bonus` points, when any, in an entry and a lot of their own
+    (pending and expiring alike; bonus points are never qualifying). In one
+    statement when nothing else is due (no debt to pay from them,
+    Postgres), else through the book, lot by lot."""
+    if points < 0 or bonus < 0:
+        raise ValueError("a purchase earns 0 points or more")
     account = book.account
     if connection.vendor != "postgresql" or (matured and account.balance < 0):
-        entry = book.book_entry(
-            LedgerEntry.Kind.EARN,
-            points,
-            reference=reference,
-            expires_on=expires_on,
-            purchase_id=purchase_id,
-        )
-        book.add_lot(
-            entry,
-            available_on=available_on,
-            expires_on=expires_on,
-            matured=matured,
-            purchase_id=purchase_id,
-        )
+        for kind, amount in ((LedgerEntry.Kind.EARN, points), (LedgerEntry.Kind.BONUS, bonus)):
+            if not amount:
+                continue
+            entry = book.book_entry(
+                kind,
+                amount,
+                reference=reference,
+                expires_on=expires_on,
+                purchase_id=purchase_id,
+            )
+            book.add_lot(
+                entry,
+                available_on=available_on,
+                expires_on=expires_on,
+                matured=matured,
+                purchase_id=purchase_id,
+            )
         book.save()
         return
+    total = points + bonus
     with connection.cursor() as cursor:
         cursor.execute(
             _EARN_SQL.replace("{sequence}", _entry_sequence(cursor)),
             {
                 "member": account.member_id,
                 "points": points,
+                "bonus": bonus,
                 "now": timezone.now(),
                 "reference": reference,
                 "expires_on": expires_on,
                 "available_on": available_on,
                 "matured": matured,
                 "purchase": purchase_id,
-                "to_balance": points if matured else 0,
-                "to_pending": 0 if matured else points,
+                "to_balance": total if matured else 0,
+                "to_pending": 0 if matured else total,
             },
         )
     if matured:
-        account.balance += points
+        account.balance += total
     else:
-        account.pending += points
+        account.pending += total
 
 
 @dataclass
@@ -312,9 +327,10 @@ class Book:
     def reverse_purchase(
         self, *, points: int, purchase_id: object, reference: str, return_id: object
     ) -> LedgerEntry:
-        """A return's entry: the purchase's pending points first, then from
-        the balance (this purchase's lot first, then the first-expiring);
-        what was already spent becomes a debt."""
+        """A return's entry: the purchase's pending points first (its earned
+        lot, then its campaigns' bonus lot), then from the balance (this
+        purchase's lot first, then the first-expiring); what was already
+        spent becomes a debt."""
         entry = self.book_entry(
             LedgerEntry.Kind.RETURN,
             -points,
@@ -322,12 +338,15 @@ class Book:
             purchase_id=purchase_id,
             return_record_id=return_id,
         )
-        own = next((lot for lot in self.lots if lot.purchase_id == purchase_id), None)
+        own = sorted(
+            (lot for lot in self.lots if lot.purchase_id == purchase_id), key=lambda lot: lot.pk
+        )
         left = points
-        if own is not None and not own.matured:
-            left -= self.take_pending(entry, own, left)
+        for lot in own:
+            if left and not lot.matured:
+                left -= self.take_pending(entry, lot, left)
         if left:
-            self.take(entry, left, first=own)
+            self.take(entry, left, first=next((lot for lot in own if lot.matured), None))
         return entry
 
     def restore(self, spent_entry: LedgerEntry, entry: LedgerEntry) -> None:

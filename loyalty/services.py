@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -94,10 +95,12 @@ class PurchaseBooking:
     the rest of the purchase (missions) and then records it."""
 
     purchase_id: uuid.UUID
-    points: int
+    points: int  # earned, before campaign bonuses
+    bonus_points: int
     base_points: int
     qualifying_amount: Decimal
     available_on: date
+    expires_on: date
     matured: bool
     tier_changed: bool
     book: Book
@@ -110,12 +113,23 @@ def account_open(*, member: Member) -> PointsAccount:
 
 
 def purchase_book(
-    *, member: Member, receipt_id: str, occurred_at: datetime, lines: list[Line], now: datetime
+    *,
+    member: Member,
+    receipt_id: str,
+    occurred_at: datetime,
+    lines: list[Line],
+    now: datetime,
+    bonus: Callable[[uuid.UUID], int] | None = None,
 ) -> PurchaseBooking:
     """Book a receipt's earned points (pending for the market's return
     window), count its qualifying points and upgrade the tier at once when
     a threshold is crossed. In the caller's transaction: it locks the
-    member's account, which stays locked until the caller commits."""
+    member's account, which stays locked until the caller commits.
+
+    `bonus(purchase_id)`, when given, is asked under the account's lock for
+    the campaign bonus points of this purchase (the caller's campaigns
+    claim them); they are booked with the earned points, in a `bonus`
+    entry of their own, and never count as qualifying."""
     market = member.market
     excluded = set(market.excluded_categories or ())
     qualifying = sum((line.amount for line in lines if line.category not in excluded), Decimal(0))
@@ -129,11 +143,13 @@ def purchase_book(
     # The purchase row goes in last (purchase_save), carrying the answer for
     # replays; the foreign keys of the entry and lot to it are checked at commit.
     account = account_lock(member.pk)
-    book = Book.blank(account)  # a debt is paid from the new lot alone
-    if points:
+    book = Book.blank(account)  # a debt is paid from the new lots alone
+    bonus_points = bonus(purchase_id) if bonus is not None else 0
+    if points or bonus_points:
         earn_book(
             book=book,
             points=points,
+            bonus=bonus_points,
             reference=receipt_id,
             available_on=available_on,
             expires_on=expires_on,
@@ -147,9 +163,11 @@ def purchase_book(
     return PurchaseBooking(
         purchase_id=purchase_id,
         points=points,
+        bonus_points=bonus_points,
         base_points=base_points,
         qualifying_amount=qualifying,
         available_on=available_on,
+        expires_on=expires_on,
         matured=matured,
         tier_changed=tier_changed,
         book=book,
@@ -238,11 +256,16 @@ def return_book(
     lines: list[Line],
     body_hash: str,
     now: datetime,
+    bonus_reversal: Callable[[Purchase, list[Line]], int] | None = None,
 ) -> ReturnBooking:
     """Reverse a purchase's points in proportion to what comes back,
     pending points first, and its qualifying points alike; record the
     return with its answer. In the caller's transaction, under the
-    member's account lock. Idempotent on (store, return receipt id)."""
+    member's account lock. Idempotent on (store, return receipt id).
+
+    `bonus_reversal(purchase, lines)`, when given, answers the campaign
+    bonus points this return takes back (the caller's campaigns keep their
+    own account of them); they go in the same `return` entry."""
     member.market.check_currency(currency)
     lines_total_check(total, lines)
     account = account_lock(member.pk)
@@ -300,6 +323,8 @@ def return_book(
         points=-(base_reversed - purchase.base_points_reversed),
     )
     purchase.base_points_reversed = base_reversed
+    if bonus_reversal is not None:
+        reverse += bonus_reversal(purchase, lines)
     return_id = uuid.uuid4()
     book = Book.open(account)
     book.settle(today_for(member.market, now))

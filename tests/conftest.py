@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from backoffice.demo import demo_club_seed
+from campaigns.services import campaigns_forget
 from club.models import Tier
 from core.auth import Client, forget_cached_clients
 from core.services import api_client_create
@@ -195,8 +196,10 @@ def journey_on(settings: Any, demo: None) -> Iterator[None]:
 def _fresh_catalogue() -> Iterator[None]:
     """Each test starts from the benefit catalogue in its own database."""
     catalogue_forget()
+    campaigns_forget()
     yield
     catalogue_forget()
+    campaigns_forget()
 
 
 @pytest.fixture

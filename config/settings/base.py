@@ -182,6 +182,10 @@ SPECTACULAR_SETTINGS = {
         "LedgerEntryKindEnum": "loyalty.models.LedgerEntry.Kind",
         "BenefitKindEnum": "rewards.models.Benefit.Kind",
         "VoucherStatusEnum": "rewards.models.Voucher.Status",
+        "CampaignRewardKindEnum": "campaigns.models.Campaign.Kind",
+        "CampaignChannelEnum": "campaigns.models.Campaign.Channel",
+        "CampaignStatusEnum": "campaigns.selectors.CAMPAIGN_STATUSES",
+        "ExperimentStatusEnum": "campaigns.selectors.EXPERIMENT_STATUSES",
     },
 }
 

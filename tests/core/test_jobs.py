@@ -57,6 +57,7 @@ EXPECTED = {
     "webhooks_dispatch": "integrations.webhooks_dispatch",
     "webhooks_purge": "integrations.webhooks_purge",
     "idempotency_purge": "core.idempotency_purge",
+    "experiments_freeze": "campaigns.experiments_freeze",
 }
 
 
