@@ -43,7 +43,9 @@ class Campaign(models.Model):
     )
     points = models.PositiveIntegerField(null=True, blank=True, help_text="Points campaigns.")
     budget_points = models.PositiveIntegerField(null=True, blank=True)
-    spent_points = models.PositiveIntegerField(default=0)
+    # 64-bit like the ledger's points: an unbudgeted multiplier on the
+    # contract's largest receipts books more than 2^31 points.
+    spent_points = models.PositiveBigIntegerField(default=0)
     per_member_limit = models.PositiveIntegerField(null=True, blank=True)
     stackable = models.BooleanField(default=False)
     paused = models.BooleanField(default=False)
@@ -113,8 +115,8 @@ class PurchaseBonus(models.Model):
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    points = models.PositiveIntegerField()
-    points_reversed = models.PositiveIntegerField(default=0)
+    points = models.PositiveBigIntegerField()
+    points_reversed = models.PositiveBigIntegerField(default=0)
     matching_amount = models.DecimalField(max_digits=12, decimal_places=2)
     returned_matching_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     matching_skus = models.JSONField(default=list)

@@ -367,7 +367,7 @@ def bonuses_grant(
 # for what was granted. Answers (campaign, points granted).
 _CLAIM_SQL = """
 WITH offer AS MATERIALIZED (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(points)s::int[], %(limits)s::int[],
+    SELECT * FROM unnest(%(ids)s::bigint[], %(points)s::bigint[], %(limits)s::int[],
                          %(budgeted)s::bool[], %(amounts)s::numeric[], %(skus)s::text[])
         AS o(campaign_id, points, lim, budgeted, amount, skus)
 ), allowed AS MATERIALIZED (

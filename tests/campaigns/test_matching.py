@@ -307,3 +307,16 @@ def test_a_bonus_pays_a_debt_first_when_available_at_once(make_member):
     assert body["points_earned"] == 200
     assert account(member) == (100, 0)
     assert_ledger_consistent()
+
+
+@pytest.mark.postgres
+def test_an_unbudgeted_multiplier_on_the_largest_receipt_fits_its_counters(make_member):
+    # 999,999,999.00 x 1 x (100 - 1) is past 2^31: the bonus rows are
+    # 64-bit like the ledger's (the purchase answered 500 with 32 bits).
+    campaign = make_campaign("HUNDRED", reward="100")
+    member = make_member()
+    body = buy(member, "999999999.00")
+    assert body["bonuses"] == [{"campaign": "HUNDRED", "points": 98_999_999_901}]
+    assert bonuses_of(campaign) == [(98_999_999_901, 0)]
+    assert account(member) == (0, 999_999_999 + 98_999_999_901)
+    assert_ledger_consistent()
