@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -48,6 +50,8 @@ public = {"authentication_classes": [], "permission_classes": [AllowAny], "throt
 
 urlpatterns = [
     path("health/", health),
+    # Browsers ask for it on every page; without it the admin's console logs a 404.
+    path("favicon.ico", RedirectView.as_view(url=static("backoffice/favicon.svg"))),
     path("api/v1/", include(api)),
     # The contract is public; what it describes needs a key.
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
