@@ -7,6 +7,7 @@ from rest_framework.permissions import AllowAny
 
 from checkout import apis as checkout_apis
 from core.health import health
+from insights import apis as insights_apis
 from integrations import apis as integrations_apis
 from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
@@ -22,6 +23,7 @@ api = [
     path("members/<str:member_number>/consents", integrations_apis.MemberConsentsApi.as_view()),
     path("members/<str:member_number>/export", integrations_apis.MemberExportApi.as_view()),
     path("members/<str:member_number>/erase", integrations_apis.MemberEraseApi.as_view()),
+    path("members/<str:member_number>/insights", insights_apis.MemberInsightsApi.as_view()),
     path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
     path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
     path("members/<str:member_number>/benefits", rewards_apis.MemberBenefitsApi.as_view()),
@@ -42,6 +44,12 @@ api = [
     path("redemptions", loyalty_apis.RedemptionApi.as_view()),
     path("redemptions/<str:redemption_id>/capture", loyalty_apis.RedemptionCaptureApi.as_view()),
     path("redemptions/<str:redemption_id>/cancel", loyalty_apis.RedemptionCancelApi.as_view()),
+    path("surveys/nps", insights_apis.SurveyNpsApi.as_view()),
+    path("insights/nps", insights_apis.NpsReportApi.as_view()),
+    path("insights/retention", insights_apis.RetentionApi.as_view()),
+    path("insights/segments", insights_apis.SegmentsApi.as_view()),
+    path("insights/model", insights_apis.ModelApi.as_view()),
+    path("insights/liability", insights_apis.LiabilityApi.as_view()),
     path("webhooks", integrations_apis.WebhookCollectionApi.as_view()),
     path("webhooks/<int:webhook_id>", integrations_apis.WebhookDetailApi.as_view()),
 ]
