@@ -26,13 +26,13 @@ from club.dates import today_for
 from club.models import Market
 from insights import selectors as insights
 
-INSIGHTS_VIEW = "insights.view_memberscore"
+# A panel summarises rows of one model: staff who may view those see it.
 PANEL_PERMISSIONS = {
     "members": "members.view_member",
     "retention": "members.view_member",
-    "nps": INSIGHTS_VIEW,
-    "segments": INSIGHTS_VIEW,
-    "model": INSIGHTS_VIEW,
+    "nps": "insights.view_npsresponse",
+    "segments": "insights.view_memberscore",
+    "model": "insights.view_memberscore",
     "liability": "loyalty.view_ledgerentry",
 }
 MONTHS = 12
@@ -191,7 +191,7 @@ def retention_panel(*, report: dict) -> dict[str, Any]:
 def segments_panel(*, report: dict) -> dict[str, Any]:
     """Each value segment's share of the scored members and of their
     revenue, with what to do about it."""
-    if not report.get("as_of") or not report["segments"]:
+    if not report["as_of"] or not report["members"]:
         return {"empty": f"No scores yet: {REFRESH_HINT}."}
     by_code = {s["segment"]: s for s in report["segments"]}
     rows = [by_code[code] for code in SEGMENT_ORDER if code in by_code]
