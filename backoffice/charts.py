@@ -111,7 +111,8 @@ def _figure(
         '<figure class="chart chart-{kind}">'
         '<figcaption class="chart-title" id="{id}-t">{title}</figcaption>'
         "{legend}"
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+        'role="img" '
         'aria-labelledby="{id}-t {id}-d" preserveAspectRatio="xMidYMid meet">'
         '<title>{title}</title><desc id="{id}-d">{summary}</desc>{body}</svg>'
         '<p class="chart-summary">{summary}</p>'
@@ -348,7 +349,8 @@ def heatmap(
     top = scale_max or max(filled, default=1.0) or 1.0
     cell_w = max(min((WIDTH - LEFT - RIGHT) / max(len(columns), 1), 56), 28)
     cell_h = 22
-    width = round(LEFT + cell_w * len(columns) + RIGHT)
+    # Never narrower than its axis label needs (a young club has one cohort).
+    width = max(round(LEFT + cell_w * len(columns) + RIGHT), 480)
     height = TOP + cell_h * len(rows) + BOTTOM
     parts = []
     for r, row_name in enumerate(rows):

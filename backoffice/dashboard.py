@@ -202,7 +202,8 @@ def segments_panel(*, report: dict) -> dict[str, Any]:
     ]
     top = max(rows, key=lambda s: s["revenue_share"])
     summary = (
-        f"{report['members']:,} members in segments on {report['as_of']}. "
+        f"{report['members']:,} member{'' if report['members'] == 1 else 's'} in segments on "
+        f"{report['as_of']}. "
         f"{SEGMENT_NAMES.get(top['segment'], top['segment'])} bring the most revenue: "
         f"{charts.percent(top['revenue_share'])} of it from {charts.percent(top['share'])} "
         "of the members."
