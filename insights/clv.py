@@ -168,7 +168,9 @@ def _bgnbd_terms(params, x, t_x, T):
     return ll, (d_r, d_alpha, d_a, d_b)
 
 
-def bgnbd_fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None) -> BgNbd:
+def bgnbd_fit(
+    x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+) -> BgNbd:
     """Fit BG/NBD by maximum likelihood. ``weights[i]`` is how many members
     share the inputs of row i (group members by (x, t_x, T) before calling:
     the fit's cost follows the rows, not the members)."""
