@@ -84,8 +84,12 @@ class MemberScore(models.Model):
     x = models.PositiveIntegerField(null=True)
     t_x = models.FloatField(null=True)
     t_cal = models.FloatField(null=True, help_text="T: weeks from the first purchase to as_of.")
+    mean_repeat_value = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, help_text="Mean net value of x's transactions."
+    )
     p_alive = models.FloatField(null=True)
     expected_purchases_90d = models.FloatField(null=True)
+    expected_purchases_52w = models.FloatField(null=True)
     expected_spend = models.DecimalField(max_digits=14, decimal_places=2, null=True)
     clv_12m = models.DecimalField(max_digits=14, decimal_places=2, null=True)
 

@@ -528,12 +528,12 @@ def member_insights(*, member: Member) -> dict:
         "segment": score.segment,
         "action": score.action,
     }
-    if score.p_alive is not None:
+    if score.p_alive is not None and score.expected_purchases_90d is not None:
         out["churn"] = {
             "p_alive": _round(score.p_alive, 4),
-            "expected_purchases_90d": _round(score.expected_purchases_90d or 0.0, 4),
+            "expected_purchases_90d": _round(score.expected_purchases_90d, 4),
         }
-    if score.expected_spend is not None:
+    if score.expected_spend is not None and score.clv_12m is not None:
         out["value"] = {
             "expected_spend": _money(score.expected_spend),
             "clv_12m": _money(score.clv_12m),
