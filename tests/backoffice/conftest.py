@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from backoffice.selectors import members_overview
-from club.dates import today_for
 from club.models import Market
-from insights.models import FittedModel, MemberScore, NpsResponse
+from insights.models import NpsResponse
+from insights.scoring import insights_refresh
 from insights.services import nps_response_record
 from members.models import Member
 from tests.helpers import SYSTEM, buy, enrol_at
@@ -29,52 +29,28 @@ def answer(member: Member, score: int, ago: timedelta = timedelta(minutes=5)) ->
     return occurred_at
 
 
-def score(member: Member, segment: str, action: str) -> None:
-    """A member's stored scores, as `insights_refresh` leaves them."""
-    MemberScore.objects.create(
-        member=member,
-        market=member.market,
-        as_of=today_for(member.market),
-        recency_days=3,
-        frequency_12m=4,
-        monetary_12m="1200.00",
-        r=5,
-        f=4,
-        m=4,
-        segment=segment,
-        action=action,
-        p_alive=0.9312,
-        expected_purchases_90d=1.84,
-        expected_spend="412.50",
-        clv_12m="2410.00",
-    )
+BUYERS = 12
 
 
 @pytest.fixture
 def club(make_member: Any) -> dict[str, Any]:
-    """Sweden with a buyer (new, scored, a promoter), a member enrolled 40
-    days ago who never bought (a detractor) and an erased member; the
-    models fitted."""
+    """Sweden with twelve new members who bought one to four times over the
+    last 80 days (the last of them, `buyer`, four times and most), a member
+    enrolled 40 days ago who never bought, an erased member, NPS answers of
+    the buyer (10) and the idle member (3), and `insights_refresh` run."""
     se = Market.objects.get(code="SE")
-    before = members_overview(market=se, now=timezone.now())
-    buyer = make_member(market="SE", profiling=True, first_name="Bea")
-    buy(buyer, "1200.00")
-    idle = enrol_at(make_member(market="SE"), timezone.now() - timedelta(days=40))
+    now = timezone.now()
+    before = members_overview(market=se, now=now)
+    buyers = []
+    for i in range(BUYERS):
+        member = make_member(market="SE", profiling=True)
+        for k in range(1 + i % 4):
+            buy(member, f"{100 + 50 * i}.00", occurred_at=now - timedelta(days=80 - 20 * k - i))
+        buyers.append(member)
+    buyer = buyers[-1]
+    idle = enrol_at(make_member(market="SE"), now - timedelta(days=40))
     erased = make_member(market="SE")
     Member.objects.filter(pk=erased.pk).update(status=Member.Status.ERASED)
     answered = [answer(buyer, 10), answer(idle, 3)]
-    score(buyer, "champions", "keep")
-    FittedModel.objects.create(
-        market=se,
-        as_of=today_for(se),
-        members=1,
-        purchase_model={
-            "r": 0.2426,
-            "alpha": 4.4136,
-            "a": 0.7929,
-            "b": 2.4259,
-            "log_likelihood": -9582.43,
-        },
-        spend_model=None,
-    )
+    insights_refresh(as_of=timezone.now(), market="SE")
     return {"before": before, "buyer": buyer, "idle": idle, "answered": answered, "se": se}

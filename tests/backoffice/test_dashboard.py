@@ -11,12 +11,17 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
+from backoffice import charts
+from backoffice.dashboard import ACTION_NAMES, SEGMENT_NAMES, SEGMENT_ORDER
 from backoffice.selectors import member_points_by_month, month_starts
 from club.dates import today_for
 from club.models import Market
+from insights.models import FittedModel, MemberScore
 from loyalty.models import PointsAccount
 from loyalty.services import points_adjust
+from tests.backoffice.conftest import BUYERS
 from tests.helpers import SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -56,22 +61,29 @@ def test_every_panel_shows_the_markets_figures(admin_client, club):
     assert response.status_code == 200
     context, html = response.context, response.content.decode()
     assert context["market"].code == "SE"
-    # Members: the buyer is new and active, the idle member neither, the erased one not counted.
+    # Members: the twelve buyers are new and active, the idle member neither,
+    # the erased one not counted.
     before, now = club["before"], context["members"]
-    assert now["total"] - before["total"] == 2
-    assert now["active"] - before["active"] == 1
-    assert now["new"] - before["new"] == 1
+    assert now["total"] - before["total"] == BUYERS + 1
+    assert now["active"] - before["active"] == BUYERS
+    assert now["new"] - before["new"] == BUYERS
     # NPS: one promoter and one detractor: 0, a mark per month with answers.
     nps = context["nps"]["report"]
     assert (nps["responses"], nps["promoters"], nps["detractors"], nps["nps"]) == (2, 1, 1, 0.0)
     zone = ZoneInfo(club["se"].time_zone)
     months = {moment.astimezone(zone).strftime("%Y-%m") for moment in club["answered"]}
     assert str(context["nps"]["chart"]).count('class="mark"') == len(months)
-    # Segments: all eight with two bars each; champions hold every member and all revenue.
+    # Segments: all eight with two bars each, in the contract's order, each
+    # share the stored scores' count over the scored buyers.
     segments = context["segments"]
     assert str(segments["chart"]).count('class="mark"') == 16
-    champions = next(s for s in segments["rows"] if s["segment"] == "champions")
-    assert (champions["share_text"], champions["revenue_share_text"]) == ("100.0 %", "100.0 %")
+    assert [row["segment"] for row in segments["rows"]] == list(SEGMENT_ORDER)
+    for row in segments["rows"]:
+        stored = MemberScore.objects.filter(market=club["se"], segment=row["segment"]).count()
+        share = charts.percent(round(stored / BUYERS, 4))
+        name = SEGMENT_NAMES[row["segment"]]
+        tip = f"{name} {ACTION_NAMES[row['action']]}, share of members: {share}"
+        assert escape(tip) in html, tip
     # Retention: this month's cohort holds the buyer.
     this_month = today_for(club["se"]).strftime("%Y-%m")
     cohort = next(c for c in context["retention"]["report"]["cohorts"] if c["cohort"] == this_month)
@@ -90,10 +102,11 @@ def test_every_panel_shows_the_markets_figures(admin_client, club):
         "Value segments",
         "Retention by enrolment month",
         "Points liability",
-        "r 0.2426",
-        "not fitted: too few repeat buyers",
     ):
         assert text in html, text
+    fitted = FittedModel.objects.get(market=club["se"])
+    assert f"r {fitted.purchase_model['r']:.4f}" in html
+    assert f"{fitted.spend_model['members']} repeat buyers" in html
     assert "backoffice/dashboard.css" in html
 
 
@@ -155,12 +168,13 @@ def test_the_member_page_shows_the_members_insights_and_points_by_month(admin_cl
     response = admin_client.get(reverse("admin:members_member_change", args=[buyer.pk]))
     assert response.status_code == 200
     html = response.content.decode()
+    stored = MemberScore.objects.get(member=buyer)
     for text in (
-        "champions",
-        "keep",
-        "0.931",
-        "1.84",
-        "2410.00 SEK",
+        f">{stored.segment}<",
+        f">{stored.action}<",
+        f">{stored.p_alive:.3f}<",
+        f">{stored.expected_purchases_90d:.2f}<",
+        f">{stored.clv_12m} SEK<",
         "Last NPS answer: <strong>10</strong>",
     ):
         assert text in html, text
