@@ -320,7 +320,7 @@ def _gamma_gamma_view(model: clv.GammaGamma | None) -> dict[str, Any] | None:
     }
 
 
-@job(title="insights: refresh", schedule=crontab(minute="40", hour="2"), unit="members")
+@job(title="insights: refresh", schedule=crontab(minute="10", hour="3"), unit="members")
 def insights_refresh(
     *, as_of: datetime, market: str | None = None, progress: Progress | None = None
 ) -> JobResult:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from club.dates import occurred_at_check
 from club.selectors import store_in_market
 from core.actors import Actor
+from core.outbox import outbox_add
 from insights.models import NpsResponse
 from journeys.services import journey_on_event
 from loyalty.ledger import account_lock
@@ -46,8 +47,9 @@ def nps_response_record(
     comment: str = "",
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Store a member's NPS answer and count it for the welcome journey's
-    survey mission (goal `survey_answered`), in one transaction. Answers the
+    """Store a member's NPS answer, write its `nps.answered` event and count
+    it for the welcome journey's survey mission (goal `survey_answered`), in
+    one transaction. Answers the
     contract's body (with the member object: the mission may pay points)."""
     now = now or timezone.now()
     member = visible_member(
@@ -69,6 +71,16 @@ def nps_response_record(
             comment=comment,
             occurred_at=occurred_at,
             client_id=actor.api_client_id,
+        )
+        outbox_add(
+            topic="nps.answered",
+            dedupe_key=f"nps.answered:{response.pk}",
+            member_id=member.pk,
+            payload={
+                "member_number": member.member_number,
+                "score": score,
+                "touchpoint": touchpoint,
+            },
         )
         # The journey keeps the ids of the events it counted; an answer's id
         # is negated so it never equals an activity event's.

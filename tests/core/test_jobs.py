@@ -56,6 +56,7 @@ EXPECTED = {
     "members_retention": "integrations.members_retention",
     "webhooks_dispatch": "integrations.webhooks_dispatch",
     "webhooks_purge": "integrations.webhooks_purge",
+    "insights_refresh": "insights.insights_refresh",
 }
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from club.dates import local_date
 from club.models import Market
+from core.models import OutboxEvent
 from insights.models import NpsResponse
 from insights.selectors import nps_figures
 from loyalty.models import PointsAccount
@@ -52,6 +53,12 @@ def test_an_answer_is_stored_and_counts_for_the_survey_mission(journey_on, api, 
     assert (stored.member_id, stored.score, stored.comment) == (member.pk, 9, "Great staff")
     assert stored.store.code == "SE-001" and stored.market.code == "SE"
     assert len(bonus_entries(member, "mission:welcome-survey")) == 1
+    event = OutboxEvent.objects.get(topic="nps.answered", member_id=member.pk)
+    assert event.payload == {
+        "member_number": member.member_number,
+        "score": 9,
+        "touchpoint": "store",
+    }
     # A second answer is stored, and the mission pays once.
     again = api.post(SURVEY, answer(member, 4, touchpoint="app"), format="json")
     assert again.json()["category"] == "detractor"

@@ -208,7 +208,7 @@ def test_a_fully_returned_purchase_does_not_count(make_member):
 def test_the_job_is_declared_and_its_command_refuses_an_unknown_market():
     spec = jobs()["insights_refresh"]
     assert spec.task_name == "insights.insights_refresh"
-    assert spec.schedule == {"minute": "40", "hour": "2"}
+    assert spec.schedule == {"minute": "10", "hour": "3"}
     with pytest.raises(CommandError, match="no market XX"):
         call_command("insights_refresh", "--market", "XX")
 
