@@ -56,6 +56,7 @@ def test_staff_land_on_the_dashboard_after_logging_in(demo):
     assert reverse("admin:index") == HOME
 
 
+@pytest.mark.postgres  # insights_refresh (the club fixture)
 def test_every_panel_shows_the_markets_figures(admin_client, club):
     response = admin_client.get(HOME, {"market": "SE"})
     assert response.status_code == 200
@@ -127,7 +128,7 @@ def test_a_panel_without_data_says_why(admin_client, demo):
     assert "No NPS answers in the last 12 months" in html
 
 
-def test_each_panel_needs_the_view_permission_of_what_it_summarises(club):
+def test_each_panel_needs_the_view_permission_of_what_it_summarises(demo):
     members_only = staff("members.view_member").get(HOME, {"market": "SE"})
     assert members_only.status_code == 200
     assert {"members", "retention"} <= members_only.context.keys()
@@ -163,6 +164,7 @@ def test_the_favicon_is_served_by_the_service(client, demo):
     assert icon.status_code == 200 and b"<svg" in b"".join(icon.streaming_content)
 
 
+@pytest.mark.postgres  # insights_refresh (the club fixture)
 def test_the_member_page_shows_the_members_insights_and_points_by_month(admin_client, club):
     buyer = club["buyer"]
     response = admin_client.get(reverse("admin:members_member_change", args=[buyer.pk]))

@@ -38,7 +38,8 @@ from selenium.webdriver.support import expected_conditions as ready  # noqa: E40
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 # The live server answers from another thread: the data must be committed.
-pytestmark = pytest.mark.django_db(transaction=True)
+# Postgres: the club fixture runs insights_refresh.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
 @pytest.fixture
