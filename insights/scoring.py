@@ -28,7 +28,8 @@ Per market, as of a day (the market's date at `as_of`):
    52 weeks and expected spend (the model's mean p gamma / (q - 1) where
    x = 0) are computed once and written back by a join on the inputs, and
    clv_12m = expected transactions in 52 weeks x expected spend;
-4. the fitted models are stored as a `FittedModel` of the market and day.
+4. the fitted models are stored as a `FittedModel` of the market and day,
+   with the segments' summary the segments report answers (one row read).
 
 Run twice for the same day, it writes the same rows again: idempotent.
 """
@@ -49,6 +50,7 @@ from club.models import Market
 from core.jobs import JobOptionError, JobResult, Progress, job
 from insights import clv
 from insights.models import FittedModel
+from insights.selectors import segments_summary
 from members.selectors import profiled_members
 
 logger = logging.getLogger(__name__)
@@ -289,6 +291,7 @@ def market_refresh(*, market: Market, day: date) -> int:
                 "members": members,
                 "purchase_model": _bgnbd_view(purchase_model),
                 "spend_model": _gamma_gamma_view(spend_model),
+                "segments": segments_summary(market=market),
             },
         )
     return scored
