@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
+LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
 _SCORE_SQL = """
 WITH profiled AS ({profiled}),
@@ -265,6 +266,12 @@ def market_refresh(*, market: Market, day: date) -> int:
     # 12 months back (29 February's year-ago is the 28th).
     year_ago = day.replace(year=day.year - 1, day=min(day.day, 28 if day.month == 2 else 31))
     with transaction.atomic():
+        # One refresh of a market at a time: a second (beat and a command
+        # by hand) waits, then writes the same rows again.
+        _execute(
+            "SELECT pg_advisory_xact_lock(%(key)s, %(market)s)",
+            {"key": LOCK_KEY, "market": market.pk},
+        )
         sql, params = _named(
             _SCORE_SQL.format(profiled=profiled),
             profiled_params,
