@@ -47,7 +47,7 @@ from django.db import connection, transaction
 
 from club.dates import local_date
 from club.models import Market
-from core.jobs import JobOptionError, JobResult, Progress, job
+from core.jobs import JobOptionError, JobResult, Progress, job, set_based
 from insights import clv
 from insights.models import FittedModel
 from insights.selectors import segments_summary
@@ -338,12 +338,17 @@ def insights_refresh(
     segment, p_alive, expected purchases and spend, 12-month value) and fit
     the purchase and spend models, per market as of its date at `as_of`;
     `market` limits it to one market's code."""
+    result = JobResult("insights_refresh")
+    if not set_based():
+        # Its statements are PostgreSQL's (make run's SQLite has no AT TIME
+        # ZONE nor unnest): nothing is scored there.
+        logger.warning("insights_refresh needs PostgreSQL: nothing scored")
+        return result
     markets = Market.objects.order_by("code")
     if market:
         markets = markets.filter(code=market.upper())
         if not markets.exists():
             raise JobOptionError(f"no market {market}")
-    result = JobResult("insights_refresh")
     for each in markets:
         done = market_refresh(market=each, day=local_date(each, as_of))
         result.rows += done
