@@ -106,6 +106,9 @@ class FittedModel(models.Model):
     members = models.PositiveIntegerField(help_text="Members the purchase model was fitted on.")
     purchase_model = models.JSONField(null=True, help_text="r, alpha, a, b, log_likelihood.")
     spend_model = models.JSONField(null=True, help_text="p, q, gamma, members, log_likelihood.")
+    segments = models.JSONField(
+        null=True, help_text="The segments' summary as GET /insights/segments answers it."
+    )
     fitted_at = models.DateTimeField(auto_now=True)
 
     class Meta:

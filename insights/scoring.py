@@ -28,7 +28,8 @@ Per market, as of a day (the market's date at `as_of`):
    52 weeks and expected spend (the model's mean p gamma / (q - 1) where
    x = 0) are computed once and written back by a join on the inputs, and
    clv_12m = expected transactions in 52 weeks x expected spend;
-4. the fitted models are stored as a `FittedModel` of the market and day.
+4. the fitted models are stored as a `FittedModel` of the market and day,
+   with the segments' summary the segments report answers (one row read).
 
 Run twice for the same day, it writes the same rows again: idempotent.
 """
@@ -46,15 +47,17 @@ from django.db import connection, transaction
 
 from club.dates import local_date
 from club.models import Market
-from core.jobs import JobOptionError, JobResult, Progress, job
+from core.jobs import JobOptionError, JobResult, Progress, job, set_based
 from insights import clv
 from insights.models import FittedModel
+from insights.selectors import segments_summary
 from members.selectors import profiled_members
 
 logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
+LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
 _SCORE_SQL = """
 WITH profiled AS ({profiled}),
@@ -263,6 +266,12 @@ def market_refresh(*, market: Market, day: date) -> int:
     # 12 months back (29 February's year-ago is the 28th).
     year_ago = day.replace(year=day.year - 1, day=min(day.day, 28 if day.month == 2 else 31))
     with transaction.atomic():
+        # One refresh of a market at a time: a second (beat and a command
+        # by hand) waits, then writes the same rows again.
+        _execute(
+            "SELECT pg_advisory_xact_lock(%(key)s, %(market)s)",
+            {"key": LOCK_KEY, "market": market.pk},
+        )
         sql, params = _named(
             _SCORE_SQL.format(profiled=profiled),
             profiled_params,
@@ -289,6 +298,7 @@ def market_refresh(*, market: Market, day: date) -> int:
                 "members": members,
                 "purchase_model": _bgnbd_view(purchase_model),
                 "spend_model": _gamma_gamma_view(spend_model),
+                "segments": segments_summary(market=market),
             },
         )
     return scored
@@ -328,12 +338,17 @@ def insights_refresh(
     segment, p_alive, expected purchases and spend, 12-month value) and fit
     the purchase and spend models, per market as of its date at `as_of`;
     `market` limits it to one market's code."""
+    result = JobResult("insights_refresh")
+    if not set_based():
+        # Its statements are PostgreSQL's (make run's SQLite has no AT TIME
+        # ZONE nor unnest): nothing is scored there.
+        logger.warning("insights_refresh needs PostgreSQL: nothing scored")
+        return result
     markets = Market.objects.order_by("code")
     if market:
         markets = markets.filter(code=market.upper())
         if not markets.exists():
             raise JobOptionError(f"no market {market}")
-    result = JobResult("insights_refresh")
     for each in markets:
         done = market_refresh(market=each, day=local_date(each, as_of))
         result.rows += done

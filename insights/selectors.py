@@ -425,15 +425,10 @@ def _share(part: Any, whole: Any) -> float:
     return _round(float(part) / float(whole), 4) if whole else 0.0
 
 
-def segments_report(*, market: Market) -> dict:
-    """The value segments of the market's last `insights_refresh`: every
-    segment of the contract's table in its order (empty ones with 0).
-    `members` is the members in a segment (profiled members who purchased);
-    `share` and `revenue_share` are fractions of those members and of their
-    net spend in the 12 months, four decimals. The answer of
-    `GET /api/v1/insights/segments`: {"market", "as_of", "members",
-    "segments": [{"segment", "action", "members", "share", "revenue_12m",
-    "revenue_share"}]}; `as_of` null before the first refresh."""
+def segments_summary(*, market: Market) -> dict[str, Any]:
+    """The market's segments as its stored scores say now: {"members",
+    "segments"} (one GROUP BY over the scores; `insights_refresh` stores it
+    with the models, so the report reads one row)."""
     rows = {
         row["segment"]: row
         for row in MemberScore.objects.filter(market=market, segment__isnull=False)
@@ -441,16 +436,6 @@ def segments_report(*, market: Market) -> dict:
         .annotate(members=Count("member_id"), revenue=Sum("monetary_12m"))
         .order_by()
     }
-    as_of = (
-        FittedModel.objects.filter(market=market)
-        .order_by("-as_of")
-        .values_list("as_of", flat=True)
-        .first()
-        or MemberScore.objects.filter(market=market)
-        .order_by("-as_of")
-        .values_list("as_of", flat=True)
-        .first()
-    )
     members = sum(row["members"] for row in rows.values())
     revenue = sum((row["revenue"] or Decimal(0) for row in rows.values()), Decimal(0))
     segments = []
@@ -467,11 +452,33 @@ def segments_report(*, market: Market) -> dict:
                 "revenue_share": _share(segment_revenue, revenue),
             }
         )
+    return {"members": members, "segments": segments}
+
+
+def segments_report(*, market: Market) -> dict:
+    """The value segments of the market's last `insights_refresh` (stored
+    with its models): every segment of the contract's table in its order
+    (empty ones with 0). `members` is the members in a segment (profiled
+    members who purchased); `share` and `revenue_share` are fractions of
+    those members and of their net spend in the 12 months, four decimals.
+    The answer of `GET /api/v1/insights/segments`: {"market", "as_of",
+    "members", "segments": [{"segment", "action", "members", "share",
+    "revenue_12m", "revenue_share"}]}; `as_of` null before the first
+    refresh."""
+    fitted = (
+        FittedModel.objects.filter(market=market)
+        .order_by("-as_of")
+        .values("as_of", "segments")
+        .first()
+    )
+    if fitted is not None and fitted["segments"] is not None:
+        summary = fitted["segments"]
+    else:
+        summary = segments_summary(market=market)
     return {
         "market": market.code,
-        "as_of": as_of.isoformat() if as_of else None,
-        "members": members,
-        "segments": segments,
+        "as_of": fitted["as_of"].isoformat() if fitted else None,
+        **summary,
     }
 
 
