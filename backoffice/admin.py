@@ -32,10 +32,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from club.dates import local_date
+from backoffice.dashboard import member_points_chart
+from backoffice.selectors import member_points_by_month
+from club.dates import local_date, today_for
 from club.models import Market, Tier
 from core.actors import staff_actor
 from core.errors import DomainError, ValidationFailed
+from insights.selectors import member_insights
 from integrations.privacy import member_erase, member_export_chunks
 from journeys.admin import member_missions_html
 from loyalty.models import LedgerEntry, PointsAccount, TierChange
@@ -180,6 +183,7 @@ class MemberAdmin(admin.ModelAdmin):
         "tier_history",
         "vouchers",
         "missions",
+        "insights",
     ]
     fieldsets = [
         (
@@ -203,11 +207,15 @@ class MemberAdmin(admin.ModelAdmin):
             {"fields": ["balance", "pending", "tier", "tier_valid_until", "tier_override_until"]},
         ),
         ("Consents", {"fields": [*CONSENT_FIELDS, "consents_updated_at"]}),
+        ("Insights", {"fields": ["insights"]}),
         (f"Ledger (latest {LEDGER_ON_PAGE})", {"fields": ["ledger"]}),
         (f"Tier history (latest {TIER_HISTORY_ON_PAGE})", {"fields": ["tier_history"]}),
         (f"Vouchers (latest {MEMBER_VOUCHERS_ON_PAGE})", {"fields": ["vouchers"]}),
         ("Welcome journey", {"fields": ["missions"]}),
     ]
+
+    class Media:
+        css = {"all": ["backoffice/dashboard.css"]}
 
     # -- list and search ---------------------------------------------------
 
@@ -265,6 +273,19 @@ class MemberAdmin(admin.ModelAdmin):
         return render_to_string(
             "admin/members/member/tier_history.html",
             {"changes": changes, "limit": TIER_HISTORY_ON_PAGE},
+        )
+
+    @admin.display(description="insights")
+    def insights(self, member: Member) -> str:
+        """What the club learned of the member (the last insights_refresh)
+        and their points over the last 12 months."""
+        rows = member_points_by_month(member=member, today=today_for(member.market))
+        return render_to_string(
+            "admin/members/member/insights.html",
+            {
+                "insights": member_insights(member=member),
+                "points_chart": member_points_chart(rows=rows, member=str(member)),
+            },
         )
 
     @admin.display(description="vouchers")

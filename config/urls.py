@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -7,6 +9,7 @@ from campaigns import apis as campaigns_apis
 from checkout import apis as checkout_apis
 from core.health import health
 from core.metrics import metrics_view
+from insights import apis as insights_apis
 from integrations import apis as integrations_apis
 from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
@@ -22,6 +25,7 @@ api = [
     path("members/<str:member_number>/consents", integrations_apis.MemberConsentsApi.as_view()),
     path("members/<str:member_number>/export", integrations_apis.MemberExportApi.as_view()),
     path("members/<str:member_number>/erase", integrations_apis.MemberEraseApi.as_view()),
+    path("members/<str:member_number>/insights", insights_apis.MemberInsightsApi.as_view()),
     path("members/<str:member_number>/ledger", loyalty_apis.LedgerApi.as_view()),
     path("members/<str:member_number>/adjustments", loyalty_apis.AdjustmentApi.as_view()),
     path("members/<str:member_number>/benefits", rewards_apis.MemberBenefitsApi.as_view()),
@@ -48,6 +52,12 @@ api = [
     path("experiments/<str:code>", campaigns_apis.ExperimentDetailApi.as_view()),
     path("experiments/<str:code>/exposures", campaigns_apis.ExposureApi.as_view()),
     path("experiments/<str:code>/results", campaigns_apis.ResultsApi.as_view()),
+    path("surveys/nps", insights_apis.SurveyNpsApi.as_view()),
+    path("insights/nps", insights_apis.NpsReportApi.as_view()),
+    path("insights/retention", insights_apis.RetentionApi.as_view()),
+    path("insights/segments", insights_apis.SegmentsApi.as_view()),
+    path("insights/model", insights_apis.ModelApi.as_view()),
+    path("insights/liability", insights_apis.LiabilityApi.as_view()),
     path("webhooks", integrations_apis.WebhookCollectionApi.as_view()),
     path("webhooks/<int:webhook_id>", integrations_apis.WebhookDetailApi.as_view()),
 ]
@@ -57,6 +67,8 @@ public = {"authentication_classes": [], "permission_classes": [AllowAny], "throt
 urlpatterns = [
     path("health/", health),
     path("metrics", metrics_view),
+    # Browsers ask for it on every page; without it the admin's console logs a 404.
+    path("favicon.ico", RedirectView.as_view(url=static("backoffice/favicon.svg"))),
     path("api/v1/", include(api)),
     # The contract is public; what it describes needs a key.
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),

@@ -243,9 +243,17 @@ def jobs() -> dict[str, Job]:
 # --- the command -----------------------------------------------------------------
 
 
-def job_command(spec: Job) -> type[BaseCommand]:
+class JobOptionError(ValueError):
+    """A job's option names nothing (`--market XX`): the command says so and
+    exits 1, the task fails."""
+
+
+def job_command(spec: Job, options: dict[str, str] | None = None) -> type[BaseCommand]:
     """The management command of a job: `--as-of`, a progress bar on a
-    terminal, the result on stdout."""
+    terminal, the result on stdout. `options` names the job's own keyword
+    options (a text each, with its help): `--market` for `market`; one not
+    given is not passed."""
+    extra = dict(options or {})
 
     class Command(BaseCommand):
         help = spec.help
@@ -257,15 +265,20 @@ def job_command(spec: Job) -> type[BaseCommand]:
                 help="ISO datetime or date to run as of (naive: the default time zone; "
                 "default: now).",
             )
+            for name, help_text in extra.items():
+                parser.add_argument(f"--{name.replace('_', '-')}", default=None, help=help_text)
 
         def handle(self, *args: Any, **options: Any) -> None:
             try:
                 as_of = as_of_parse(options["as_of"])
             except ValueError as exc:
                 raise CommandError(f"--as-of: {exc}") from None
+            given = {name: options[name] for name in extra if options.get(name) is not None}
             bar = tqdm(unit=f" {spec.unit}", disable=not sys.stderr.isatty(), file=sys.stderr)
             try:
-                result = spec(as_of=as_of, progress=bar.update)
+                result = spec(as_of=as_of, progress=bar.update, **given)
+            except JobOptionError as exc:
+                raise CommandError(str(exc)) from None
             finally:
                 bar.close()
             self.stdout.write(f"{result} (as of {as_of.isoformat()})")

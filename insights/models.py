@@ -1,4 +1,61 @@
+"""What the club learns about its members: NPS answers, each member's
+scores and the models fitted at the last `insights_refresh`."""
+
+from __future__ import annotations
+
 from django.db import models
+from django.db.models import Q
+
+
+class NpsResponse(models.Model):
+    """One answer to "how likely are you to recommend us?" (0 to 10)."""
+
+    class Touchpoint(models.TextChoices):
+        STORE = "store"
+        ONLINE = "online"
+        SUPPORT = "support"
+        APP = "app"
+        EMAIL = "email"
+
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="nps_responses", db_index=False
+    )
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    touchpoint = models.CharField(max_length=8, choices=Touchpoint.choices)
+    store = models.ForeignKey(
+        "club.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True, max_length=2000)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    client = models.ForeignKey(
+        "core.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+
+    class Meta:
+        verbose_name = "NPS response"
+        indexes = [
+            # The report walks a market's period; the member's latest answer.
+            models.Index(fields=["market", "occurred_at"], name="nps_market_time"),
+            models.Index(fields=["member", "-occurred_at"], name="nps_member_latest"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(score__lte=10), name="nps_score_0_10"),
+        ]
+
+    @staticmethod
+    def category_of(score: int) -> str:
+        if score >= 9:
+            return "promoter"
+        if score >= 7:
+            return "passive"
+        return "detractor"
 
 
 class MemberScore(models.Model):
@@ -22,6 +79,39 @@ class MemberScore(models.Model):
     m = models.PositiveSmallIntegerField(null=True)
     segment = models.CharField(max_length=16, null=True)
     action = models.CharField(max_length=8, null=True)
+    # The BG/NBD inputs (weeks) and what the models say of the member; null
+    # for a member with no purchase on or before as_of.
+    x = models.PositiveIntegerField(null=True)
+    t_x = models.FloatField(null=True)
+    t_cal = models.FloatField(null=True, help_text="T: weeks from the first purchase to as_of.")
+    mean_repeat_value = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, help_text="Mean net value of x's transactions."
+    )
+    p_alive = models.FloatField(null=True)
+    expected_purchases_90d = models.FloatField(null=True)
+    expected_purchases_52w = models.FloatField(null=True)
+    expected_spend = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    clv_12m = models.DecimalField(max_digits=14, decimal_places=2, null=True)
 
     class Meta:
         indexes = [models.Index(fields=["market", "segment"])]
+
+
+class FittedModel(models.Model):
+    """The purchase (BG/NBD) and spend (Gamma-Gamma) models of one market
+    as of one day: the same for every member of the market."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    as_of = models.DateField()
+    members = models.PositiveIntegerField(help_text="Members the purchase model was fitted on.")
+    purchase_model = models.JSONField(null=True, help_text="r, alpha, a, b, log_likelihood.")
+    spend_model = models.JSONField(null=True, help_text="p, q, gamma, members, log_likelihood.")
+    segments = models.JSONField(
+        null=True, help_text="The segments' summary as GET /insights/segments answers it."
+    )
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "as_of"], name="fitted_model_market_day"),
+        ]

@@ -1,7 +1,549 @@
-from insights.models import MemberScore
+"""Reads of what the club learns: NPS, cohorts, segments, models, liability.
+
+Every report returns a dict shaped exactly as the contract's JSON answer
+(`/api/v1/insights/...`), JSON-ready (dates and months as strings, money as
+decimal strings), so the API and the admin's dashboard render the same thing.
+NPS, cohorts and liability are computed from the data as it is when asked
+(aggregated in SQL); segments, the models and each member's scores are what
+the last `insights_refresh` stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Count, F, Q, Sum, Window
+from django.db.models.functions import RowNumber, TruncMonth
+
+from club.dates import today_for
+from club.models import Market
+from core.actors import Actor
+from core.errors import NotFound, ValidationFailed
+from insights.models import FittedModel, MemberScore, NpsResponse
+from loyalty.models import LedgerEntry, Lot, PointsAccount, Purchase, Redemption
+from members.models import Member
+
+NPS_GROUPS = ("touchpoint", "store", "tier", "month")
 
 
 def member_segment(*, member_id: int) -> str | None:
     """The member's value segment from the last refresh, or None (never
     scored, never purchased, or no consent to profiling)."""
     return MemberScore.objects.filter(member_id=member_id).values_list("segment", flat=True).first()
+
+
+def report_market(*, actor: Actor, code: str | None) -> Market:
+    """The market a report is about: the one named (404 when it does not
+    exist or the client does not see it), or the client's only market."""
+    if code:
+        market = Market.objects.filter(code=code.upper()[:2]).first()
+        if market is None or not actor.sees_market(market.pk):
+            raise NotFound(f"No market {code}.")
+        return market
+    if actor.market_ids is not None and len(actor.market_ids) == 1:
+        return Market.objects.get(pk=next(iter(actor.market_ids)))
+    raise ValidationFailed(
+        "Name the market: this client sees several.", errors={"market": ["This field is required."]}
+    )
+
+
+# --- small figures ---------------------------------------------------------------
+
+
+def _round(value: float, places: int) -> float:
+    """Half away from zero, as people round (not the float's banker's rounding)."""
+    quantum = Decimal(1).scaleb(-places)
+    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+def _month(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """The 1st of the month `months` after `day`'s."""
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _months_between(first: dt.date, later: dt.date) -> int:
+    return (later.year - first.year) * 12 + later.month - first.month
+
+
+def _midnight(market: Market, day: dt.date) -> dt.datetime:
+    """The start of `day` in the market's time zone."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=ZoneInfo(market.time_zone))
+
+
+def _as_date(value: Any) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+# --- NPS -----------------------------------------------------------------------------
+
+
+def nps_figures(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    """The contract's figures of a set of answers: counts, NPS and the
+    adjusted Wald interval (0.75 added to promoters and to detractors, 3 to
+    the responses); both null without answers."""
+    responses = promoters + passives + detractors
+    out: dict[str, Any] = {
+        "responses": responses,
+        "promoters": promoters,
+        "passives": passives,
+        "detractors": detractors,
+        "nps": None,
+        "ci95": None,
+    }
+    if responses:
+        out["nps"] = _round(100 * (promoters - detractors) / responses, 1)
+        n = responses + 3
+        p, d = (promoters + 0.75) / n, (detractors + 0.75) / n
+        score = p - d
+        half = 1.96 * math.sqrt((p + d - score**2) / n)
+        out["ci95"] = [_round(100 * (score - half), 1), _round(100 * (score + half), 1)]
+    return out
+
+
+def _nps_counts(rows: Any) -> tuple[int, int, int]:
+    return rows["promoters"] or 0, rows["passives"] or 0, rows["detractors"] or 0
+
+
+_CATEGORY_COUNTS = {
+    "promoters": Count("id", filter=Q(score__gte=9)),
+    "passives": Count("id", filter=Q(score__gte=7, score__lte=8)),
+    "detractors": Count("id", filter=Q(score__lte=6)),
+}
+
+
+def nps_report(
+    *, market: Market, date_from: dt.date, date_to: dt.date, group_by: str | None = None
+) -> dict:
+    """Net Promoter Score of the market's answers occurred from `date_from` to
+    `date_to` (both included, market time), each member counted once with
+    their latest answer. `group_by` is None or one of touchpoint, store, tier,
+    month; then `groups` lists the same figures per key: the touchpoint, the
+    store code (null: no store), the member's tier code now, or the month
+    `YYYY-MM`. By month each member counts once per month, with their latest
+    answer in it (a trend); the other groups split the period's answers.
+    The answer of `GET /api/v1/insights/nps`: {"market", "from", "to",
+    "responses", "promoters", "passives", "detractors", "nps", "ci95",
+    ["groups"]}."""
+    if group_by is not None and group_by not in NPS_GROUPS:
+        raise ValueError(f"group_by: {group_by!r}")
+    zone = ZoneInfo(market.time_zone)
+    answers = NpsResponse.objects.filter(
+        market=market,
+        occurred_at__gte=_midnight(market, date_from),
+        occurred_at__lt=_midnight(market, date_to + dt.timedelta(days=1)),
+    ).annotate(month=TruncMonth("occurred_at", tzinfo=zone))
+
+    def latest(per_month: bool) -> Any:
+        partition = [F("member_id"), F("month")] if per_month else [F("member_id")]
+        ranked = answers.annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=partition,
+                order_by=[F("occurred_at").desc(), F("id").desc()],
+            )
+        ).filter(rank=1)
+        return NpsResponse.objects.filter(id__in=ranked.values("id")).annotate(
+            month=TruncMonth("occurred_at", tzinfo=zone)
+        )
+
+    total = latest(False).aggregate(**_CATEGORY_COUNTS)
+    out: dict[str, Any] = {
+        "market": market.code,
+        "from": date_from.isoformat(),
+        "to": date_to.isoformat(),
+        **nps_figures(*_nps_counts(total)),
+    }
+    if group_by is not None:
+        key = {
+            "touchpoint": "touchpoint",
+            "store": "store__code",
+            "tier": "member__tier__code",
+            "month": "month",
+        }[group_by]
+        rows = (
+            latest(group_by == "month")
+            .values(key)
+            .annotate(**_CATEGORY_COUNTS)
+            .order_by(F(key).asc(nulls_last=True))
+        )
+        groups = []
+        for row in rows:
+            value = row[key]
+            if group_by == "month":
+                value = _month(_as_date(value))
+            groups.append({"key": value, **nps_figures(*_nps_counts(row))})
+        out["groups"] = groups
+    return out
+
+
+def nps_latest(*, member: Member) -> dict[str, Any] | None:
+    """The member's latest NPS answer, or None."""
+    row = (
+        NpsResponse.objects.filter(member_id=member.pk)
+        .order_by("-occurred_at", "-id")
+        .values("score", "occurred_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return {
+        "score": row["score"],
+        "category": NpsResponse.category_of(row["score"]),
+        "answered_at": row["occurred_at"].isoformat(),
+    }
+
+
+# --- cohorts ---------------------------------------------------------------------------
+
+
+def retention_report(*, market: Market, month_from: dt.date, month_to: dt.date) -> dict:
+    """Purchase retention by enrolment month, cohorts `month_from` to
+    `month_to` (dates on the 1st of their month; market time). `active[k]`
+    counts the cohort's members with a purchase not fully returned in the
+    k-th month after the enrolment month (0: that month), up to the current
+    month; `retention[k]` = active[k] / members, four decimals. Months
+    without enrolments are left out. The answer of
+    `GET /api/v1/insights/retention`: {"market", "cohorts": [{"cohort",
+    "members", "active", "retention"}]}."""
+    zone = ZoneInfo(market.time_zone)
+    current = today_for(market).replace(day=1)
+    start = _midnight(market, month_from.replace(day=1))
+    end = _midnight(market, _add_months(min(month_to, current), 1))
+    enrolled = Member.objects.filter(market=market, enrolled_at__gte=start, enrolled_at__lt=end)
+    sizes = {
+        _as_date(row["cohort"]): row["members"]
+        for row in enrolled.annotate(cohort=TruncMonth("enrolled_at", tzinfo=zone))
+        .values("cohort")
+        .annotate(members=Count("id"))
+        .order_by()
+    }
+    active: dict[tuple[dt.date, dt.date], int] = {
+        (_as_date(row["cohort"]), _as_date(row["month"])): row["active"]
+        for row in Purchase.objects.filter(
+            member__market=market,
+            member__enrolled_at__gte=start,
+            member__enrolled_at__lt=end,
+            occurred_at__lt=_midnight(market, _add_months(current, 1)),
+        )
+        # Not fully returned: a purchase returned whole was no purchase.
+        .exclude(total__gt=0, returned_amount__gte=F("total"))
+        .annotate(
+            cohort=TruncMonth("member__enrolled_at", tzinfo=zone),
+            month=TruncMonth("occurred_at", tzinfo=zone),
+        )
+        .values("cohort", "month")
+        .annotate(active=Count("member_id", distinct=True))
+        .order_by()
+    }
+    cohorts = []
+    for cohort in sorted(sizes):
+        members = sizes[cohort]
+        counts = [
+            active.get((cohort, _add_months(cohort, k)), 0)
+            for k in range(_months_between(cohort, current) + 1)
+        ]
+        cohorts.append(
+            {
+                "cohort": _month(cohort),
+                "members": members,
+                "active": counts,
+                "retention": [_round(count / members, 4) for count in counts],
+            }
+        )
+    return {"market": market.code, "cohorts": cohorts}
+
+
+# --- liability -------------------------------------------------------------------------
+
+# The ledger's kinds as the report names them, in its order.
+LIABILITY_KINDS = {
+    "earned": LedgerEntry.Kind.EARN,
+    "bonus": LedgerEntry.Kind.BONUS,
+    "adjusted": LedgerEntry.Kind.ADJUST,
+    "returned": LedgerEntry.Kind.RETURN,
+    "redeemed": LedgerEntry.Kind.REDEEM,
+    "redeem_cancelled": LedgerEntry.Kind.REDEEM_CANCEL,
+    "expired": LedgerEntry.Kind.EXPIRE,
+}
+
+# Each lot of the market as it stood at a moment: its points and the
+# movements made before then (a lot earned later is not there yet).
+_LOTS_AT_SQL = """
+SELECT l.expires_on, l.available_on,
+       l.points + COALESCE((SELECT SUM(mv.points) FROM loyalty_lotmovement mv
+                            WHERE mv.lot_id = l.id AND mv.created_at < %s), 0) AS remaining
+FROM loyalty_lot l
+JOIN loyalty_ledgerentry e ON e.id = l.entry_id
+JOIN members_member m ON m.id = l.member_id
+WHERE m.market_id = %s AND e.created_at < %s
+"""
+
+
+def _lots_at(market: Market, moment: dt.datetime, as_of: dt.date) -> tuple[int, dict[dt.date, int]]:
+    """(pending points, remaining points by expiry day after as_of) of the
+    market's lots at `moment` (the end of as_of)."""
+    sql = (
+        "SELECT SUM(CASE WHEN available_on > %s THEN remaining ELSE 0 END), NULL FROM ("
+        + _LOTS_AT_SQL
+        + ") lots UNION ALL SELECT SUM(remaining), expires_on FROM ("
+        + _LOTS_AT_SQL
+        + ") lots WHERE remaining > 0 AND expires_on > %s GROUP BY expires_on"
+    )
+    params = [as_of, moment, market.pk, moment, moment, market.pk, moment, as_of]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    pending = int(rows[0][0] or 0)
+    expiring = {
+        (dt.date.fromisoformat(day) if isinstance(day, str) else day): int(points)
+        for points, day in rows[1:]
+    }
+    return pending, expiring
+
+
+def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
+    """What the club owes in points, straight from the ledger, at the end of
+    `as_of` (default today, market time). `months`: the twelve months up to
+    as_of's (that one counted up to as_of), per ledger kind the sum of the
+    entries booked in it, each closing the next opening, the last closing
+    the outstanding total. `outstanding` and `expiring` are the accounts and
+    lots as they stand for today, rebuilt from the lots' movements for a
+    day past; `held` is the points of the holds open now that were made by
+    then. The answer of `GET /api/v1/insights/liability`: {"market",
+    "currency", "as_of", "point_value", "outstanding", "held", "expiring",
+    "months", "breakage_rate_12m"}."""
+    today = today_for(market)
+    as_of = as_of or today
+    if as_of > today:
+        raise ValueError("as_of lies in the future")
+    zone = ZoneInfo(market.time_zone)
+    end = _midnight(market, as_of + dt.timedelta(days=1))
+    this_month = as_of.replace(day=1)
+    first = _add_months(this_month, -11)
+    entries = LedgerEntry.objects.filter(member__market=market, created_at__lt=end)
+    opening = (
+        entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
+            "total"
+        ]
+        or 0
+    )
+    booked: dict[tuple[dt.date, str], int] = {
+        (_as_date(row["month"]), row["kind"]): row["points"]
+        for row in entries.filter(created_at__gte=_midnight(market, first))
+        .annotate(month=TruncMonth("created_at", tzinfo=zone))
+        .values("month", "kind")
+        .annotate(points=Sum("points"))
+        .order_by()
+    }
+    months = []
+    for k in range(12):
+        month = _add_months(first, k)
+        movements = {name: booked.get((month, kind), 0) for name, kind in LIABILITY_KINDS.items()}
+        closing = opening + sum(movements.values())
+        months.append({"month": _month(month), "opening": opening, **movements, "closing": closing})
+        opening = closing
+    total = opening
+
+    if as_of == today:
+        sums = PointsAccount.objects.filter(member__market=market).aggregate(
+            balance=Sum("balance"), pending=Sum("pending")
+        )
+        pending = sums["pending"] or 0
+        expiring_by_day = {
+            row["expires_on"]: row["points"]
+            for row in Lot.objects.filter(
+                member__market=market, remaining__gt=0, expires_on__gt=as_of
+            )
+            .values("expires_on")
+            .annotate(points=Sum("remaining"))
+            .order_by()
+        }
+    else:
+        pending, expiring_by_day = _lots_at(market, end, as_of)
+    expiring_by_month: dict[dt.date, int] = {}
+    for day, points in expiring_by_day.items():
+        expiring_by_month[day.replace(day=1)] = (
+            expiring_by_month.get(day.replace(day=1), 0) + points
+        )
+    held = (
+        Redemption.objects.filter(
+            member__market=market, status=Redemption.Status.HELD, created_at__lt=end
+        ).aggregate(points=Sum("points"))["points"]
+        or 0
+    )
+    expired = -sum(m["expired"] for m in months)
+    spent = -sum(m["redeemed"] for m in months) - sum(m["redeem_cancelled"] for m in months)
+    divisor = expired + spent
+    value = (Decimal(total) * market.point_value).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return {
+        "market": market.code,
+        "currency": market.currency,
+        "as_of": as_of.isoformat(),
+        "point_value": format(market.point_value.normalize(), "f"),
+        "outstanding": {
+            "available": total - pending,
+            "pending": pending,
+            "total": total,
+            "value": str(value),
+        },
+        "held": held,
+        "expiring": [
+            {"month": _month(month), "points": expiring_by_month.get(month, 0)}
+            for month in (_add_months(this_month, k) for k in range(12))
+        ],
+        "months": months,
+        "breakage_rate_12m": _round(expired / divisor, 4) if divisor > 0 else None,
+    }
+
+
+# --- what the last refresh stored ------------------------------------------------------
+
+# The contract's table: (segment, action), in its order.
+SEGMENTS = (
+    ("champions", "keep"),
+    ("loyal", "keep"),
+    ("cant_lose", "keep"),
+    ("potential", "develop"),
+    ("new", "develop"),
+    ("at_risk", "develop"),
+    ("hibernating", "let_go"),
+    ("lost", "let_go"),
+)
+
+
+def _share(part: Any, whole: Any) -> float:
+    return _round(float(part) / float(whole), 4) if whole else 0.0
+
+
+def segments_summary(*, market: Market) -> dict[str, Any]:
+    """The market's segments as its stored scores say now: {"members",
+    "segments"} (one GROUP BY over the scores; `insights_refresh` stores it
+    with the models, so the report reads one row)."""
+    rows = {
+        row["segment"]: row
+        for row in MemberScore.objects.filter(market=market, segment__isnull=False)
+        .values("segment")
+        .annotate(members=Count("member_id"), revenue=Sum("monetary_12m"))
+        .order_by()
+    }
+    members = sum(row["members"] for row in rows.values())
+    revenue = sum((row["revenue"] or Decimal(0) for row in rows.values()), Decimal(0))
+    segments = []
+    for segment, action in SEGMENTS:
+        row = rows.get(segment, {"members": 0, "revenue": Decimal(0)})
+        segment_revenue = (row["revenue"] or Decimal(0)).quantize(Decimal("0.01"))
+        segments.append(
+            {
+                "segment": segment,
+                "action": action,
+                "members": row["members"],
+                "share": _share(row["members"], members),
+                "revenue_12m": str(segment_revenue),
+                "revenue_share": _share(segment_revenue, revenue),
+            }
+        )
+    return {"members": members, "segments": segments}
+
+
+def segments_report(*, market: Market) -> dict:
+    """The value segments of the market's last `insights_refresh` (stored
+    with its models): every segment of the contract's table in its order
+    (empty ones with 0). `members` is the members in a segment (profiled
+    members who purchased); `share` and `revenue_share` are fractions of
+    those members and of their net spend in the 12 months, four decimals.
+    The answer of `GET /api/v1/insights/segments`: {"market", "as_of",
+    "members", "segments": [{"segment", "action", "members", "share",
+    "revenue_12m", "revenue_share"}]}; `as_of` null before the first
+    refresh."""
+    fitted = (
+        FittedModel.objects.filter(market=market)
+        .order_by("-as_of")
+        .values("as_of", "segments")
+        .first()
+    )
+    if fitted is not None and fitted["segments"] is not None:
+        summary = fitted["segments"]
+    else:
+        summary = segments_summary(market=market)
+    return {
+        "market": market.code,
+        "as_of": fitted["as_of"].isoformat() if fitted else None,
+        **summary,
+    }
+
+
+def model_report(*, market: Market) -> dict | None:
+    """The purchase (BG/NBD) and spend (Gamma-Gamma) models of the market's
+    last `insights_refresh`, or None when none was fitted yet. The answer of
+    `GET /api/v1/insights/model`: {"market", "as_of", "time_unit", "members",
+    "purchase_model", "spend_model"}; a model is null when the market's data
+    were too few to fit it."""
+    fitted = FittedModel.objects.filter(market=market).order_by("-as_of").first()
+    if fitted is None:
+        return None
+    return {
+        "market": market.code,
+        "as_of": fitted.as_of.isoformat(),
+        "time_unit": "week",
+        "members": fitted.members,
+        "purchase_model": fitted.purchase_model,
+        "spend_model": fitted.spend_model,
+    }
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal("0.01")))
+
+
+def member_insights(*, member: Member) -> dict:
+    """One member's scores, churn, value and latest NPS answer. A member
+    without the profiling consent has `profiling` false and no scores
+    (whatever an older refresh stored is not shown); a member who never
+    purchased has no churn nor value. The answer of
+    `GET /api/v1/members/{member_number}/insights`: {"member_number",
+    "as_of", "profiling", "rfm", "churn", "value", "nps"}."""
+    profiling = bool(member.profiling) and member.status == Member.Status.ACTIVE
+    score = MemberScore.objects.filter(member_id=member.pk).first() if profiling else None
+    out: dict[str, Any] = {
+        "member_number": member.member_number,
+        "as_of": score.as_of.isoformat() if score else None,
+        "profiling": profiling,
+        "rfm": None,
+        "churn": None,
+        "value": None,
+        "nps": nps_latest(member=member),
+    }
+    if score is None:
+        return out
+    out["rfm"] = {
+        "recency_days": score.recency_days,
+        "frequency_12m": score.frequency_12m,
+        "monetary_12m": _money(score.monetary_12m),
+        "r": score.r,
+        "f": score.f,
+        "m": score.m,
+        "segment": score.segment,
+        "action": score.action,
+    }
+    if score.p_alive is not None and score.expected_purchases_90d is not None:
+        out["churn"] = {
+            "p_alive": _round(score.p_alive, 4),
+            "expected_purchases_90d": _round(score.expected_purchases_90d, 4),
+        }
+    if score.expected_spend is not None and score.clv_12m is not None:
+        out["value"] = {
+            "expected_spend": _money(score.expected_spend),
+            "clv_12m": _money(score.clv_12m),
+            "currency": member.market.currency,
+        }
+    return out

@@ -16,10 +16,10 @@ so it lives in the highest layer that may import them all: `integrations/`.
   longer than their market's `inactive_retention_days`, and sends
   `member.inactive_notice` 30 days before.
 
-Profiling (article 21): nothing in this version scores, segments or aims
-campaigns at members. Whatever does so later (insights, campaigns) must
-read only members with `Member.profiling` true;
-`members.selectors.profiled_members()` is the one queryset to start from.
+Profiling (article 21): `insights_refresh` scores only the members
+`members.selectors.profiled_members()` names (active, `profiling` true) and
+drops the scores of the others; the export lists the scores held and the
+NPS answers, and erasure deletes both.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 from celery.schedules import crontab
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from club.models import Market
@@ -40,6 +40,7 @@ from core.actors import Actor, system_actor
 from core.jobs import JobResult, Progress, job
 from core.models import IdempotencyRecord
 from core.outbox import outbox_add
+from insights.models import MemberScore, NpsResponse
 from journeys.models import ActivityEvent, MemberMission
 from loyalty.ledger import account_lock
 from loyalty.models import LedgerEntry, Purchase, Redemption, Return, TierChange
@@ -231,10 +232,52 @@ def _sections(member: Member) -> list[tuple[str, Any]]:
                 ["type", "occurred_at", "properties", "event_id", "recorded_at"],
             ),
         ),
-        # No surveys (NPS) nor insights exist in this version.
-        ("surveys", []),
-        ("insights", None),
+        (
+            "surveys",
+            _rows(
+                NpsResponse.objects.filter(member_id=mid).order_by("occurred_at", "id"),
+                [
+                    "id",
+                    "score",
+                    "touchpoint",
+                    "store__code",
+                    "comment",
+                    "occurred_at",
+                    "created_at",
+                ],
+            ),
+        ),
+        # What the last insights_refresh holds about them (null: nothing,
+        # e.g. without the profiling consent).
+        ("insights", _insights_held(mid)),
     ]
+
+
+def _insights_held(member_id: int) -> dict[str, Any] | None:
+    return (
+        MemberScore.objects.filter(member_id=member_id)
+        .values(
+            "as_of",
+            "recency_days",
+            "frequency_12m",
+            "monetary_12m",
+            "r",
+            "f",
+            "m",
+            "segment",
+            "action",
+            "x",
+            "t_x",
+            "t_cal",
+            "mean_repeat_value",
+            "p_alive",
+            "expected_purchases_90d",
+            "expected_purchases_52w",
+            "expected_spend",
+            "clv_12m",
+        )
+        .first()
+    )
 
 
 def member_export_chunks(*, member: Member, now: datetime | None = None) -> Iterator[str]:
@@ -283,6 +326,10 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
                     event.properties = {}
                     event.response = _scrubbed(event.response)
                     event.save(update_fields=["properties", "response"])
+            # What the club learnt about them goes: their NPS answers (with
+            # their comments) and their scores.
+            NpsResponse.objects.filter(member_id=locked.pk).delete()
+            MemberScore.objects.filter(member_id=locked.pk).delete()
             _stored_answers_scrub(locked.member_number)
             # Consents end with the member: each one still granted is
             # withdrawn, and the history says by whom.
@@ -341,6 +388,8 @@ def _scrubbed(body: Any) -> Any:
             body["cards"] = []
     if "properties" in body:
         body["properties"] = {}
+    if "comment" in body:  # an NPS answer
+        body["comment"] = ""
     return body
 
 
@@ -350,9 +399,10 @@ def _stored_answers_scrub(member_number: str | None) -> None:
     answers the member as erased."""
     if not member_number:
         return
-    records = IdempotencyRecord.objects.filter(response_body__member_number=member_number).only(
-        "pk", "response_body"
-    )
+    records = IdempotencyRecord.objects.filter(
+        Q(response_body__member_number=member_number)
+        | Q(response_body__member__member_number=member_number, response_body__has_key="comment")
+    ).only("pk", "response_body")
     for record in records.iterator():
         scrubbed = _scrubbed(record.response_body)
         if scrubbed != record.response_body:

@@ -245,6 +245,7 @@ def buy(
     occurred_at: datetime | None = None,
     receipt: str | None = None,
     lines: list[Line] | None = None,
+    currency: str = "SEK",
 ) -> dict[str, Any]:
     """Book a purchase through the service, as the API does."""
     member.refresh_from_db()
@@ -256,7 +257,7 @@ def buy(
         receipt_id=receipt or f"R-{uuid.uuid4().hex[:12]}",
         channel=channel,
         occurred_at=occurred_at or timezone.now() - timedelta(minutes=1),
-        currency="SEK",
+        currency=currency,
         total=sum((line.amount for line in lines), Decimal(0)),
         lines=lines,
     )

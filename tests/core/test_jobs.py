@@ -58,6 +58,7 @@ EXPECTED = {
     "webhooks_purge": "integrations.webhooks_purge",
     "idempotency_purge": "core.idempotency_purge",
     "experiments_freeze": "campaigns.experiments_freeze",
+    "insights_refresh": "insights.insights_refresh",
 }
 
 

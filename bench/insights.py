@@ -1,0 +1,194 @@
+"""`make bench`, insights: `insights_refresh` over 1,000,000 members and
+10,000,000 purchases, beside its floor in the same run.
+
+    python -m bench.insights [--members N] [--purchases N]
+
+A template database is seeded once with set-based SQL (reused while its
+marker matches) and copied for the run:
+  - the members in SE, all with the profiling consent;
+  - the purchases (imported history: they earn nothing) over the two years
+    before AS_OF, spread over the members unevenly (a few buy often, many
+    seldom, some never), 5 % of them returned whole and 5 % in half.
+
+The floor is one bare `GROUP BY` over the same purchases that computes each
+member's x, t_x, T, recency, frequency and monetary value into a temporary
+table: what the refresh cannot do with less. The refresh runs as
+`manage.py insights_refresh --as-of AS_OF --market SE` in a process of its
+own: wall time and that process's peak memory (wait4). Exit 0 when measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+
+import psycopg
+
+from bench.jobs import PY, ROOT, admin_url, finish, start_job
+
+TEMPLATE = "lojal_bench_insights_tpl"
+WORK = "lojal_bench_insights"
+MARKER = "insights-v1"
+AS_OF = "2026-06-30"
+# Targets of the insights issue, on a 2-core machine.
+FLOOR_FACTOR, MEMORY_MB = 3.0, 500.0
+
+
+def log(message: str) -> None:
+    print(f"  insights: {message}", flush=True)
+
+
+def seed_sql(se: int, web: int, members: int, purchases: int) -> list[str]:
+    chunk = 1_000_000
+    statements = [
+        f"""INSERT INTO members_member (member_number, market_id, status, email, first_name,
+              last_name, language, channel, enrolled_at, marketing_email, marketing_sms,
+              profiling, tier_id, updated_at)
+            SELECT 'I' || lpad(g::text, 9, '0'), {se}, 'active', 'i' || g || '@bench.test',
+                   'Bench', 'Member', 'sv', 'store', TIMESTAMPTZ '2024-06-01', false, false, true,
+                   (SELECT id FROM club_tier ORDER BY rank LIMIT 1), now()
+            FROM generate_series(1, {members}) g""",
+        "SELECT setseed(0.42)",
+    ]
+    for start in range(1, purchases + 1, chunk):
+        end = min(start + chunk - 1, purchases)
+        # random()^2 skews the buyers: the low member numbers buy often.
+        statements.append(
+            f"""INSERT INTO loyalty_purchase (id, member_id, store_id, receipt_id, channel,
+                  occurred_at, currency, total, qualifying_amount, lines, points_earned,
+                  base_points, returned_amount, returned_qualifying_amount, points_reversed,
+                  base_points_reversed, body_hash, response, imported, created_at)
+                SELECT gen_random_uuid(), b.first + floor({members} * random() ^ 2)::int,
+                       {web}, 'B' || g, 'online',
+                       TIMESTAMPTZ '2024-07-01 08:00+00' + (random() * 729) * INTERVAL '1 day',
+                       'SEK', t.total, t.total, '[]'::jsonb, 0, 0,
+                       CASE WHEN g % 20 = 0 THEN t.total WHEN g % 20 = 1 THEN round(t.total / 2, 2)
+                            ELSE 0 END,
+                       0, 0, 0, '', '{{}}'::jsonb, true, now()
+                FROM generate_series({start}, {end}) g
+                CROSS JOIN (SELECT min(id) AS first FROM members_member
+                            WHERE member_number LIKE 'I%') b
+                CROSS JOIN LATERAL (SELECT round((50 + random() * 950)::numeric, 2) AS total
+                                    WHERE g > 0) t"""
+        )
+    return statements
+
+
+FLOOR_SQL = """
+CREATE TEMP TABLE floor_scores AS
+SELECT member_id, count(*) - 1 AS x, (max(day) - min(day)) / 7.0 AS t_x,
+       (%(as_of)s::date - min(day)) / 7.0 AS t_cal, %(as_of)s::date - max(day) AS recency,
+       sum(receipts) FILTER (WHERE day > %(as_of)s::date - 365) AS frequency,
+       sum(value) FILTER (WHERE day > %(as_of)s::date - 365) AS monetary
+FROM (SELECT member_id, (occurred_at AT TIME ZONE 'Europe/Stockholm')::date AS day,
+             count(*) AS receipts, sum(total - returned_amount) AS value
+      FROM loyalty_purchase
+      WHERE occurred_at < %(end)s AND NOT (total > 0 AND returned_amount >= total)
+      GROUP BY 1, 2) d
+GROUP BY member_id
+"""
+
+
+def ensure_template(base_url: str, members: int, purchases: int) -> None:
+    admin = admin_url(base_url, "postgres")
+    marker = f"{MARKER}-{members}-{purchases}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone()
+    if exists:
+        with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
+            try:
+                row = conn.execute("SELECT value FROM bench_marker").fetchone()
+            except psycopg.Error:
+                row = None
+        if row and row[0] == marker:
+            log(f"template {TEMPLATE} is seeded ({marker}); reusing it")
+            return
+    log(f"seeding {TEMPLATE}: {members:,} members, {purchases:,} purchases (minutes, once)")
+    started = time.monotonic()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    env = dict(
+        os.environ,
+        DATABASE_URL=admin_url(base_url, TEMPLATE),
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+    )
+    subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
+        se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
+        web = conn.execute("SELECT id FROM club_store WHERE code = 'SE-WEB'").fetchone()[0]
+        for n, sql in enumerate(seed_sql(se, web, members, purchases)):
+            conn.execute(sql)
+            if n > 1:
+                log(f"  {min((n - 1) * 1_000_000, purchases):,} purchases")
+        conn.execute("CREATE TABLE bench_marker (value text)")
+        conn.execute("INSERT INTO bench_marker VALUES (%s)", [marker])
+        conn.commit()
+    with psycopg.connect(admin_url(base_url, TEMPLATE), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    log(f"seeded in {time.monotonic() - started:.0f} s")
+
+
+def fresh_copy(base_url: str) -> str:
+    with psycopg.connect(admin_url(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {WORK}")
+        conn.execute(f"CREATE DATABASE {WORK} TEMPLATE {TEMPLATE}")
+    return admin_url(base_url, WORK)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--purchases", type=int, default=10_000_000)
+    args = parser.parse_args()
+    base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lojal_bench")
+    ensure_template(base, args.members, args.purchases)
+    db = fresh_copy(base)
+    end = "2026-07-01T00:00:00+02:00"  # the end of AS_OF in Stockholm
+
+    # Warm the cache the same way for both: one read of the purchases.
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT count(*) FROM loyalty_purchase")
+        started = time.monotonic()
+        conn.execute(FLOOR_SQL, {"as_of": AS_OF, "end": end})
+        floor_seconds = time.monotonic() - started
+        floor_rows = conn.execute("SELECT count(*) FROM floor_scores").fetchone()[0]
+
+    started = time.monotonic()
+    out, peak_mb = finish(start_job(db, ["insights_refresh", "--as-of", AS_OF, "--market", "SE"]))
+    seconds = time.monotonic() - started
+    with psycopg.connect(db) as conn:
+        scored, segmented, alive = conn.execute(
+            "SELECT count(*), count(segment), count(p_alive) FROM insights_memberscore"
+        ).fetchone()
+        model = conn.execute(
+            "SELECT purchase_model, spend_model FROM insights_fittedmodel"
+        ).fetchone()
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    print()
+    print(f"  Insights ({args.members:,} members, {args.purchases:,} purchases, PostgreSQL)")
+    print(f"  {'run':<44}{'members':>11}{'seconds':>10}{'peak MB':>9}")
+    print(
+        f"  {'floor: one bare GROUP BY into a temp table':<44}{floor_rows:>11,}{floor_seconds:>10.1f}"
+    )
+    print(f"  {'insights_refresh --market SE':<44}{scored:>11,}{seconds:>10.1f}{peak_mb:>9.0f}")
+    print(f"  {out.strip().splitlines()[-1] if out.strip() else ''}")
+    print(f"  in a segment: {segmented:,}; with p_alive: {alive:,}")
+    print(f"  models: {model[0]}; {model[1]}")
+    print(
+        f"  targets: refresh <= {FLOOR_FACTOR:.0f}x the floor ({seconds / floor_seconds:.2f}x) "
+        f"{verdict(seconds <= FLOOR_FACTOR * floor_seconds)}, memory < {MEMORY_MB:.0f} MB "
+        f"{verdict(peak_mb < MEMORY_MB)}"
+    )
+
+
+if __name__ == "__main__":
+    main()

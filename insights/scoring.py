@@ -1,0 +1,358 @@
+"""The nightly `insights_refresh`: every profiled member's scores and the
+market's fitted models.
+
+Per market, as of a day (the market's date at `as_of`):
+
+1. one set-based statement scores every member `profiled_members()` names
+   (active, with the profiling consent) and upserts their `MemberScore`:
+   - the purchases counted are those on or before the day that are not
+     fully returned, at their net value (total less what came back);
+     purchases of one day (market time) are one transaction;
+   - recency (days since the last purchase), frequency (purchases, i.e.
+     receipts, in the 12 months up to the day) and monetary value (their
+     net spend), each scored 1 to 5 by quintile of rank within the market
+     among the members who purchased (5 best): score = 1 + floor(5 x
+     (rank - 1) / n) with `rank()` in ascending order of merit, so members
+     tied on a value share the lower score;
+   - the segment and action of the contract's table, with FM the mean of
+     the F and M scores rounded half up;
+   - the BG/NBD inputs in weeks: x (transaction days after the first),
+     t_x and T (first to last transaction day, first day to the day, / 7),
+     and the mean net value of the repeat transactions;
+   the rows of members no longer profiled (consent withdrawn, suspended,
+   erased) are deleted;
+2. BG/NBD is fitted on the members' (x, t_x, T) grouped to their distinct
+   values (the weights), Gamma-Gamma on (x, mean repeat value) of the
+   members with x > 0 and a positive mean (`insights.clv`);
+3. each distinct input's p_alive, expected transactions in 90 days and in
+   52 weeks and expected spend (the model's mean p gamma / (q - 1) where
+   x = 0) are computed once and written back by a join on the inputs, and
+   clv_12m = expected transactions in 52 weeks x expected spend;
+4. the fitted models are stored as a `FittedModel` of the market and day,
+   with the segments' summary the segments report answers (one row read).
+
+Run twice for the same day, it writes the same rows again: idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from celery.schedules import crontab
+from django.db import connection, transaction
+
+from club.dates import local_date
+from club.models import Market
+from core.jobs import JobOptionError, JobResult, Progress, job, set_based
+from insights import clv
+from insights.models import FittedModel
+from insights.selectors import segments_summary
+from members.selectors import profiled_members
+
+logger = logging.getLogger(__name__)
+
+WEEKS_90_DAYS = 90 / 7
+WEEKS_12_MONTHS = 52.0
+LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
+
+_SCORE_SQL = """
+WITH profiled AS ({profiled}),
+days AS (
+    SELECT p.member_id, (p.occurred_at AT TIME ZONE %(tz)s)::date AS day,
+           SUM(p.total - p.returned_amount) AS value, COUNT(*) AS receipts
+    FROM loyalty_purchase p
+    WHERE p.member_id IN (SELECT id FROM profiled) AND p.occurred_at < %(end)s
+      AND NOT (p.total > 0 AND p.returned_amount >= p.total)
+    GROUP BY 1, 2
+),
+per_member AS (
+    SELECT member_id, MIN(day) AS first_day, MAX(day) AS last_day, COUNT(*) - 1 AS x,
+           SUM(value) - (ARRAY_AGG(value ORDER BY day))[1] AS repeat_value,
+           COALESCE(SUM(receipts) FILTER (WHERE day > %(year_ago)s), 0) AS frequency,
+           COALESCE(SUM(value) FILTER (WHERE day > %(year_ago)s), 0) AS monetary
+    FROM days GROUP BY member_id
+),
+scored AS (
+    SELECT pm.*,
+           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY last_day) - 1)
+                              / COUNT(*) OVER ()))::int AS r,
+           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY frequency) - 1)
+                              / COUNT(*) OVER ()))::int AS f,
+           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY monetary) - 1)
+                              / COUNT(*) OVER ()))::int AS m
+    FROM per_member pm
+),
+segmented AS (
+    SELECT s.*, CASE
+        WHEN r >= 4 AND fm >= 4 THEN 'champions'
+        WHEN r >= 3 AND fm >= 3 THEN 'loyal'
+        WHEN r <= 2 AND fm >= 4 THEN 'cant_lose'
+        WHEN r >= 3 AND fm = 2 THEN 'potential'
+        WHEN r >= 4 AND fm = 1 THEN 'new'
+        WHEN r <= 2 AND fm = 3 THEN 'at_risk'
+        WHEN r IN (2, 3) THEN 'hibernating'
+        ELSE 'lost' END AS segment
+    FROM (SELECT scored.*, (f + m + 1) / 2 AS fm FROM scored) s
+)
+INSERT INTO insights_memberscore (
+    member_id, market_id, as_of, recency_days, frequency_12m, monetary_12m, r, f, m,
+    segment, action, x, t_x, t_cal, mean_repeat_value, p_alive, expected_purchases_90d,
+    expected_purchases_52w, expected_spend, clv_12m)
+SELECT pr.id, %(market)s, %(as_of)s, %(as_of)s - s.last_day, COALESCE(s.frequency, 0),
+       COALESCE(s.monetary, 0), s.r, s.f, s.m, s.segment,
+       CASE WHEN s.segment IN ('champions', 'loyal', 'cant_lose') THEN 'keep'
+            WHEN s.segment IN ('potential', 'new', 'at_risk') THEN 'develop'
+            WHEN s.segment IS NOT NULL THEN 'let_go' END,
+       s.x, (s.last_day - s.first_day) / 7.0, (%(as_of)s - s.first_day) / 7.0,
+       CASE WHEN s.x > 0 THEN ROUND(s.repeat_value / s.x, 2) END,
+       NULL, NULL, NULL, NULL, NULL
+FROM profiled pr LEFT JOIN segmented s ON s.member_id = pr.id
+ON CONFLICT (member_id) DO UPDATE SET
+    market_id = EXCLUDED.market_id, as_of = EXCLUDED.as_of,
+    recency_days = EXCLUDED.recency_days, frequency_12m = EXCLUDED.frequency_12m,
+    monetary_12m = EXCLUDED.monetary_12m, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
+    segment = EXCLUDED.segment, action = EXCLUDED.action, x = EXCLUDED.x,
+    t_x = EXCLUDED.t_x, t_cal = EXCLUDED.t_cal, mean_repeat_value = EXCLUDED.mean_repeat_value,
+    p_alive = NULL, expected_purchases_90d = NULL, expected_purchases_52w = NULL,
+    expected_spend = NULL, clv_12m = NULL
+"""
+
+# The scores of members who are no longer profiled (or moved market) go.
+_UNPROFILED_SQL = """
+DELETE FROM insights_memberscore s
+WHERE s.market_id = %(market)s AND s.member_id NOT IN ({profiled})
+"""
+
+_CHURN_UPDATE_SQL = """
+UPDATE insights_memberscore s
+SET p_alive = v.p_alive, expected_purchases_90d = v.e90, expected_purchases_52w = v.e52
+FROM unnest(%(x)s::int[], %(t_x)s::float8[], %(t_cal)s::float8[], %(p_alive)s::float8[],
+            %(e90)s::float8[], %(e52)s::float8[]) AS v(x, t_x, t_cal, p_alive, e90, e52)
+WHERE s.market_id = %(market)s AND s.x = v.x AND s.t_x = v.t_x AND s.t_cal = v.t_cal
+"""
+
+_SPEND_UPDATE_SQL = """
+UPDATE insights_memberscore s
+SET expected_spend = ROUND(v.spend::numeric, 2),
+    clv_12m = ROUND((s.expected_purchases_52w * v.spend)::numeric, 2)
+FROM unnest(%(x)s::int[], %(mean)s::numeric[], %(spend)s::float8[]) AS v(x, mean, spend)
+WHERE s.market_id = %(market)s AND s.x = v.x
+  AND s.mean_repeat_value IS NOT DISTINCT FROM v.mean
+"""
+
+
+def _profiled_sql(market: Market) -> tuple[str, list[Any]]:
+    """The ids of the market's profiled members, as SQL (the one definition:
+    members.selectors.profiled_members)."""
+    query = profiled_members().filter(market_id=market.pk).values("id").query
+    sql, params = query.sql_with_params()
+    return sql, list(params)
+
+
+def _named(sql: str, params: list[Any], named: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Positional parameters of an ORM query inlined into a statement of
+    named ones (%s -> %(p0)s, ...)."""
+    names = {}
+    for i, value in enumerate(params):
+        names[f"p{i}"] = value
+    parts = sql.split("%s")
+    inlined = parts[0] + "".join(f"%(p{i})s{part}" for i, part in enumerate(parts[1:]))
+    return inlined, {**named, **names}
+
+
+def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _execute(sql: str, params: dict[str, Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
+    rows = _fetch(
+        "SELECT x, t_x, t_cal, COUNT(*) FROM insights_memberscore "
+        "WHERE market_id = %(market)s AND x IS NOT NULL GROUP BY x, t_x, t_cal",
+        {"market": market.pk},
+    )
+    if not rows:
+        return None, 0
+    x, t_x, t_cal, weights = (np.array(column, dtype=float) for column in zip(*rows))
+    members = int(weights.sum())
+    try:
+        model = clv.bgnbd_fit(x, t_x, t_cal, weights)
+    except (ValueError, FloatingPointError) as exc:
+        logger.warning("insights_refresh: no BG/NBD fit for %s: %s", market.code, exc)
+        return None, members
+    # A degenerate fit (nobody repeated: a -> 1) predicts no finite number:
+    # those members' predictions stay null rather than infinite.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p_alive = clv.bgnbd_p_alive(model, x, t_x, t_cal)
+        e90 = clv.bgnbd_expected_purchases(model, WEEKS_90_DAYS, x, t_x, t_cal)
+        e52 = clv.bgnbd_expected_purchases(model, WEEKS_12_MONTHS, x, t_x, t_cal)
+    _execute(
+        _CHURN_UPDATE_SQL,
+        {
+            "market": market.pk,
+            "x": [int(v) for v in x],
+            "t_x": t_x.tolist(),
+            "t_cal": t_cal.tolist(),
+            "p_alive": _finite(p_alive),
+            "e90": _finite(e90),
+            "e52": _finite(e52),
+        },
+    )
+    return model, members
+
+
+def _fit_spend(market: Market) -> clv.GammaGamma | None:
+    rows = _fetch(
+        "SELECT x, mean_repeat_value, COUNT(*) FROM insights_memberscore "
+        "WHERE market_id = %(market)s AND x > 0 AND mean_repeat_value > 0 "
+        "GROUP BY x, mean_repeat_value",
+        {"market": market.pk},
+    )
+    if not rows:
+        return None
+    x, mean, weights = (np.array(column, dtype=float) for column in zip(*rows))
+    try:
+        model = clv.gamma_gamma_fit(x, mean, weights)
+        population = clv.gamma_gamma_mean(model)
+    except (ValueError, FloatingPointError) as exc:
+        logger.warning("insights_refresh: no Gamma-Gamma fit for %s: %s", market.code, exc)
+        return None
+    # Every distinct (x, mean) of the scored members, fitted on or not.
+    inputs = _fetch(
+        "SELECT DISTINCT x, mean_repeat_value FROM insights_memberscore "
+        "WHERE market_id = %(market)s AND x IS NOT NULL",
+        {"market": market.pk},
+    )
+    xs = np.array([row[0] for row in inputs], dtype=float)
+    means = np.array([float(row[1] or 0) for row in inputs])
+    spend = np.full(len(xs), population)
+    repeat = xs > 0
+    if repeat.any():
+        spend[repeat] = clv.gamma_gamma_expected_spend(
+            model, xs[repeat], np.maximum(means[repeat], 0.0)
+        )
+    _execute(
+        _SPEND_UPDATE_SQL,
+        {
+            "market": market.pk,
+            "x": [int(row[0]) for row in inputs],
+            "mean": [row[1] for row in inputs],
+            "spend": _finite(spend),
+        },
+    )
+    return model
+
+
+def market_refresh(*, market: Market, day: date) -> int:
+    """Score the market's profiled members and fit its models as of `day`,
+    in one transaction. Answers how many members were scored."""
+    profiled, profiled_params = _profiled_sql(market)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time())
+    # 12 months back (29 February's year-ago is the 28th).
+    year_ago = day.replace(year=day.year - 1, day=min(day.day, 28 if day.month == 2 else 31))
+    with transaction.atomic():
+        # One refresh of a market at a time: a second (beat and a command
+        # by hand) waits, then writes the same rows again.
+        _execute(
+            "SELECT pg_advisory_xact_lock(%(key)s, %(market)s)",
+            {"key": LOCK_KEY, "market": market.pk},
+        )
+        sql, params = _named(
+            _SCORE_SQL.format(profiled=profiled),
+            profiled_params,
+            {
+                "market": market.pk,
+                "as_of": day,
+                "tz": market.time_zone,
+                # The end of the day in the market's time zone.
+                "end": end.replace(tzinfo=ZoneInfo(market.time_zone)),
+                "year_ago": year_ago,
+            },
+        )
+        scored = _execute(sql, params)
+        sql, params = _named(
+            _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
+        )
+        _execute(sql, params)
+        purchase_model, members = _fit_purchases(market)
+        spend_model = _fit_spend(market) if purchase_model is not None else None
+        FittedModel.objects.update_or_create(
+            market=market,
+            as_of=day,
+            defaults={
+                "members": members,
+                "purchase_model": _bgnbd_view(purchase_model),
+                "spend_model": _gamma_gamma_view(spend_model),
+                "segments": segments_summary(market=market),
+            },
+        )
+    return scored
+
+
+def _bgnbd_view(model: clv.BgNbd | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {
+        "name": "bg_nbd",
+        "r": model.r,
+        "alpha": model.alpha,
+        "a": model.a,
+        "b": model.b,
+        "log_likelihood": model.log_likelihood,
+    }
+
+
+def _gamma_gamma_view(model: clv.GammaGamma | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {
+        "name": "gamma_gamma",
+        "p": model.p,
+        "q": model.q,
+        "gamma": model.gamma,
+        "members": model.members,
+        "log_likelihood": model.log_likelihood,
+    }
+
+
+@job(title="insights: refresh", schedule=crontab(minute="10", hour="3"), unit="members")
+def insights_refresh(
+    *, as_of: datetime, market: str | None = None, progress: Progress | None = None
+) -> JobResult:
+    """Score every profiled member (recency, frequency, monetary value,
+    segment, p_alive, expected purchases and spend, 12-month value) and fit
+    the purchase and spend models, per market as of its date at `as_of`;
+    `market` limits it to one market's code."""
+    result = JobResult("insights_refresh")
+    if not set_based():
+        # Its statements are PostgreSQL's (make run's SQLite has no AT TIME
+        # ZONE nor unnest): nothing is scored there.
+        logger.warning("insights_refresh needs PostgreSQL: nothing scored")
+        return result
+    markets = Market.objects.order_by("code")
+    if market:
+        markets = markets.filter(code=market.upper())
+        if not markets.exists():
+            raise JobOptionError(f"no market {market}")
+    for each in markets:
+        done = market_refresh(market=each, day=local_date(each, as_of))
+        result.rows += done
+        result.batches += 1
+        if progress:
+            progress(done)
+    return result

@@ -1,0 +1,226 @@
+"""`insights_refresh` and the reads of what it stored: the CDNOW sample
+brought in with the import commands gives the published estimates; members
+built to land in each of the eight segments; members without the profiling
+consent are left out."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from club.models import Market
+from core.jobs import jobs
+from insights.models import FittedModel, MemberScore
+from insights.scoring import insights_refresh
+from insights.selectors import SEGMENTS
+from members.models import Member
+from tests.helpers import assert_problem, buy, give_back
+from tests.insights.cdnow import CDNOW_CALIBRATION_END, cdnow_write_imports
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+WITHIN = 0.005  # 0.5 %
+
+
+def _with_profiling(path) -> None:
+    """The CDNOW customers consent to profiling (the import's column)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], "profiling"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "profiling": "true"})
+
+
+def test_cdnow_gives_the_published_estimates(tmp_path, make_api, capsys):
+    members_csv, purchases_csv = tmp_path / "members.csv", tmp_path / "purchases.csv"
+    written = cdnow_write_imports(
+        members_csv, purchases_csv, market="SE", store_code="SE-WEB", currency="SEK"
+    )
+    assert written == (2357, 6919)
+    _with_profiling(members_csv)
+    call_command("import_members", str(members_csv))
+    call_command("import_purchases", str(purchases_csv))
+    call_command("insights_refresh", "--as-of", CDNOW_CALIBRATION_END.isoformat(), "--market", "SE")
+    assert "insights_refresh:" in capsys.readouterr().out
+
+    api = make_api(scopes=["insights:read"])
+    model = api.get("/api/v1/insights/model", {"market": "SE"}).json()
+    assert model["market"] == "SE" and model["as_of"] == "1997-09-30"
+    assert model["time_unit"] == "week" and model["members"] == 2357
+    bg = model["purchase_model"]
+    assert bg["name"] == "bg_nbd"
+    assert bg["r"] == pytest.approx(0.243, rel=WITHIN)
+    assert bg["alpha"] == pytest.approx(4.414, rel=WITHIN)
+    assert bg["a"] == pytest.approx(0.793, rel=WITHIN)
+    assert bg["b"] == pytest.approx(2.426, rel=WITHIN)
+    assert bg["log_likelihood"] == pytest.approx(-9582.4, rel=WITHIN)
+    gg = model["spend_model"]
+    assert gg["name"] == "gamma_gamma" and gg["members"] == 946
+    assert gg["p"] == pytest.approx(6.25, rel=WITHIN)
+    assert gg["q"] == pytest.approx(3.74, rel=WITHIN)
+    assert gg["gamma"] == pytest.approx(15.44, rel=WITHIN)
+
+    # The first customer: x 2, t_x 30.43, T 38.86 weeks; p_alive 0.7266.
+    first = Member.objects.get(external_id="CDNOW-00004")
+    score = MemberScore.objects.get(member=first)
+    assert (score.x, round(score.t_x, 2), round(score.t_cal, 2)) == (2, 30.43, 38.86)
+    body = api.get(f"/api/v1/members/{first.member_number}/insights").json()
+    assert body["profiling"] is True and body["as_of"] == "1997-09-30"
+    assert body["churn"]["p_alive"] == pytest.approx(0.7266, abs=0.001)
+    # Its expected spend: the Gamma-Gamma mean of (29.73 + 14.96) / 2 shrunk
+    # to the population's; its value: 52 weeks of expected transactions.
+    mean = (29.73 + 14.96) / 2
+    expected_spend = gg["p"] * (gg["gamma"] + 2 * mean) / (gg["p"] * 2 + gg["q"] - 1)
+    assert float(body["value"]["expected_spend"]) == pytest.approx(expected_spend, abs=0.01)
+    assert body["value"]["currency"] == "SEK"
+    assert float(body["value"]["clv_12m"]) == pytest.approx(
+        score.expected_purchases_52w * float(score.expected_spend), abs=0.01
+    )
+    assert 0 < body["churn"]["expected_purchases_90d"] < score.expected_purchases_52w
+    # As of 1997-09-30 the last purchase is 59 days old; 12 months: 3 receipts.
+    assert body["rfm"]["recency_days"] == 59 and body["rfm"]["frequency_12m"] == 3
+
+    # A second run of the same day changes nothing.
+    before = list(MemberScore.objects.order_by("member_id").values_list("member_id", "p_alive"))
+    insights_refresh(as_of=CDNOW_CALIBRATION_END, market="SE")
+    after = list(MemberScore.objects.order_by("member_id").values_list("member_id", "p_alive"))
+    assert before == after
+    assert FittedModel.objects.filter(market__code="SE").count() == 1
+
+
+# The wanted (R, F, M) scores of ten members: with ten members each score
+# is two ranks (1 + floor(5 x (rank - 1) / 10)).
+SEGMENT_PLAN = [
+    ("champions", 5, 5, 5),
+    ("loyal", 3, 3, 3),
+    ("cant_lose", 1, 5, 4),  # FM (5 + 4) / 2 rounds up to 5
+    ("potential", 4, 2, 2),
+    ("new", 5, 1, 1),
+    ("at_risk", 2, 3, 3),
+    ("hibernating", 2, 1, 2),  # FM 1.5 rounds up to 2
+    ("lost", 1, 2, 1),
+    ("champions", 4, 4, 5),
+    ("loyal", 3, 4, 4),
+]
+
+
+def _ranks(scores: list[int]) -> list[int]:
+    """A rank 1..10 per member with that score (score s: ranks 2s-1, 2s)."""
+    taken: dict[int, int] = {}
+    ranks = []
+    for score in scores:
+        ranks.append(2 * score - 1 + taken.get(score, 0))
+        taken[score] = taken.get(score, 0) + 1
+    return ranks
+
+
+def test_members_land_in_each_of_the_eight_segments(make_member, make_api):
+    members = [make_member(market="FI", consents={"profiling": True}) for _ in SEGMENT_PLAN]
+    r_ranks = _ranks([plan[1] for plan in SEGMENT_PLAN])
+    f_ranks = _ranks([plan[2] for plan in SEGMENT_PLAN])
+    m_ranks = _ranks([plan[3] for plan in SEGMENT_PLAN])
+    now = timezone.now()
+    for member, r_rank, f_rank, m_rank in zip(members, r_ranks, f_ranks, m_ranks):
+        # Rank 10 bought most recently; f_rank receipts; 1,000 x m_rank in all.
+        day = now - timedelta(days=80 - 7 * r_rank)
+        amount = (Decimal(1000 * m_rank) / f_rank).quantize(Decimal("0.01"))
+        for n in range(f_rank):
+            buy(
+                member,
+                str(amount),
+                store="FI-001",
+                occurred_at=day - timedelta(minutes=n),
+                currency="EUR",
+            )
+    # Not in any segment: a profiled member who never bought, and a buyer
+    # without the consent.
+    idle = make_member(market="FI", consents={"profiling": True})
+    private = make_member(market="FI")
+    buy(private, "5000.00", store="FI-001", currency="EUR")
+
+    insights_refresh(as_of=now, market="FI")
+
+    for member, (segment, r, f, m) in zip(members, SEGMENT_PLAN):
+        score = MemberScore.objects.get(member=member)
+        assert (score.segment, score.r, score.f, score.m) == (segment, r, f, m), member
+    assert MemberScore.objects.get(member=idle).segment is None
+    assert not MemberScore.objects.filter(member=private).exists()
+
+    api = make_api(scopes=["insights:read"])
+    body = api.get("/api/v1/insights/segments", {"market": "FI"}).json()
+    assert body["market"] == "FI" and body["members"] == 10
+    assert [s["segment"] for s in body["segments"]] == [s for s, _ in SEGMENTS]
+    by_segment = {s["segment"]: s for s in body["segments"]}
+    assert {s: v["members"] for s, v in by_segment.items()} == {
+        "champions": 2,
+        "loyal": 2,
+        "cant_lose": 1,
+        "potential": 1,
+        "new": 1,
+        "at_risk": 1,
+        "hibernating": 1,
+        "lost": 1,
+    }
+    assert by_segment["champions"]["action"] == "keep"
+    assert by_segment["at_risk"]["action"] == "develop"
+    assert by_segment["lost"]["action"] == "let_go"
+    assert by_segment["champions"]["share"] == 0.2
+    # Champions spent 1,000 x (m ranks 10 and 9); everyone 1,000 x 55.
+    champions_ranks = [m for (s, *_), m in zip(SEGMENT_PLAN, m_ranks) if s == "champions"]
+    assert Decimal(by_segment["champions"]["revenue_12m"]) == pytest.approx(
+        Decimal(1000 * sum(champions_ranks)), abs=Decimal("0.10")
+    )
+    assert by_segment["champions"]["revenue_share"] == round(sum(champions_ranks) / 55, 4)
+
+    # Their answers say so; the consent withdrawn, the next refresh drops the row.
+    private_body = api.get(f"/api/v1/members/{private.member_number}/insights").json()
+    assert private_body["profiling"] is False
+    assert private_body["rfm"] is None and private_body["churn"] is None
+    assert private_body["value"] is None
+    Member.objects.filter(pk=members[0].pk).update(profiling=False)
+    assert (
+        api.get(f"/api/v1/members/{members[0].member_number}/insights").json()["profiling"] is False
+    )
+    insights_refresh(as_of=now, market="FI")
+    assert not MemberScore.objects.filter(member=members[0]).exists()
+
+
+def test_a_fully_returned_purchase_does_not_count(make_member):
+    member = make_member(consents={"profiling": True})
+    kept = buy(member, "300.00", occurred_at=timezone.now() - timedelta(days=20))
+    give_back(kept, "100.00")
+    give_back(buy(member, "500.00", occurred_at=timezone.now() - timedelta(days=2)), "500.00")
+    insights_refresh(market="SE")
+    score = MemberScore.objects.get(member=member)
+    assert score.frequency_12m == 1 and score.monetary_12m == Decimal("200.00")
+    assert score.recency_days in (20, 21)  # the kept purchase's day, market time
+    assert score.x == 0
+
+
+def test_the_job_is_declared_and_its_command_refuses_an_unknown_market():
+    spec = jobs()["insights_refresh"]
+    assert spec.task_name == "insights.insights_refresh"
+    assert spec.schedule == {"minute": "10", "hour": "3"}
+    with pytest.raises(CommandError, match="no market XX"):
+        call_command("insights_refresh", "--market", "XX")
+
+
+def test_reads_before_any_refresh(make_api, make_member):
+    api = make_api(scopes=["insights:read"])
+    assert_problem(api.get("/api/v1/insights/model", {"market": "DK"}), 404, "not_found")
+    body = api.get("/api/v1/insights/segments", {"market": "DK"}).json()
+    assert body["as_of"] is None and body["members"] == 0
+    member = make_member(market="DK", consents={"profiling": True})
+    answer = api.get(f"/api/v1/members/{member.member_number}/insights").json()
+    assert answer["profiling"] is True and answer["rfm"] is None and answer["nps"] is None
+    norway = make_api(scopes=["insights:read"], markets=["NO"])
+    assert_problem(norway.get(f"/api/v1/members/{member.member_number}/insights"), 404, "not_found")
+    assert Market.objects.filter(code="DK").exists()
