@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from checkout import apis as checkout_apis
-from core.health import health
+from core import health
 from integrations import apis as integrations_apis
 from journeys import apis as journey_apis
 from loyalty import apis as loyalty_apis
@@ -47,7 +47,9 @@ api = [
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
 
 urlpatterns = [
-    path("health/", health),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("health/", health.ready, name="health"),  # the older name of /health/ready
     path("api/v1/", include(api)),
     # The contract is public; what it describes needs a key.
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
