@@ -115,7 +115,9 @@ def test_adjusting_points_needs_its_permission(member):
     assert "Adjust points" in adjuster.get(member_url("change", member)).content.decode()
     response = adjuster.post(member_url("adjust_points", member), {"points": 5, "reason": "r"})
     assert response.status_code == 302
-    assert LedgerEntry.objects.get(member=member, kind="adjust", staff_user__isnull=False).points == 5
+    assert (
+        LedgerEntry.objects.get(member=member, kind="adjust", staff_user__isnull=False).points == 5
+    )
 
 
 def test_overriding_the_tier_needs_its_permission(member):
