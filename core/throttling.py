@@ -13,7 +13,9 @@ client kept for the process. Without Redis (the embedded default), the
 Django cache counts instead. Either way the count is atomic.
 
 A store that does not answer fails open: the call passes, a warning is
-logged (at most one per LOG_EVERY_SECONDS per process). A limit is a
+logged (at most one per LOG_EVERY_SECONDS per process), and the process
+leaves the store alone for PAUSE_SECONDS, so a Redis that hangs rather
+than refuses costs one call a timeout, not every call. A limit is a
 shield against floods, never a reason to refuse a till's purchase.
 """
 
@@ -37,9 +39,11 @@ logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 LOG_EVERY_SECONDS = 10.0
+PAUSE_SECONDS = 5.0
 
 _redis: tuple[str, Any] | None = None
-_logged_at = 0.0
+_logged_at = -LOG_EVERY_SECONDS
+_paused_until = 0.0
 _log_lock = threading.Lock()
 
 
@@ -52,10 +56,22 @@ def _redis_client() -> Any:
     return _redis[1]
 
 
+def _paused() -> bool:
+    return time.monotonic() < _paused_until
+
+
+def forget_failures() -> None:
+    """Ask the store again at once (tests; the pause ends by itself)."""
+    global _paused_until, _logged_at
+    with _log_lock:
+        _paused_until, _logged_at = 0.0, -LOG_EVERY_SECONDS
+
+
 def _fail_open(exc: Exception) -> None:
-    global _logged_at
+    global _logged_at, _paused_until
     with _log_lock:
         now = time.monotonic()
+        _paused_until = now + PAUSE_SECONDS
         if now - _logged_at < LOG_EVERY_SECONDS:
             return
         _logged_at = now
@@ -67,6 +83,8 @@ def _fail_open(exc: Exception) -> None:
 def _count(key: str) -> int | None:
     """Add one to the window's count and answer it; None if the store does
     not answer (the caller lets the call pass)."""
+    if _paused():
+        return None
     try:
         if settings.LOJAL_THROTTLE_IN_REDIS:
             pipe = _redis_client().pipeline(transaction=False)
@@ -87,6 +105,8 @@ def _count(key: str) -> int | None:
 
 def _peek(key: str) -> int | None:
     """The window's count, unchanged; None if the store does not answer."""
+    if _paused():
+        return None
     try:
         if settings.LOJAL_THROTTLE_IN_REDIS:
             value = _redis_client().get(key)

@@ -77,8 +77,12 @@ def _fresh_client_cache() -> Iterator[None]:
 def _locmem_cache_clear() -> Iterator[None]:
     from django.core.cache import cache
 
+    from core.throttling import forget_failures
+
     cache.clear()
+    forget_failures()  # a test that took Redis away leaves no pause behind
     yield
+    forget_failures()
 
 
 @pytest.fixture(scope="session")

@@ -144,7 +144,6 @@ def test_with_redis_down_lookups_and_purchases_answer_and_events_wait(
     redis_settings(settings, dead)
     caplog.set_level(logging.WARNING)
     webhooks._unqueued_logged_at = -10.0  # the line is logged once per 10 s
-    throttling._logged_at = -10.0
     with broker_at(dead):
         started = time.monotonic()
         lookup = api.get(f"/api/v1/members/lookup?member_number={member.member_number}")
@@ -181,6 +180,29 @@ def test_with_the_broker_down_the_dispatch_wake_gives_up_quickly_and_quietly(set
     from django.core.cache import cache
 
     assert cache.get(webhooks.QUEUED_KEY) is None
+
+
+@needs_redis
+def test_after_a_failure_the_throttle_leaves_redis_alone_for_a_while(settings, caplog):
+    """A Redis that hangs costs one call its timeout, not every call."""
+    settings.LOJAL_THROTTLE_IN_REDIS = True
+    settings.REDIS_URL = f"redis://127.0.0.1:{dead_port()}/0"
+    caplog.set_level(logging.WARNING)
+    key = f"lojal:test-pause:{os.getpid()}:{time.time()}"
+    assert throttling._count(key) is None
+    assert sum("throttle store unavailable" in r.getMessage() for r in caplog.records) == 1
+    settings.REDIS_URL = REDIS_URL  # Redis is back, but the pause is not over
+    assert throttling._count(key) is None
+    assert throttling._peek(key) is None
+    throttling.forget_failures()  # as PAUSE_SECONDS later
+    assert throttling._count(key) == 1
+    assert throttling._peek(key) == 1
+    # Failures in a row, each after its pause: one line per LOG_EVERY_SECONDS.
+    settings.REDIS_URL = f"redis://127.0.0.1:{dead_port()}/0"
+    for _ in range(3):
+        throttling._paused_until = 0.0  # as if the pause were over
+        assert throttling._count(key) is None
+    assert sum("throttle store unavailable" in r.getMessage() for r in caplog.records) == 2
 
 
 @pytest.mark.django_db
