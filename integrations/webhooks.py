@@ -310,14 +310,30 @@ def webhooks_dispatch(
 # it before it looks, so a commit after that enqueues the next. No event
 # waits for the beat, and a burst of commits queues one dispatch.
 QUEUED_KEY = "webhooks:dispatch-queued"
-_unqueued_logged_at = -10.0
+# After the cache or broker failed, commits leave them alone this long (a
+# Redis that hangs would cost every commit a timeout); a warning at most
+# every UNQUEUED_LOG_SECONDS.
+UNQUEUED_PAUSE_SECONDS = 5.0
+UNQUEUED_LOG_SECONDS = 10.0
+_unqueued_failed_at = -UNQUEUED_PAUSE_SECONDS
+_unqueued_logged_at = -UNQUEUED_LOG_SECONDS
+
+
+def forget_dispatch_failures() -> None:
+    """Try the broker again at once (tests; the pause ends by itself)."""
+    global _unqueued_failed_at, _unqueued_logged_at
+    _unqueued_failed_at = -UNQUEUED_PAUSE_SECONDS
+    _unqueued_logged_at = -UNQUEUED_LOG_SECONDS
 
 
 def dispatch_soon() -> None:
     """After a commit that wrote events (core.outbox calls it): a dispatch
     now rather than at the next beat. Off in the tests (no broker there)."""
+    global _unqueued_failed_at, _unqueued_logged_at
     if not settings.WEBHOOK_DISPATCH_ON_COMMIT:
         return
+    if time.monotonic() - _unqueued_failed_at < UNQUEUED_PAUSE_SECONDS:
+        return  # the beat's dispatch will find the events
     queued = False
     try:
         queued = cache.add(QUEUED_KEY, 1, timeout=60)
@@ -326,9 +342,9 @@ def dispatch_soon() -> None:
     except Exception as exc:  # the cache or the broker is down (kombu, redis, OS errors)
         # Nothing is lost: the events wait in the outbox for the beat's
         # dispatch once the broker is back. The purchase has committed.
-        global _unqueued_logged_at
-        if time.monotonic() - _unqueued_logged_at >= 10:  # a line per 10 s, not per commit
-            _unqueued_logged_at = time.monotonic()
+        _unqueued_failed_at = time.monotonic()
+        if _unqueued_failed_at - _unqueued_logged_at >= UNQUEUED_LOG_SECONDS:
+            _unqueued_logged_at = _unqueued_failed_at
             logger.warning(
                 "webhooks dispatch not queued, the outbox keeps the events: %s: %s",
                 type(exc).__name__,

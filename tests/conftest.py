@@ -78,11 +78,15 @@ def _locmem_cache_clear() -> Iterator[None]:
     from django.core.cache import cache
 
     from core.throttling import forget_failures
+    from integrations.webhooks import forget_dispatch_failures
 
     cache.clear()
-    forget_failures()  # a test that took Redis away leaves no pause behind
+    # A test that took Redis away leaves no pause behind.
+    forget_failures()
+    forget_dispatch_failures()
     yield
     forget_failures()
+    forget_dispatch_failures()
 
 
 @pytest.fixture(scope="session")
