@@ -17,5 +17,9 @@ RUN SECRET_KEY=build-only ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/bu
  && install -d -o lojal /tmp/lojal-metrics
 USER lojal
 EXPOSE 8000
+# Liveness only (no I/O): a database or Redis outage must not get a healthy
+# process restarted; load balancers poll /health/ready (docs/operations.md).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=5 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=3).status == 200 else 1)"
 CMD ["gunicorn", "config.wsgi:application", "-c", "config/gunicorn.py", \
      "--bind", "0.0.0.0:8000", "--workers", "4"]

@@ -1,7 +1,12 @@
 """The staff's member page, composed of every domain: find one in one box, see their points, cards,
 consents, ledger and tier history, edit the profile, adjust points, override
-the tier, block a card; export and erase a member (staff holding
-`members.export_member` / `members.erase_member`).
+the tier, block a card; export and erase a member.
+
+Each action that moves points, status or personal data needs its own
+permission (members.models.Member.Meta.permissions): the page shows it only
+to staff who hold it and its view answers 403 to others.
+`members.adjust_points` books at most SUPPORT_ADJUST_LIMIT points a call,
+either way; `members.adjust_points_unlimited` lifts the limit.
 
 Every write goes through a service (member_update, points_adjust,
 tier_override, card_block); balance, pending and the tier are never
@@ -14,6 +19,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
@@ -48,6 +54,12 @@ from members.models import Card, Member
 from members.selectors import normalize_phone
 from members.services import CONSENT_FIELDS, card_block, member_update
 from rewards.admin import MEMBER_VOUCHERS_ON_PAGE, member_vouchers_html
+
+ADJUST_POINTS = "members.adjust_points"
+ADJUST_POINTS_UNLIMITED = "members.adjust_points_unlimited"
+OVERRIDE_TIER = "members.override_tier"
+EXPORT_MEMBER = "members.export_member"
+ERASE_MEMBER = "members.erase_member"
 
 LEDGER_ON_PAGE = 100
 TIER_HISTORY_ON_PAGE = 50
@@ -127,6 +139,21 @@ class MemberForm(forms.ModelForm):
 class AdjustPointsForm(forms.Form):
     points = forms.IntegerField(help_text="Positive to add, negative to take away; not zero.")
     reason = forms.CharField(max_length=255, help_text="Why: kept in the ledger for good.")
+
+    def __init__(self, *args: Any, limit: int | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+        if limit is not None:
+            self.fields["points"].help_text += f" At most {limit} either way."
+
+    def clean_points(self) -> int:
+        points = self.cleaned_data["points"]
+        if self.limit is not None and abs(points) > self.limit:
+            raise forms.ValidationError(
+                f"You may adjust at most {self.limit} points at a time; "
+                "a larger adjustment needs a club admin."
+            )
+        return points
 
 
 class OverrideTierForm(forms.Form):
@@ -331,8 +358,10 @@ class MemberAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
-            "has_export_permission": request.user.has_perm("members.export_member"),
-            "has_erase_permission": request.user.has_perm("members.erase_member"),
+            "has_adjust_permission": request.user.has_perm(ADJUST_POINTS),
+            "has_override_permission": request.user.has_perm(OVERRIDE_TIER),
+            "has_export_permission": request.user.has_perm(EXPORT_MEMBER),
+            "has_erase_permission": request.user.has_perm(ERASE_MEMBER),
         }
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
@@ -409,8 +438,13 @@ class MemberAdmin(admin.ModelAdmin):
         )
 
     def adjust_points_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        member = self._member_to_change(request, object_id)
-        form = AdjustPointsForm(request.POST if request.method == "POST" else None)
+        member = self._member_with_perm(request, object_id, ADJUST_POINTS)
+        limit = (
+            None
+            if request.user.has_perm(ADJUST_POINTS_UNLIMITED)
+            else settings.SUPPORT_ADJUST_LIMIT
+        )
+        form = AdjustPointsForm(request.POST if request.method == "POST" else None, limit=limit)
         if request.method == "POST":
             if form.is_valid():
                 points, reason = form.cleaned_data["points"], form.cleaned_data["reason"]
@@ -446,7 +480,7 @@ class MemberAdmin(admin.ModelAdmin):
         )
 
     def override_tier_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        member = self._member_to_change(request, object_id)
+        member = self._member_with_perm(request, object_id, OVERRIDE_TIER)
         form = OverrideTierForm(request.POST if request.method == "POST" else None, member=member)
         if request.method == "POST":
             if form.is_valid():
@@ -513,7 +547,7 @@ class MemberAdmin(admin.ModelAdmin):
 
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The member's data as the API's export answers it, as a download."""
-        member = self._member_with_perm(request, object_id, "members.export_member")
+        member = self._member_with_perm(request, object_id, EXPORT_MEMBER)
         self.log_change(request, member, f"Exported the member's data ({request.user})")
         chunks = (chunk.encode() for chunk in member_export_chunks(member=member))
         response = StreamingHttpResponse(chunks, content_type="application/json")
@@ -522,7 +556,7 @@ class MemberAdmin(admin.ModelAdmin):
 
     def erase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """A confirmation page, then the erasure (integrations.privacy.member_erase)."""
-        member = self._member_with_perm(request, object_id, "members.erase_member")
+        member = self._member_with_perm(request, object_id, ERASE_MEMBER)
         if request.method == "POST":
             try:
                 result = member_erase(member=member, actor=staff_actor(request.user))

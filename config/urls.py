@@ -7,7 +7,7 @@ from rest_framework.permissions import AllowAny
 
 from campaigns import apis as campaigns_apis
 from checkout import apis as checkout_apis
-from core.health import health
+from core import health
 from core.metrics import metrics_view
 from insights import apis as insights_apis
 from integrations import apis as integrations_apis
@@ -65,7 +65,9 @@ api = [
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
 
 urlpatterns = [
-    path("health/", health),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("health/", health.ready, name="health"),  # the older name of /health/ready
     path("metrics", metrics_view),
     # Browsers ask for it on every page; without it the admin's console logs a 404.
     path("favicon.ico", RedirectView.as_view(url=static("backoffice/favicon.svg"))),

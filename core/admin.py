@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -39,6 +40,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RefusedActionsMixin:
+    """An action the user may not run is not offered (Django's `permissions`
+    of @admin.action), and posting it anyway answers 403 rather than
+    Django's quiet "no action selected"."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        action = request.POST.get("action") if request.method == "POST" else None
+        if action:
+            declared = {name for _, name, _ in self._get_base_actions()}  # type: ignore[attr-defined]
+            if action in declared and action not in self.get_actions(request):  # type: ignore[attr-defined]
+                raise PermissionDenied
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
 # The raw key made in save_model, held on the request (memory, this request
@@ -71,8 +88,14 @@ class ApiClientForm(forms.ModelForm):
         fields = ["name", "scopes", "markets", "rate_per_minute", "expires_at"]
 
 
+CREATE_API_KEY = "core.create_api_key"
+
+
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(RefusedActionsMixin, admin.ModelAdmin):
+    """Creating a client, or rotating its key, makes a bearer secret: it
+    needs `core.create_api_key` on top of Django's own permissions."""
+
     form = ApiClientForm
     list_display = [
         "name",
@@ -103,6 +126,12 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
         return False  # ledger entries point at clients: revoke instead
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CREATE_API_KEY)
+
+    def has_create_key_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CREATE_API_KEY)
 
     @admin.display(description="scopes")
     def scope_list(self, client: ApiClient) -> str:
@@ -158,7 +187,9 @@ class ApiClientAdmin(admin.ModelAdmin):
             revoked += 1
         self.message_user(request, f"Revoked {revoked} API client(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate the key of the selected API clients", permissions=["change"])
+    @admin.action(
+        description="Rotate the key of the selected API clients", permissions=["create_key"]
+    )
     def rotate_key(
         self, request: HttpRequest, queryset: QuerySet[ApiClient]
     ) -> HttpResponse | None:

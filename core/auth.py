@@ -4,6 +4,11 @@ Keys are `lj_<prefix>_<secret>`, 256 bits of randomness in all, stored as a
 SHA-256 digest. A verified client is cached in the process for two seconds,
 so the hot lookup does not pay a query for it; a revocation therefore takes
 effect within two seconds everywhere (at once in the process that made it).
+
+Only keys that exist are cached: an unknown key is looked up each time it
+comes, and calls without a valid key are counted per client IP
+(core.throttling) and answered 429 past their limit before the lookup, so a
+flood of random keys can neither evict the cache nor cost a query each.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from rest_framework import authentication, exceptions, permissions
 from core.actors import Actor
 from core.logs import bind_client
 from core.models import ApiClient
+from core.throttling import unauthenticated_check, unauthenticated_count
 
 CLIENT_CACHE_SECONDS = 2.0
+# More cached clients than this (only real keys are cached): start afresh.
+CLIENT_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +61,7 @@ def new_key() -> tuple[str, str]:
     return f"lj_{prefix}_{secrets.token_urlsafe(32)}", f"lj_{prefix}"
 
 
-_cache: dict[str, tuple[Client | None, float]] = {}
+_cache: dict[str, tuple[Client, float]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -85,21 +93,33 @@ def _load_client(digest: str) -> Client | None:
     )
 
 
-def client_for_key(raw_key: str) -> Client | None:
-    digest = key_digest(raw_key)
-    now = time.monotonic()
+def _cached_client(digest: str) -> Client | None:
     cached = _cache.get(digest)
-    if cached is not None and now - cached[1] < CLIENT_CACHE_SECONDS:
-        client = cached[0]
-    else:
-        client = _load_client(digest)
+    if cached is not None and time.monotonic() - cached[1] < CLIENT_CACHE_SECONDS:
+        return cached[0]
+    return None
+
+
+def _loaded_client(digest: str) -> Client | None:
+    client = _load_client(digest)
+    if client is not None:
         with _cache_lock:
-            if len(_cache) > 10_000:
+            if len(_cache) >= CLIENT_CACHE_MAX:
                 _cache.clear()
-            _cache[digest] = (client, now)
+            _cache[digest] = (client, time.monotonic())
+    return client
+
+
+def _usable(client: Client | None) -> Client | None:
     if client is not None and client.expires_at is not None and client.expires_at <= timezone.now():
         return None
     return client
+
+
+def client_for_key(raw_key: str) -> Client | None:
+    """The client of a raw key, None for an unknown, revoked or expired one."""
+    digest = key_digest(raw_key)
+    return _usable(_cached_client(digest) or _loaded_client(digest))
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -108,14 +128,24 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[Client, None] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
-            return None
+            unauthenticated_count(request)
+            return None  # HasScope answers 401
         scheme, _, raw = header.partition(" ")
         raw = raw.strip()
         # RFC 9110 11.1: the scheme is case-insensitive.
         if scheme.lower() != self.keyword.lower() or not raw or len(raw) > 128:
+            unauthenticated_count(request)
             raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'.")
-        client = client_for_key(raw)
+        digest = key_digest(raw)
+        client = _cached_client(digest)
         if client is None:
+            # Not seen in the last seconds: an IP past its limit of failures
+            # gets no lookup at all.
+            unauthenticated_check(request)
+            client = _loaded_client(digest)
+        client = _usable(client)
+        if client is None:
+            unauthenticated_count(request)
             raise exceptions.AuthenticationFailed("Unknown, expired or revoked key.")
         bind_client(client.name)
         return client, None

@@ -11,7 +11,9 @@ import logging
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
 
@@ -150,6 +152,12 @@ class RateLimited(DomainError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
 
+class ServiceUnavailable(DomainError):
+    """The database does not answer: nothing was done, the call may be retried."""
+
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
 class ServerError(DomainError):
     status, code, title = 500, "server_error", "Internal error"
 
@@ -255,7 +263,22 @@ def problem_for_exception(exc: Exception) -> tuple[dict[str, Any], dict[str, str
         wait = max(int(exc.wait or 1), 1)
         headers["Retry-After"] = str(wait)
         return problem_of(RateLimited, f"Retry in {wait} s."), headers
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return database_unavailable(exc)
     return None
+
+
+def database_unavailable(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
+    """The answer to a database that does not answer (refused, timed out,
+    a connection that broke; also a deadlock or a serialization failure,
+    which Postgres undid): 503 with Retry-After. The transaction was rolled
+    back, so a retry is safe, and Django replaces the broken connection
+    after this request (CONN_MAX_AGE), so the service recovers by itself."""
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:200])
+    wait = settings.LOJAL_UNAVAILABLE_RETRY_AFTER
+    return problem_of(ServiceUnavailable, f"The database does not answer; retry in {wait} s."), {
+        "Retry-After": str(wait)
+    }
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:

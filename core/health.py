@@ -1,9 +1,25 @@
-"""GET /health/: the database, Redis (or the local broker) and the workers."""
+"""Health endpoints for the orchestrator and the load balancer, without a key:
+
+- `GET /health/live`: the process answers HTTP. No I/O at all: restart the
+  process only when this fails.
+- `GET /health/ready`: the database, the broker (Redis, or the local
+  broker folder) and a worker heartbeat fresher than
+  LOJAL_WORKER_HEARTBEAT_SECONDS (core.tasks.heartbeat, a beat task every
+  30 s). 200 when all are fine, else 503: take the instance out of the
+  load balancer until it is 200 again.
+- `GET /health/`: the same answer as `/health/ready` (its older name).
+
+The readiness answer is computed at most once per READY_CACHE_SECONDS per
+process, so a flood of health checks costs one query and one ping a second.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -12,6 +28,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from core.models import WorkerHeartbeat
+
+READY_CACHE_SECONDS = 1.0
+
+_ready: tuple[float, dict[str, Any], int] | None = None
+_ready_lock = threading.Lock()
 
 
 def _database() -> str:
@@ -24,7 +45,13 @@ def _broker() -> str:
     if settings.REDIS_URL:
         import redis
 
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
         return "ok"
     folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
     return "ok" if folder.is_dir() else "missing"
@@ -38,8 +65,8 @@ def _workers() -> str:
     return "ok" if age <= timedelta(seconds=settings.LOJAL_WORKER_HEARTBEAT_SECONDS) else "stale"
 
 
-@require_GET
-def health(request: HttpRequest) -> JsonResponse:
+def readiness() -> tuple[dict[str, Any], int]:
+    """The checks, their answer and its status, computed afresh."""
     checks: dict[str, str] = {}
     for name, check in (
         ("database", _database),
@@ -51,7 +78,34 @@ def health(request: HttpRequest) -> JsonResponse:
         except Exception as exc:  # a health check reports, it does not raise
             checks[name] = f"error: {type(exc).__name__}"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unhealthy", "checks": checks},
-        status=200 if healthy else 503,
-    )
+    return {"status": "ok" if healthy else "unhealthy", "checks": checks}, 200 if healthy else 503
+
+
+def forget_readiness() -> None:
+    global _ready
+    with _ready_lock:
+        _ready = None
+
+
+def _cached_readiness() -> tuple[dict[str, Any], int]:
+    global _ready
+    with _ready_lock:  # one request computes it; the others wait and share it
+        now = time.monotonic()
+        if _ready is None or now - _ready[0] >= READY_CACHE_SECONDS:
+            body, status = readiness()
+            _ready = (now, body, status)
+        return _ready[1], _ready[2]
+
+
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    body, status = _cached_readiness()
+    response = JsonResponse(body, status=status)
+    if status != 200:
+        response["Retry-After"] = "1"
+    return response

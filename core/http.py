@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -12,11 +13,19 @@ from urllib.parse import unquote, urlencode
 
 import orjson
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from rest_framework import parsers, renderers, serializers
 from rest_framework.exceptions import ParseError, ValidationError
 
-from core.errors import NotFound, ServerError, ValidationFailed, problem_of, problem_response
+from core.errors import (
+    NotFound,
+    ServerError,
+    ValidationFailed,
+    database_unavailable,
+    problem_of,
+    problem_response,
+)
 
 
 def _default(value: Any) -> Any:
@@ -149,6 +158,52 @@ class BodySizeLimitMiddleware:
                     )
                 )
         return self.get_response(request)
+
+
+def _ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The caller's IP: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies
+    that each append to X-Forwarded-For, the entry that many from its right
+    end (what is left of it the client may have forged). A header shorter
+    than that, or an entry that is not an address, did not come through
+    every proxy: REMOTE_ADDR then."""
+    remote = request.META.get("REMOTE_ADDR") or "unknown"
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted <= 0:
+        return remote
+    forwarded = [p for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+    if len(forwarded) < trusted:
+        return remote
+    return _ip(forwarded[-trusted]) or remote
+
+
+def admin_login_ip(request: HttpRequest) -> str | None:
+    """client_ip for django-axes, which stores it as an address (None when
+    there is none, as in the test client's forced logins)."""
+    return _ip(client_ip(request))
+
+
+class DatabaseUnavailableMiddleware:
+    """503 problem+json with Retry-After when the database does not answer,
+    for the views outside DRF (the API's own answer it in core.errors)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            body, headers = database_unavailable(exception)
+            return problem_response(body, headers)
+        return None
 
 
 class StrictSerializer(serializers.Serializer):

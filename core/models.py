@@ -41,6 +41,8 @@ class ApiClient(models.Model):
 
     class Meta:
         verbose_name = "API client"
+        # A new key (or a rotated one) is a new bearer secret: its own permission.
+        permissions = [("create_api_key", "Can create an API key or rotate one")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_prefix}…)"

@@ -7,8 +7,10 @@ Every operation documents the errors it can answer, each status with the
 - what any call can meet: `400 validation_error` (a body too large, or a NUL
   character in the URL, a header or anywhere in the JSON body, is refused for
   every path), `401`, `403`, `429` (when the view authenticates, checks
-  scopes, throttles), `406` (an `Accept` the view cannot answer), `404
-  not_found` when the path names an object;
+  scopes, throttles; `429` also counts calls without a valid key per client
+  IP), `406` (an `Accept` the view cannot answer), `404 not_found` when the
+  path names an object, `503 service_unavailable` (the database does not
+  answer);
 - what an `Idempotency-Key` brings (the view declares the header with
   `idempotency_key()`): `409 request_in_progress`, `422
   idempotency_key_reused` and, when required, `400 idempotency_key_required`;
@@ -39,6 +41,7 @@ from core.errors import (
     PermissionDenied,
     RateLimited,
     RequestInProgress,
+    ServiceUnavailable,
     ValidationFailed,
     problem_codes,
 )
@@ -131,6 +134,13 @@ _HEADERS: dict[int, dict[str, Any]] = {
             "description": "Seconds until the next call may pass.",
         }
     },
+    503: {
+        "Retry-After": {
+            "schema": {"type": "integer"},
+            "required": True,
+            "description": "Seconds to wait before retrying: nothing of the call was done.",
+        }
+    },
 }
 
 
@@ -172,8 +182,9 @@ class ProblemAutoSchema(AutoSchema):
         found.append(NotAcceptable)
         if key is not None:
             found += [RequestInProgress, IdempotencyKeyReused]
-        if getattr(view, "throttle_classes", None):
+        if getattr(view, "throttle_classes", None) or getattr(view, "authentication_classes", None):
             found.append(RateLimited)
+        found.append(ServiceUnavailable)
         return found
 
     def _declared_problems(self) -> list[type[DomainError]]:

@@ -27,10 +27,12 @@ than WEBHOOK_RETENTION_DAYS.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import secrets
 import socket
 import time
@@ -54,6 +56,8 @@ from core.models import ApiClient, OutboxEvent
 from core.outbox import on_written
 from integrations.models import Webhook, WebhookAttempt, WebhookDelivery
 from members.models import Member
+
+logger = logging.getLogger(__name__)
 
 # The event types of the contract (API.md, "Webhooks").
 EVENT_TYPES = (
@@ -306,13 +310,49 @@ def webhooks_dispatch(
 # it before it looks, so a commit after that enqueues the next. No event
 # waits for the beat, and a burst of commits queues one dispatch.
 QUEUED_KEY = "webhooks:dispatch-queued"
+# After the cache or broker failed, commits leave them alone this long (a
+# Redis that hangs would cost every commit a timeout); a warning at most
+# every UNQUEUED_LOG_SECONDS.
+UNQUEUED_PAUSE_SECONDS = 5.0
+UNQUEUED_LOG_SECONDS = 10.0
+_unqueued_failed_at = -UNQUEUED_PAUSE_SECONDS
+_unqueued_logged_at = -UNQUEUED_LOG_SECONDS
+
+
+def forget_dispatch_failures() -> None:
+    """Try the broker again at once (tests; the pause ends by itself)."""
+    global _unqueued_failed_at, _unqueued_logged_at
+    _unqueued_failed_at = -UNQUEUED_PAUSE_SECONDS
+    _unqueued_logged_at = -UNQUEUED_LOG_SECONDS
 
 
 def dispatch_soon() -> None:
     """After a commit that wrote events (core.outbox calls it): a dispatch
     now rather than at the next beat. Off in the tests (no broker there)."""
-    if settings.WEBHOOK_DISPATCH_ON_COMMIT and cache.add(QUEUED_KEY, 1, timeout=60):
-        webhooks_dispatch.task.delay()
+    global _unqueued_failed_at, _unqueued_logged_at
+    if not settings.WEBHOOK_DISPATCH_ON_COMMIT:
+        return
+    if time.monotonic() - _unqueued_failed_at < UNQUEUED_PAUSE_SECONDS:
+        return  # the beat's dispatch will find the events
+    queued = False
+    try:
+        queued = cache.add(QUEUED_KEY, 1, timeout=60)
+        if queued:
+            webhooks_dispatch.task.delay()
+    except Exception as exc:  # the cache or the broker is down (kombu, redis, OS errors)
+        # Nothing is lost: the events wait in the outbox for the beat's
+        # dispatch once the broker is back. The purchase has committed.
+        _unqueued_failed_at = time.monotonic()
+        if _unqueued_failed_at - _unqueued_logged_at >= UNQUEUED_LOG_SECONDS:
+            _unqueued_logged_at = _unqueued_failed_at
+            logger.warning(
+                "webhooks dispatch not queued, the outbox keeps the events: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+        if queued:
+            with contextlib.suppress(Exception):
+                cache.delete(QUEUED_KEY)
 
 
 def dispatch_on_commit() -> None:

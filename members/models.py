@@ -58,9 +58,15 @@ class Member(models.Model):
     erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # What staff may do to a member beyond viewing and editing the
+        # profile, each its own permission (backoffice's member admin checks
+        # them; backoffice/staff.py gives them to the groups).
         permissions = [
             ("export_member", "Can export a member's data"),
             ("erase_member", "Can erase a member"),
+            ("adjust_points", "Can adjust a member's points (up to SUPPORT_ADJUST_LIMIT)"),
+            ("adjust_points_unlimited", "Can adjust points beyond SUPPORT_ADJUST_LIMIT"),
+            ("override_tier", "Can override a member's tier"),
         ]
         indexes = [
             models.Index(Lower("email"), name="member_email_ci"),

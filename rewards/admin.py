@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.actors import staff_actor
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, RefusedActionsMixin
 from core.errors import DomainError
 from members.admin import MemberFilter
 from rewards.codes import code_format, code_normalize
@@ -168,9 +168,10 @@ class RewardAdmin(admin.ModelAdmin):
 
 
 @admin.register(Voucher)
-class VoucherAdmin(ReadOnlyAdmin):
+class VoucherAdmin(RefusedActionsMixin, ReadOnlyAdmin):
     """Read-only: vouchers change through the API and the services. Staff
-    may give a redeemed voucher back once, when its purchase was fully returned."""
+    holding `rewards.reactivate_voucher` may give a redeemed voucher back
+    once, when its purchase was fully returned."""
 
     list_display = [
         "display_code",
@@ -246,7 +247,10 @@ class VoucherAdmin(ReadOnlyAdmin):
         url = reverse("admin:members_member_change", args=[obj.member_id])
         return format_html('<a href="{}">{}</a>', url, obj.member)
 
-    @admin.action(description="Reactivate (purchase fully returned)")
+    def has_reactivate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rewards.reactivate_voucher")
+
+    @admin.action(description="Reactivate (purchase fully returned)", permissions=["reactivate"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Voucher]) -> None:
         done = 0
         for voucher in queryset.order_by("id"):

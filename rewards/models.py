@@ -362,6 +362,7 @@ class Voucher(models.Model):
     )
 
     class Meta:
+        permissions = [("reactivate_voucher", "Can reactivate a redeemed voucher")]
         indexes = [
             models.Index(fields=["member", "-id"], name="voucher_member_newest"),
             # The expiry job walks the issued vouchers by expiry.

@@ -78,8 +78,16 @@ def _fresh_client_cache() -> Iterator[None]:
 def _locmem_cache_clear() -> Iterator[None]:
     from django.core.cache import cache
 
+    from core.throttling import forget_failures
+    from integrations.webhooks import forget_dispatch_failures
+
     cache.clear()
+    # A test that took Redis away leaves no pause behind.
+    forget_failures()
+    forget_dispatch_failures()
     yield
+    forget_failures()
+    forget_dispatch_failures()
 
 
 @pytest.fixture(scope="session")

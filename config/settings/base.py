@@ -7,6 +7,7 @@ Importing settings has no side effect: nothing is written, nothing probed.
 and `bench` build on this module.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "pgtrigger",
+    "axes",
     # The apps in their layers, lowest first (docs/architecture.md).
     "core",
     "club",
@@ -59,7 +61,29 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database that does not answer: 503 with Retry-After, for the views
+    # outside DRF too (the admin); DRF's views answer it in core.errors.
+    "core.http.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it answers a locked-out admin login.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# The admin login is throttled by django-axes: AXES_FAILURE_LIMIT failed
+# logins of one username from one client IP lock that pair out for
+# AXES_COOLOFF_TIME; a success resets the count. The client IP is the
+# API's (core.http.client_ip, behind TRUSTED_PROXY_COUNT proxies).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["ip_address", "username"]]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.http.admin_login_ip"
+# The attempts' log rows are kept for failures only: a success is in the
+# admin's own log already.
+AXES_DISABLE_ACCESS_LOG = True
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -103,6 +127,9 @@ else:
     DATABASES["default"]["OPTIONS"] = {
         "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True),
         "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=5),
+        # A database that does not answer costs a call at most this long
+        # before it answers 503 (psycopg takes 2 s as its floor).
+        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=2),
     }
 
 
@@ -205,6 +232,15 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# A broker that does not answer: a publish gives up within a few seconds
+# (what it would have started waits in the outbox for the beat's run).
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
@@ -248,8 +284,23 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 # Counted in Redis when there is one (config/throttling.py), else in the cache.
 LOJAL_THROTTLE_IN_REDIS = bool(REDIS_URL)
 LOJAL_DEFAULT_RATE_PER_MINUTE = env.int("LOJAL_DEFAULT_RATE_PER_MINUTE", default=6000)
-# How long a worker heartbeat counts as alive for /health/.
+# Calls without a valid key (none, unknown, expired, revoked), counted per
+# client IP in a one-minute window: past this many, 429 rate_limited before
+# the key is even looked up.
+LOJAL_UNAUTHENTICATED_RATE_PER_MINUTE = env.int(
+    "LOJAL_UNAUTHENTICATED_RATE_PER_MINUTE", default=120
+)
+# How many proxies (load balancers) in front of the service append to
+# X-Forwarded-For: the client IP is the entry that many from its right end.
+# 0: REMOTE_ADDR, X-Forwarded-For ignored (it is the client's to forge).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Seconds a 503 for an unreachable database tells the client to wait.
+LOJAL_UNAVAILABLE_RETRY_AFTER = 5
+# How long a worker heartbeat counts as alive for /health/ready.
 LOJAL_WORKER_HEARTBEAT_SECONDS = 120
+# Points one adjustment of a staff user without `adjust_points_unlimited`
+# (the `Club support` group) may book, either way.
+SUPPORT_ADJUST_LIMIT = env.int("SUPPORT_ADJUST_LIMIT", default=1000)
 # Count purchases and events for the welcome journey's missions (rewards/journey.py).
 LOJAL_JOURNEY_ENABLED = env.bool("LOJAL_JOURNEY_ENABLED", default=True)
 

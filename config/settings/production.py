@@ -14,7 +14,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # Health checks from the orchestrator come over plain HTTP inside the network.
 # So do Prometheus's scrapes of /metrics (METRICS_TOKEN, METRICS_ALLOWED_IPS).
-SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)?$", r"^metrics$"]
 # One JSON object per line, for the log collector.
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
