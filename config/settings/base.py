@@ -84,6 +84,8 @@ AXES_CLIENT_IP_CALLABLE = "core.http.admin_login_ip"
 # The attempts' log rows are kept for failures only: a success is in the
 # admin's own log already.
 AXES_DISABLE_ACCESS_LOG = True
+# Its start-up banner on every manage.py command is noise in the logs.
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
