@@ -347,7 +347,9 @@ def _expected_purchases(model: BgNbd, t: float, xs, txs, Ts) -> NDArray[np.float
     z = t / (alpha + Ts + t)
     term = _discounted_hyp2f1(r + xs, b + xs, a + b + xs - 1, a, z)
     numerator = (a + b + xs - 1) / (a - 1) * (1 - term)
-    return numerator * bgnbd_p_alive(model, xs, txs, Ts)
+    # For t near 0, 1 - term is a difference of near-equal numbers: rounding
+    # may leave it a hair below 0 (-1e-15), and a count is never negative.
+    return np.maximum(numerator * bgnbd_p_alive(model, xs, txs, Ts), 0.0)
 
 
 # --- Gamma-Gamma ------------------------------------------------------------
