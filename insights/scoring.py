@@ -122,9 +122,12 @@ ON CONFLICT (member_id) DO UPDATE SET
 """
 
 # The scores of members who are no longer profiled (or moved market) go.
+# NOT EXISTS, an anti-join: NOT IN over a million ids that do not fit in
+# work_mem would rescan the list for every row.
 _UNPROFILED_SQL = """
 DELETE FROM insights_memberscore s
-WHERE s.market_id = %(market)s AND s.member_id NOT IN ({profiled})
+WHERE s.market_id = %(market)s
+  AND NOT EXISTS (SELECT 1 FROM ({profiled}) p WHERE p.id = s.member_id)
 """
 
 _CHURN_UPDATE_SQL = """
