@@ -138,13 +138,21 @@ FROM unnest(%(x)s::int[], %(t_x)s::float8[], %(t_cal)s::float8[], %(p_alive)s::f
 WHERE s.market_id = %(market)s AND s.x = v.x AND s.t_x = v.t_x AND s.t_cal = v.t_cal
 """
 
+# Equalities only, so the join hashes (IS NOT DISTINCT FROM would not):
+# the members with repeat transactions by (x, mean), the others at once.
 _SPEND_UPDATE_SQL = """
 UPDATE insights_memberscore s
 SET expected_spend = ROUND(v.spend::numeric, 2),
     clv_12m = ROUND((s.expected_purchases_52w * v.spend)::numeric, 2)
 FROM unnest(%(x)s::int[], %(mean)s::numeric[], %(spend)s::float8[]) AS v(x, mean, spend)
-WHERE s.market_id = %(market)s AND s.x = v.x
-  AND s.mean_repeat_value IS NOT DISTINCT FROM v.mean
+WHERE s.market_id = %(market)s AND s.x > 0 AND s.x = v.x AND s.mean_repeat_value = v.mean
+"""
+
+_SPEND_FIRST_ONLY_SQL = """
+UPDATE insights_memberscore s
+SET expected_spend = ROUND(%(spend)s::numeric, 2),
+    clv_12m = ROUND((s.expected_purchases_52w * %(spend)s)::numeric, 2)
+WHERE s.market_id = %(market)s AND s.x = 0
 """
 
 
@@ -235,29 +243,28 @@ def _fit_spend(market: Market) -> clv.GammaGamma | None:
     except (ValueError, FloatingPointError) as exc:
         logger.warning("insights_refresh: no Gamma-Gamma fit for %s: %s", market.code, exc)
         return None
-    # Every distinct (x, mean) of the scored members, fitted on or not.
+    # Every distinct (x, mean) of the members with repeat transactions,
+    # fitted on or not (a mean of 0 too); the others get the model's mean.
     inputs = _fetch(
         "SELECT DISTINCT x, mean_repeat_value FROM insights_memberscore "
-        "WHERE market_id = %(market)s AND x IS NOT NULL",
+        "WHERE market_id = %(market)s AND x > 0",
         {"market": market.pk},
     )
-    xs = np.array([row[0] for row in inputs], dtype=float)
-    means = np.array([float(row[1] or 0) for row in inputs])
-    spend = np.full(len(xs), population)
-    repeat = xs > 0
-    if repeat.any():
-        spend[repeat] = clv.gamma_gamma_expected_spend(
-            model, xs[repeat], np.maximum(means[repeat], 0.0)
+    if inputs:
+        xs = np.array([row[0] for row in inputs], dtype=float)
+        means = np.array([float(row[1]) for row in inputs])
+        spend = clv.gamma_gamma_expected_spend(model, xs, np.maximum(means, 0.0))
+        _execute(
+            _SPEND_UPDATE_SQL,
+            {
+                "market": market.pk,
+                "x": [int(row[0]) for row in inputs],
+                "mean": [row[1] for row in inputs],
+                "spend": _finite(spend),
+            },
         )
-    _execute(
-        _SPEND_UPDATE_SQL,
-        {
-            "market": market.pk,
-            "x": [int(row[0]) for row in inputs],
-            "mean": [row[1] for row in inputs],
-            "spend": _finite(spend),
-        },
-    )
+    if np.isfinite(population):
+        _execute(_SPEND_FIRST_ONLY_SQL, {"market": market.pk, "spend": population})
     return model
 
 
