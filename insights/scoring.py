@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
+SLICE = 100_000  # inputs read and written back at a time
 LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
 _SCORE_SQL = """
@@ -122,9 +123,12 @@ ON CONFLICT (member_id) DO UPDATE SET
 """
 
 # The scores of members who are no longer profiled (or moved market) go.
+# NOT EXISTS, an anti-join: NOT IN over a million ids that do not fit in
+# work_mem would rescan the list for every row.
 _UNPROFILED_SQL = """
 DELETE FROM insights_memberscore s
-WHERE s.market_id = %(market)s AND s.member_id NOT IN ({profiled})
+WHERE s.market_id = %(market)s
+  AND NOT EXISTS (SELECT 1 FROM ({profiled}) p WHERE p.id = s.member_id)
 """
 
 _CHURN_UPDATE_SQL = """
@@ -135,13 +139,22 @@ FROM unnest(%(x)s::int[], %(t_x)s::float8[], %(t_cal)s::float8[], %(p_alive)s::f
 WHERE s.market_id = %(market)s AND s.x = v.x AND s.t_x = v.t_x AND s.t_cal = v.t_cal
 """
 
+# Equalities only, so the join hashes (IS NOT DISTINCT FROM would not):
+# the members with repeat transactions by (x, mean), the others at once.
 _SPEND_UPDATE_SQL = """
 UPDATE insights_memberscore s
 SET expected_spend = ROUND(v.spend::numeric, 2),
     clv_12m = ROUND((s.expected_purchases_52w * v.spend)::numeric, 2)
-FROM unnest(%(x)s::int[], %(mean)s::numeric[], %(spend)s::float8[]) AS v(x, mean, spend)
-WHERE s.market_id = %(market)s AND s.x = v.x
-  AND s.mean_repeat_value IS NOT DISTINCT FROM v.mean
+FROM unnest(%(x)s::int[], %(mean)s::float8[], %(spend)s::float8[]) AS v(x, mean, spend)
+WHERE s.market_id = %(market)s AND s.x > 0 AND s.x = v.x
+  AND s.mean_repeat_value = v.mean::numeric(14, 2)
+"""
+
+_SPEND_FIRST_ONLY_SQL = """
+UPDATE insights_memberscore s
+SET expected_spend = ROUND(%(spend)s::numeric, 2),
+    clv_12m = ROUND((s.expected_purchases_52w * %(spend)s)::numeric, 2)
+WHERE s.market_id = %(market)s AND s.x = 0
 """
 
 
@@ -164,10 +177,17 @@ def _named(sql: str, params: list[Any], named: dict[str, Any]) -> tuple[str, dic
     return inlined, {**named, **names}
 
 
-def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _columns(sql: str, params: dict[str, Any], width: int) -> np.ndarray:
+    """The rows of `sql` as a (width, rows) float array, read in slices so
+    that no list of a million tuples is ever built."""
+    slices = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        while batch := cursor.fetchmany(SLICE):
+            slices.append(np.array(batch, dtype=float))
+    if not slices:
+        return np.empty((width, 0))
+    return np.concatenate(slices).T
 
 
 def _execute(sql: str, params: dict[str, Any]) -> int:
@@ -180,15 +200,27 @@ def _finite(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
+def _write_back(sql: str, market: Market, arrays: dict[str, np.ndarray]) -> None:
+    """`sql` joins the arrays (unnest) to the scores: in slices of SLICE
+    inputs, so the parameters stay small."""
+    total = len(next(iter(arrays.values())))
+    for start in range(0, total, SLICE):
+        params: dict[str, Any] = {"market": market.pk}
+        for name, values in arrays.items():
+            part = values[start : start + SLICE]
+            params[name] = part.astype(int).tolist() if name == "x" else _finite(part)
+        _execute(sql, params)
+
+
 def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
-    rows = _fetch(
+    x, t_x, t_cal, weights = _columns(
         "SELECT x, t_x, t_cal, COUNT(*) FROM insights_memberscore "
         "WHERE market_id = %(market)s AND x IS NOT NULL GROUP BY x, t_x, t_cal",
         {"market": market.pk},
+        4,
     )
-    if not rows:
+    if not len(x):
         return None, 0
-    x, t_x, t_cal, weights = (np.array(column, dtype=float) for column in zip(*rows))
     members = int(weights.sum())
     try:
         model = clv.bgnbd_fit(x, t_x, t_cal, weights)
@@ -201,60 +233,37 @@ def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
         p_alive = clv.bgnbd_p_alive(model, x, t_x, t_cal)
         e90 = clv.bgnbd_expected_purchases(model, WEEKS_90_DAYS, x, t_x, t_cal)
         e52 = clv.bgnbd_expected_purchases(model, WEEKS_12_MONTHS, x, t_x, t_cal)
-    _execute(
+    _write_back(
         _CHURN_UPDATE_SQL,
-        {
-            "market": market.pk,
-            "x": [int(v) for v in x],
-            "t_x": t_x.tolist(),
-            "t_cal": t_cal.tolist(),
-            "p_alive": _finite(p_alive),
-            "e90": _finite(e90),
-            "e52": _finite(e52),
-        },
+        market,
+        {"x": x, "t_x": t_x, "t_cal": t_cal, "p_alive": p_alive, "e90": e90, "e52": e52},
     )
     return model, members
 
 
 def _fit_spend(market: Market) -> clv.GammaGamma | None:
-    rows = _fetch(
-        "SELECT x, mean_repeat_value, COUNT(*) FROM insights_memberscore "
-        "WHERE market_id = %(market)s AND x > 0 AND mean_repeat_value > 0 "
-        "GROUP BY x, mean_repeat_value",
+    # Every distinct (x, mean) of the members with repeat transactions: the
+    # fit takes those with a positive mean, the predictions all of them.
+    x, mean, weights = _columns(
+        "SELECT x, mean_repeat_value::float8, COUNT(*) FROM insights_memberscore "
+        "WHERE market_id = %(market)s AND x > 0 GROUP BY x, mean_repeat_value",
         {"market": market.pk},
+        3,
     )
-    if not rows:
+    fitted = mean > 0
+    if not fitted.any():
         return None
-    x, mean, weights = (np.array(column, dtype=float) for column in zip(*rows))
     try:
-        model = clv.gamma_gamma_fit(x, mean, weights)
+        model = clv.gamma_gamma_fit(x[fitted], mean[fitted], weights[fitted])
         population = clv.gamma_gamma_mean(model)
     except (ValueError, FloatingPointError) as exc:
         logger.warning("insights_refresh: no Gamma-Gamma fit for %s: %s", market.code, exc)
         return None
-    # Every distinct (x, mean) of the scored members, fitted on or not.
-    inputs = _fetch(
-        "SELECT DISTINCT x, mean_repeat_value FROM insights_memberscore "
-        "WHERE market_id = %(market)s AND x IS NOT NULL",
-        {"market": market.pk},
-    )
-    xs = np.array([row[0] for row in inputs], dtype=float)
-    means = np.array([float(row[1] or 0) for row in inputs])
-    spend = np.full(len(xs), population)
-    repeat = xs > 0
-    if repeat.any():
-        spend[repeat] = clv.gamma_gamma_expected_spend(
-            model, xs[repeat], np.maximum(means[repeat], 0.0)
-        )
-    _execute(
-        _SPEND_UPDATE_SQL,
-        {
-            "market": market.pk,
-            "x": [int(row[0]) for row in inputs],
-            "mean": [row[1] for row in inputs],
-            "spend": _finite(spend),
-        },
-    )
+    spend = clv.gamma_gamma_expected_spend(model, x, np.maximum(mean, 0.0))
+    _write_back(_SPEND_UPDATE_SQL, market, {"x": x, "mean": mean, "spend": spend})
+    # The members without a repeat transaction: the model's mean.
+    if np.isfinite(population):
+        _execute(_SPEND_FIRST_ONLY_SQL, {"market": market.pk, "spend": population})
     return model
 
 
