@@ -26,8 +26,9 @@ Per market, as of a day (the market's date at `as_of`):
    members with x > 0 and a positive mean (`insights.clv`);
 3. each distinct input's p_alive, expected transactions in 90 days and in
    52 weeks and expected spend (the model's mean p gamma / (q - 1) where
-   x = 0) are computed once and written back by a join on the inputs, and
-   clv_12m = expected transactions in 52 weeks x expected spend;
+   x = 0) are computed once, copied into temporary tables (COPY) and
+   written back in one UPDATE joined on the inputs, with clv_12m =
+   expected transactions in 52 weeks x expected spend;
 4. the fitted models are stored as a `FittedModel` of the market and day,
    with the segments' summary the segments report answers (one row read).
 
@@ -57,11 +58,14 @@ logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
-SLICE = 100_000  # inputs read and written back at a time
+SLICE = 100_000  # inputs read at a time
 LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
+# `profiled` NOT MATERIALIZED: a materialized CTE hides the members'
+# statistics (200 rows guessed for a million), and the plan then walks the
+# purchases' member index a million times instead of scanning them once.
 _SCORE_SQL = """
-WITH profiled AS ({profiled}),
+WITH profiled AS NOT MATERIALIZED ({profiled}),
 days AS (
     SELECT p.member_id, (p.occurred_at AT TIME ZONE %(tz)s)::date AS day,
            SUM(p.total - p.returned_amount) AS value, COUNT(*) AS receipts
@@ -131,30 +135,31 @@ WHERE s.market_id = %(market)s
   AND NOT EXISTS (SELECT 1 FROM ({profiled}) p WHERE p.id = s.member_id)
 """
 
-_CHURN_UPDATE_SQL = """
-UPDATE insights_memberscore s
-SET p_alive = v.p_alive, expected_purchases_90d = v.e90, expected_purchases_52w = v.e52
-FROM unnest(%(x)s::int[], %(t_x)s::float8[], %(t_cal)s::float8[], %(p_alive)s::float8[],
-            %(e90)s::float8[], %(e52)s::float8[]) AS v(x, t_x, t_cal, p_alive, e90, e52)
-WHERE s.market_id = %(market)s AND s.x = v.x AND s.t_x = v.t_x AND s.t_cal = v.t_cal
-"""
+# The predictions of each distinct input, copied in (COPY) and written
+# back in one UPDATE: each score row is rewritten once, not once per
+# slice and per model. Equalities only, so the joins hash (IS NOT
+# DISTINCT FROM would not): the members with repeat transactions take the
+# spend of their (x, mean), the others the model's mean at once.
+# Dropped first: inside an outer transaction (a test's) ON COMMIT comes late.
+_PREDICTION_TABLES_SQL = (
+    "DROP TABLE IF EXISTS pg_temp.insights_churn_inputs, pg_temp.insights_spend_inputs",
+    "CREATE TEMP TABLE insights_churn_inputs (x int, t_x float8, t_cal float8, "
+    "p_alive float8, e90 float8, e52 float8) ON COMMIT DROP",
+    "CREATE TEMP TABLE insights_spend_inputs (x int, mean float8, spend float8) ON COMMIT DROP",
+)
 
-# Equalities only, so the join hashes (IS NOT DISTINCT FROM would not):
-# the members with repeat transactions by (x, mean), the others at once.
-_SPEND_UPDATE_SQL = """
+_PREDICTIONS_UPDATE_SQL = """
 UPDATE insights_memberscore s
-SET expected_spend = ROUND(v.spend::numeric, 2),
-    clv_12m = ROUND((s.expected_purchases_52w * v.spend)::numeric, 2)
-FROM unnest(%(x)s::int[], %(mean)s::float8[], %(spend)s::float8[]) AS v(x, mean, spend)
-WHERE s.market_id = %(market)s AND s.x > 0 AND s.x = v.x
-  AND s.mean_repeat_value = v.mean::numeric(14, 2)
-"""
-
-_SPEND_FIRST_ONLY_SQL = """
-UPDATE insights_memberscore s
-SET expected_spend = ROUND(%(spend)s::numeric, 2),
-    clv_12m = ROUND((s.expected_purchases_52w * %(spend)s)::numeric, 2)
-WHERE s.market_id = %(market)s AND s.x = 0
+SET p_alive = v.p_alive, expected_purchases_90d = v.e90, expected_purchases_52w = v.e52,
+    expected_spend = ROUND(v.spend::numeric, 2), clv_12m = ROUND((v.e52 * v.spend)::numeric, 2)
+FROM (SELECT ms.member_id, c.p_alive, c.e90, c.e52,
+             CASE WHEN ms.x = 0 THEN %(first_only_spend)s::float8 ELSE sp.spend END AS spend
+      FROM insights_memberscore ms
+      JOIN insights_churn_inputs c ON c.x = ms.x AND c.t_x = ms.t_x AND c.t_cal = ms.t_cal
+      LEFT JOIN insights_spend_inputs sp
+        ON ms.x > 0 AND sp.x = ms.x AND sp.mean::numeric(14, 2) = ms.mean_repeat_value
+      WHERE ms.market_id = %(market)s) v
+WHERE s.member_id = v.member_id
 """
 
 
@@ -200,16 +205,19 @@ def _finite(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
-def _write_back(sql: str, market: Market, arrays: dict[str, np.ndarray]) -> None:
-    """`sql` joins the arrays (unnest) to the scores: in slices of SLICE
-    inputs, so the parameters stay small."""
-    total = len(next(iter(arrays.values())))
-    for start in range(0, total, SLICE):
-        params: dict[str, Any] = {"market": market.pk}
-        for name, values in arrays.items():
-            part = values[start : start + SLICE]
-            params[name] = part.astype(int).tolist() if name == "x" else _finite(part)
-        _execute(sql, params)
+def _copy_in(table: str, columns: dict[str, np.ndarray]) -> None:
+    """The arrays as the rows of a temporary table, through COPY: x as an
+    integer, the others as floats (their shortest repr, which PostgreSQL
+    reads back to the same double), a non-finite value as null."""
+    names = list(columns)
+    arrays = [
+        values.astype(int).tolist() if name == "x" else _finite(values)
+        for name, values in columns.items()
+    ]
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*arrays, strict=True):
+                copy.write_row(row)
 
 
 def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
@@ -233,15 +241,16 @@ def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
         p_alive = clv.bgnbd_p_alive(model, x, t_x, t_cal)
         e90 = clv.bgnbd_expected_purchases(model, WEEKS_90_DAYS, x, t_x, t_cal)
         e52 = clv.bgnbd_expected_purchases(model, WEEKS_12_MONTHS, x, t_x, t_cal)
-    _write_back(
-        _CHURN_UPDATE_SQL,
-        market,
+    _copy_in(
+        "insights_churn_inputs",
         {"x": x, "t_x": t_x, "t_cal": t_cal, "p_alive": p_alive, "e90": e90, "e52": e52},
     )
     return model, members
 
 
-def _fit_spend(market: Market) -> clv.GammaGamma | None:
+def _fit_spend(market: Market) -> tuple[clv.GammaGamma | None, float | None]:
+    """The Gamma-Gamma model and the spend of the members without a repeat
+    transaction (its mean; None when not finite)."""
     # Every distinct (x, mean) of the members with repeat transactions: the
     # fit takes those with a positive mean, the predictions all of them.
     x, mean, weights = _columns(
@@ -252,19 +261,16 @@ def _fit_spend(market: Market) -> clv.GammaGamma | None:
     )
     fitted = mean > 0
     if not fitted.any():
-        return None
+        return None, None
     try:
         model = clv.gamma_gamma_fit(x[fitted], mean[fitted], weights[fitted])
         population = clv.gamma_gamma_mean(model)
     except (ValueError, FloatingPointError) as exc:
         logger.warning("insights_refresh: no Gamma-Gamma fit for %s: %s", market.code, exc)
-        return None
+        return None, None
     spend = clv.gamma_gamma_expected_spend(model, x, np.maximum(mean, 0.0))
-    _write_back(_SPEND_UPDATE_SQL, market, {"x": x, "mean": mean, "spend": spend})
-    # The members without a repeat transaction: the model's mean.
-    if np.isfinite(population):
-        _execute(_SPEND_FIRST_ONLY_SQL, {"market": market.pk, "spend": population})
-    return model
+    _copy_in("insights_spend_inputs", {"x": x, "mean": mean, "spend": spend})
+    return model, float(population) if np.isfinite(population) else None
 
 
 def market_refresh(*, market: Market, day: date) -> int:
@@ -298,8 +304,16 @@ def market_refresh(*, market: Market, day: date) -> int:
             _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
         )
         _execute(sql, params)
+        for statement in _PREDICTION_TABLES_SQL:
+            _execute(statement, {})
         purchase_model, members = _fit_purchases(market)
-        spend_model = _fit_spend(market) if purchase_model is not None else None
+        spend_model, first_only_spend = None, None
+        if purchase_model is not None:
+            spend_model, first_only_spend = _fit_spend(market)
+            _execute(
+                _PREDICTIONS_UPDATE_SQL,
+                {"market": market.pk, "first_only_spend": first_only_spend},
+            )
         FittedModel.objects.update_or_create(
             market=market,
             as_of=day,
