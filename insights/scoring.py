@@ -4,7 +4,7 @@ market's fitted models.
 Per market, as of a day (the market's date at `as_of`):
 
 1. one set-based statement scores every member `profiled_members()` names
-   (active, with the profiling consent) and upserts their `MemberScore`:
+   (active, with the profiling consent) into a temporary table:
    - the purchases counted are those on or before the day that are not
      fully returned, at their net value (total less what came back);
      purchases of one day (market time) are one transaction;
@@ -19,15 +19,17 @@ Per market, as of a day (the market's date at `as_of`):
    - the BG/NBD inputs in weeks: x (transaction days after the first),
      t_x and T (first to last transaction day, first day to the day, / 7),
      and the mean net value of the repeat transactions;
-   the rows of members no longer profiled (consent withdrawn, suspended,
-   erased) are deleted;
+   the `MemberScore` rows of members no longer profiled (consent
+   withdrawn, suspended, erased) are deleted;
 2. BG/NBD is fitted on the members' (x, t_x, T) grouped to their distinct
    values (the weights), Gamma-Gamma on (x, mean repeat value) of the
    members with x > 0 and a positive mean (`insights.clv`);
 3. each distinct input's p_alive, expected transactions in 90 days and in
    52 weeks and expected spend (the model's mean p gamma / (q - 1) where
-   x = 0) are computed once and written back by a join on the inputs, and
-   clv_12m = expected transactions in 52 weeks x expected spend;
+   x = 0) are computed once and copied into temporary tables (COPY);
+   one upsert then writes each member's `MemberScore` once, its scores
+   with the predictions of its inputs (joined on them) and clv_12m =
+   expected transactions in 52 weeks x expected spend;
 4. the fitted models are stored as a `FittedModel` of the market and day,
    with the segments' summary the segments report answers (one row read).
 
@@ -57,11 +59,15 @@ logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
-SLICE = 100_000  # inputs read and written back at a time
+SLICE = 100_000  # inputs read at a time
 LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
+# `profiled` NOT MATERIALIZED: a materialized CTE hides the members'
+# statistics (200 rows guessed for a million), and the plan then walks the
+# purchases' member index a million times instead of scanning them once.
 _SCORE_SQL = """
-WITH profiled AS ({profiled}),
+CREATE TEMP TABLE insights_scored ON COMMIT DROP AS
+WITH profiled AS NOT MATERIALIZED ({profiled}),
 days AS (
     SELECT p.member_id, (p.occurred_at AT TIME ZONE %(tz)s)::date AS day,
            SUM(p.total - p.returned_amount) AS value, COUNT(*) AS receipts
@@ -99,27 +105,47 @@ segmented AS (
         ELSE 'lost' END AS segment
     FROM (SELECT scored.*, (f + m + 1) / 2 AS fm FROM scored) s
 )
+SELECT pr.id AS member_id, %(as_of)s - s.last_day AS recency_days,
+       COALESCE(s.frequency, 0) AS frequency_12m, COALESCE(s.monetary, 0) AS monetary_12m,
+       s.r, s.f, s.m, s.segment,
+       CASE WHEN s.segment IN ('champions', 'loyal', 'cant_lose') THEN 'keep'
+            WHEN s.segment IN ('potential', 'new', 'at_risk') THEN 'develop'
+            WHEN s.segment IS NOT NULL THEN 'let_go' END AS action,
+       s.x::int AS x, ((s.last_day - s.first_day) / 7.0)::float8 AS t_x,
+       ((%(as_of)s - s.first_day) / 7.0)::float8 AS t_cal,
+       (CASE WHEN s.x > 0 THEN ROUND(s.repeat_value / s.x, 2) END)::numeric(14, 2)
+           AS mean_repeat_value
+FROM profiled pr LEFT JOIN segmented s ON s.member_id = pr.id
+"""
+
+# Each scored member's row written once, with its predictions: those of
+# its (x, t_x, T) and, with repeat transactions, of its (x, mean); the
+# others the spend model's mean at once. Equalities only, so the joins
+# hash (IS NOT DISTINCT FROM would not).
+_UPSERT_SQL = """
 INSERT INTO insights_memberscore (
     member_id, market_id, as_of, recency_days, frequency_12m, monetary_12m, r, f, m,
     segment, action, x, t_x, t_cal, mean_repeat_value, p_alive, expected_purchases_90d,
     expected_purchases_52w, expected_spend, clv_12m)
-SELECT pr.id, %(market)s, %(as_of)s, %(as_of)s - s.last_day, COALESCE(s.frequency, 0),
-       COALESCE(s.monetary, 0), s.r, s.f, s.m, s.segment,
-       CASE WHEN s.segment IN ('champions', 'loyal', 'cant_lose') THEN 'keep'
-            WHEN s.segment IN ('potential', 'new', 'at_risk') THEN 'develop'
-            WHEN s.segment IS NOT NULL THEN 'let_go' END,
-       s.x, (s.last_day - s.first_day) / 7.0, (%(as_of)s - s.first_day) / 7.0,
-       CASE WHEN s.x > 0 THEN ROUND(s.repeat_value / s.x, 2) END,
-       NULL, NULL, NULL, NULL, NULL
-FROM profiled pr LEFT JOIN segmented s ON s.member_id = pr.id
+SELECT v.member_id, %(market)s, %(as_of)s, v.recency_days, v.frequency_12m, v.monetary_12m,
+       v.r, v.f, v.m, v.segment, v.action, v.x, v.t_x, v.t_cal, v.mean_repeat_value,
+       v.p_alive, v.e90, v.e52, ROUND(v.spend::numeric, 2),
+       ROUND((v.e52 * v.spend)::numeric, 2)
+FROM (SELECT s.*, c.p_alive, c.e90, c.e52,
+             CASE WHEN s.x = 0 THEN %(first_only_spend)s::float8 ELSE sp.spend END AS spend
+      FROM insights_scored s
+      LEFT JOIN insights_churn_inputs c ON c.x = s.x AND c.t_x = s.t_x AND c.t_cal = s.t_cal
+      LEFT JOIN insights_spend_inputs sp
+        ON s.x > 0 AND sp.x = s.x AND sp.mean::numeric(14, 2) = s.mean_repeat_value) v
 ON CONFLICT (member_id) DO UPDATE SET
     market_id = EXCLUDED.market_id, as_of = EXCLUDED.as_of,
     recency_days = EXCLUDED.recency_days, frequency_12m = EXCLUDED.frequency_12m,
     monetary_12m = EXCLUDED.monetary_12m, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
     segment = EXCLUDED.segment, action = EXCLUDED.action, x = EXCLUDED.x,
     t_x = EXCLUDED.t_x, t_cal = EXCLUDED.t_cal, mean_repeat_value = EXCLUDED.mean_repeat_value,
-    p_alive = NULL, expected_purchases_90d = NULL, expected_purchases_52w = NULL,
-    expected_spend = NULL, clv_12m = NULL
+    p_alive = EXCLUDED.p_alive, expected_purchases_90d = EXCLUDED.expected_purchases_90d,
+    expected_purchases_52w = EXCLUDED.expected_purchases_52w,
+    expected_spend = EXCLUDED.expected_spend, clv_12m = EXCLUDED.clv_12m
 """
 
 # The scores of members who are no longer profiled (or moved market) go.
@@ -131,31 +157,16 @@ WHERE s.market_id = %(market)s
   AND NOT EXISTS (SELECT 1 FROM ({profiled}) p WHERE p.id = s.member_id)
 """
 
-_CHURN_UPDATE_SQL = """
-UPDATE insights_memberscore s
-SET p_alive = v.p_alive, expected_purchases_90d = v.e90, expected_purchases_52w = v.e52
-FROM unnest(%(x)s::int[], %(t_x)s::float8[], %(t_cal)s::float8[], %(p_alive)s::float8[],
-            %(e90)s::float8[], %(e52)s::float8[]) AS v(x, t_x, t_cal, p_alive, e90, e52)
-WHERE s.market_id = %(market)s AND s.x = v.x AND s.t_x = v.t_x AND s.t_cal = v.t_cal
-"""
-
-# Equalities only, so the join hashes (IS NOT DISTINCT FROM would not):
-# the members with repeat transactions by (x, mean), the others at once.
-_SPEND_UPDATE_SQL = """
-UPDATE insights_memberscore s
-SET expected_spend = ROUND(v.spend::numeric, 2),
-    clv_12m = ROUND((s.expected_purchases_52w * v.spend)::numeric, 2)
-FROM unnest(%(x)s::int[], %(mean)s::float8[], %(spend)s::float8[]) AS v(x, mean, spend)
-WHERE s.market_id = %(market)s AND s.x > 0 AND s.x = v.x
-  AND s.mean_repeat_value = v.mean::numeric(14, 2)
-"""
-
-_SPEND_FIRST_ONLY_SQL = """
-UPDATE insights_memberscore s
-SET expected_spend = ROUND(%(spend)s::numeric, 2),
-    clv_12m = ROUND((s.expected_purchases_52w * %(spend)s)::numeric, 2)
-WHERE s.market_id = %(market)s AND s.x = 0
-"""
+# The scores, then the predictions of each distinct input (copied in):
+# temporary tables, dropped first as inside an outer transaction (a
+# test's) ON COMMIT comes late.
+_TEMP_TABLES_SQL = (
+    "DROP TABLE IF EXISTS pg_temp.insights_scored, pg_temp.insights_churn_inputs, "
+    "pg_temp.insights_spend_inputs",
+    "CREATE TEMP TABLE insights_churn_inputs (x int, t_x float8, t_cal float8, "
+    "p_alive float8, e90 float8, e52 float8) ON COMMIT DROP",
+    "CREATE TEMP TABLE insights_spend_inputs (x int, mean float8, spend float8) ON COMMIT DROP",
+)
 
 
 def _profiled_sql(market: Market) -> tuple[str, list[Any]]:
@@ -200,22 +211,25 @@ def _finite(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
-def _write_back(sql: str, market: Market, arrays: dict[str, np.ndarray]) -> None:
-    """`sql` joins the arrays (unnest) to the scores: in slices of SLICE
-    inputs, so the parameters stay small."""
-    total = len(next(iter(arrays.values())))
-    for start in range(0, total, SLICE):
-        params: dict[str, Any] = {"market": market.pk}
-        for name, values in arrays.items():
-            part = values[start : start + SLICE]
-            params[name] = part.astype(int).tolist() if name == "x" else _finite(part)
-        _execute(sql, params)
+def _copy_in(table: str, columns: dict[str, np.ndarray]) -> None:
+    """The arrays as the rows of a temporary table, through COPY: x as an
+    integer, the others as floats (their shortest repr, which PostgreSQL
+    reads back to the same double), a non-finite value as null."""
+    names = list(columns)
+    arrays = [
+        values.astype(int).tolist() if name == "x" else _finite(values)
+        for name, values in columns.items()
+    ]
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*arrays, strict=True):
+                copy.write_row(row)
 
 
 def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
     x, t_x, t_cal, weights = _columns(
-        "SELECT x, t_x, t_cal, COUNT(*) FROM insights_memberscore "
-        "WHERE market_id = %(market)s AND x IS NOT NULL GROUP BY x, t_x, t_cal",
+        "SELECT x, t_x, t_cal, COUNT(*) FROM insights_scored "
+        "WHERE x IS NOT NULL GROUP BY x, t_x, t_cal",
         {"market": market.pk},
         4,
     )
@@ -233,38 +247,36 @@ def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
         p_alive = clv.bgnbd_p_alive(model, x, t_x, t_cal)
         e90 = clv.bgnbd_expected_purchases(model, WEEKS_90_DAYS, x, t_x, t_cal)
         e52 = clv.bgnbd_expected_purchases(model, WEEKS_12_MONTHS, x, t_x, t_cal)
-    _write_back(
-        _CHURN_UPDATE_SQL,
-        market,
+    _copy_in(
+        "insights_churn_inputs",
         {"x": x, "t_x": t_x, "t_cal": t_cal, "p_alive": p_alive, "e90": e90, "e52": e52},
     )
     return model, members
 
 
-def _fit_spend(market: Market) -> clv.GammaGamma | None:
+def _fit_spend(market: Market) -> tuple[clv.GammaGamma | None, float | None]:
+    """The Gamma-Gamma model and the spend of the members without a repeat
+    transaction (its mean; None when not finite)."""
     # Every distinct (x, mean) of the members with repeat transactions: the
     # fit takes those with a positive mean, the predictions all of them.
     x, mean, weights = _columns(
-        "SELECT x, mean_repeat_value::float8, COUNT(*) FROM insights_memberscore "
-        "WHERE market_id = %(market)s AND x > 0 GROUP BY x, mean_repeat_value",
+        "SELECT x, mean_repeat_value::float8, COUNT(*) FROM insights_scored "
+        "WHERE x > 0 GROUP BY x, mean_repeat_value",
         {"market": market.pk},
         3,
     )
     fitted = mean > 0
     if not fitted.any():
-        return None
+        return None, None
     try:
         model = clv.gamma_gamma_fit(x[fitted], mean[fitted], weights[fitted])
         population = clv.gamma_gamma_mean(model)
     except (ValueError, FloatingPointError) as exc:
         logger.warning("insights_refresh: no Gamma-Gamma fit for %s: %s", market.code, exc)
-        return None
+        return None, None
     spend = clv.gamma_gamma_expected_spend(model, x, np.maximum(mean, 0.0))
-    _write_back(_SPEND_UPDATE_SQL, market, {"x": x, "mean": mean, "spend": spend})
-    # The members without a repeat transaction: the model's mean.
-    if np.isfinite(population):
-        _execute(_SPEND_FIRST_ONLY_SQL, {"market": market.pk, "spend": population})
-    return model
+    _copy_in("insights_spend_inputs", {"x": x, "mean": mean, "spend": spend})
+    return model, float(population) if np.isfinite(population) else None
 
 
 def market_refresh(*, market: Market, day: date) -> int:
@@ -293,13 +305,21 @@ def market_refresh(*, market: Market, day: date) -> int:
                 "year_ago": year_ago,
             },
         )
-        scored = _execute(sql, params)
+        for statement in _TEMP_TABLES_SQL:
+            _execute(statement, {})
+        _execute(sql, params)
         sql, params = _named(
             _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
         )
         _execute(sql, params)
         purchase_model, members = _fit_purchases(market)
-        spend_model = _fit_spend(market) if purchase_model is not None else None
+        spend_model, first_only_spend = None, None
+        if purchase_model is not None:
+            spend_model, first_only_spend = _fit_spend(market)
+        scored = _execute(
+            _UPSERT_SQL,
+            {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend},
+        )
         FittedModel.objects.update_or_create(
             market=market,
             as_of=day,
