@@ -30,6 +30,10 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -74,8 +78,23 @@ def submit_and_wait(driver: WebDriver, button: WebElement, css: str) -> WebEleme
     """Submit a form and wait for the next page's `css` (not this page's)."""
     page = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 30).until(ready.staleness_of(page))
+    WebDriverWait(driver, 30).until(lambda _: page_left(page))
     return wait_for(driver, css)
+
+
+def page_left(page: WebElement) -> bool:
+    """The old page's root is gone. While the next page replaces it, Chrome
+    may answer a question about it with "Node with given id does not belong
+    to the document" rather than with staleness (seen in CI): gone too."""
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
