@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
-from bench.jobs import PY, ROOT, admin_url, finish, start_job
+from bench.jobs import finish, start_job, template_copy, template_ensure
 
 TEMPLATE = "lojal_bench_insights_tpl"
 WORK = "lojal_bench_insights"
@@ -91,54 +92,18 @@ GROUP BY member_id
 """
 
 
-def ensure_template(base_url: str, members: int, purchases: int) -> None:
-    admin = admin_url(base_url, "postgres")
-    marker = f"{MARKER}-{members}-{purchases}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone()
-    if exists:
-        with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
-            try:
-                row = conn.execute("SELECT value FROM bench_marker").fetchone()
-            except psycopg.Error:
-                row = None
-        if row and row[0] == marker:
-            log(f"template {TEMPLATE} is seeded ({marker}); reusing it")
-            return
-    log(f"seeding {TEMPLATE}: {members:,} members, {purchases:,} purchases (minutes, once)")
-    started = time.monotonic()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
-        conn.execute(f"CREATE DATABASE {TEMPLATE}")
-    env = dict(
-        os.environ,
-        DATABASE_URL=admin_url(base_url, TEMPLATE),
-        DJANGO_SETTINGS_MODULE="config.settings.base",
-    )
-    subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
-    )
-    with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
+def _seeder(members: int, purchases: int) -> Callable[[Any], None]:
+    """The template's rows: the members and their purchases, by SQL."""
+
+    def seed(conn: Any) -> None:
         se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
         web = conn.execute("SELECT id FROM club_store WHERE code = 'SE-WEB'").fetchone()[0]
         for n, sql in enumerate(seed_sql(se, web, members, purchases)):
             conn.execute(sql)
             if n > 1:
                 log(f"  {min((n - 1) * 1_000_000, purchases):,} purchases")
-        conn.execute("CREATE TABLE bench_marker (value text)")
-        conn.execute("INSERT INTO bench_marker VALUES (%s)", [marker])
-        conn.commit()
-    with psycopg.connect(admin_url(base_url, TEMPLATE), autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-    log(f"seeded in {time.monotonic() - started:.0f} s")
 
-
-def fresh_copy(base_url: str) -> str:
-    with psycopg.connect(admin_url(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {WORK}")
-        conn.execute(f"CREATE DATABASE {WORK} TEMPLATE {TEMPLATE}")
-    return admin_url(base_url, WORK)
+    return seed
 
 
 def main() -> None:
@@ -147,8 +112,15 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=10_000_000)
     args = parser.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lojal_bench")
-    ensure_template(base, args.members, args.purchases)
-    db = fresh_copy(base)
+    template_ensure(
+        base,
+        template=TEMPLATE,
+        marker=f"{MARKER}-{args.members}-{args.purchases}",
+        what=f"{args.members:,} members, {args.purchases:,} purchases",
+        seed=_seeder(args.members, args.purchases),
+        say=log,
+    )
+    db = template_copy(base, template=TEMPLATE, work=WORK)
     end = "2026-07-01T00:00:00+02:00"  # the end of AS_OF in Stockholm
 
     # Warm the cache the same way for both: one read of the purchases.

@@ -27,7 +27,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -95,53 +97,66 @@ def seed_sql(se: int, silver: int) -> list[str]:
     ]
 
 
-def ensure_template(base_url: str) -> None:
+def template_ensure(
+    base_url: str,
+    *,
+    template: str,
+    marker: str,
+    what: str,
+    seed: Callable[[Any], None],
+    say: Callable[[str], None] = log,
+) -> None:
+    """A template database, migrated, with the demo club and `seed(conn)`'s
+    rows, seeded once and reused while its marker matches."""
     admin = admin_url(base_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone()
     if exists:
-        with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
+        with psycopg.connect(admin_url(base_url, template)) as conn:
             try:
                 row = conn.execute("SELECT value FROM bench_marker").fetchone()
             except psycopg.Error:
                 row = None
-        if row and row[0] == MARKER:
-            log(f"template {TEMPLATE} is seeded ({MARKER}); reusing it")
+        if row and row[0] == marker:
+            say(f"template {template} is seeded ({marker}); reusing it")
             return
-    log(
-        f"seeding {TEMPLATE}: {MEMBERS:,} members, {LOT_MEMBERS * LOTS_EACH:,} lots (a few minutes, once)"
-    )
+    say(f"seeding {template}: {what} (minutes, once)")
     started = time.monotonic()
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
-        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        conn.execute(f"DROP DATABASE IF EXISTS {template}")
+        conn.execute(f"CREATE DATABASE {template}")
     env = dict(
         os.environ,
-        DATABASE_URL=admin_url(base_url, TEMPLATE),
+        DATABASE_URL=admin_url(base_url, template),
         DJANGO_SETTINGS_MODULE="config.settings.base",
     )
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
         [PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
     )
-    with psycopg.connect(admin_url(base_url, TEMPLATE)) as conn:
-        se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
-        silver = conn.execute("SELECT id FROM club_tier WHERE code = 'silver'").fetchone()[0]
-        for sql in seed_sql(se, silver):
-            conn.execute(sql)
+    with psycopg.connect(admin_url(base_url, template)) as conn:
+        seed(conn)
         conn.execute("CREATE TABLE bench_marker (value text)")
-        conn.execute("INSERT INTO bench_marker VALUES (%s)", [MARKER])
+        conn.execute("INSERT INTO bench_marker VALUES (%s)", [marker])
         conn.commit()
-    with psycopg.connect(admin_url(base_url, TEMPLATE), autocommit=True) as conn:
+    with psycopg.connect(admin_url(base_url, template), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-    log(f"seeded in {time.monotonic() - started:.0f} s")
+    say(f"seeded in {time.monotonic() - started:.0f} s")
 
 
-def fresh_copy(base_url: str) -> str:
+def template_copy(base_url: str, *, template: str, work: str) -> str:
+    """A fresh copy of the template to measure on: the database URL."""
     with psycopg.connect(admin_url(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {WORK}")
-        conn.execute(f"CREATE DATABASE {WORK} TEMPLATE {TEMPLATE}")
-    return admin_url(base_url, WORK)
+        conn.execute(f"DROP DATABASE IF EXISTS {work}")
+        conn.execute(f"CREATE DATABASE {work} TEMPLATE {template}")
+    return admin_url(base_url, work)
+
+
+def _seed_lots(conn: Any) -> None:
+    se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
+    silver = conn.execute("SELECT id FROM club_tier WHERE code = 'silver'").fetchone()[0]
+    for sql in seed_sql(se, silver):
+        conn.execute(sql)
 
 
 def finish(process: subprocess.Popen) -> tuple[str, float]:
@@ -290,8 +305,14 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lojal_bench")
-    ensure_template(base)
-    db = fresh_copy(base)
+    template_ensure(
+        base,
+        template=TEMPLATE,
+        marker=MARKER,
+        what=f"{MEMBERS:,} members, {LOT_MEMBERS * LOTS_EACH:,} lots",
+        seed=_seed_lots,
+    )
+    db = template_copy(base, template=TEMPLATE, work=WORK)
     key = api_key(db)
     cards = args.out / "jobs_cards.txt"
     write_cards(db, cards)

@@ -17,22 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from integrations.imports import PURCHASE_COLUMNS
+
 CDNOW_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "CDNOW_sample.txt"
 # The calibration period of Fader, Hardie and Lee (2005): 1997-01-01 to the
 # end of week 39.
 CDNOW_CALIBRATION_END = date(1997, 9, 30)
 
 MEMBER_COLUMNS = ["external_id", "market", "email", "enrolled_at"]
-PURCHASE_COLUMNS = [
-    "member_external_id",
-    "member_number",
-    "store_code",
-    "receipt_id",
-    "occurred_at",
-    "currency",
-    "total",
-    "category",
-]
 
 
 @dataclass(frozen=True)
