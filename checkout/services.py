@@ -28,7 +28,7 @@ from club.dates import occurred_at_check
 from club.selectors import store_in_market
 from core.actors import Actor
 from core.errors import NotFound, ReceiptConflict
-from core.outbox import outbox_add
+from core.outbox import Event, outbox_add
 from insights.selectors import member_segment
 from journeys.services import journey_on_purchase, journey_on_return
 from loyalty.models import Purchase
@@ -162,7 +162,7 @@ def purchase_record(
             )
             points = booking.points + booking.bonus_points
             bonus_view = [{"campaign": b.campaign, "points": b.points} for b in bonuses]
-            journey_on_purchase(
+            completed = journey_on_purchase(
                 member=member,
                 purchase=booking.purchase_id,
                 channel=channel,
@@ -181,7 +181,11 @@ def purchase_record(
                 "available_on": booking.available_on.isoformat(),
                 "tier_changed": booking.tier_changed,
                 "member": member_summary(
-                    member=member, balance=account.balance, pending=account.pending
+                    member=member,
+                    balance=account.balance,
+                    pending=account.pending,
+                    # A mission's reward just added a lot: read the expiry afresh.
+                    expiring=None if completed else booking.expiring,
                 ),
             }
             purchase_save(
@@ -196,20 +200,20 @@ def purchase_record(
                 lines=lines,
                 body_hash=body_hash,
                 response=body,
-            )
-            outbox_add(
-                topic="points.earned",
-                dedupe_key=f"points.earned:{booking.purchase_id}",
-                member_id=member.pk,
-                payload={
-                    "member_number": member.member_number,
-                    "purchase_id": str(booking.purchase_id),
-                    "receipt_id": receipt_id,
-                    "store_code": store.code,
-                    "points": points,  # campaign bonuses included
-                    "status": body["points_status"],
-                    "available_on": body["available_on"],
-                },
+                event=Event(
+                    topic="points.earned",
+                    dedupe_key=f"points.earned:{booking.purchase_id}",
+                    member_id=member.pk,
+                    payload={
+                        "member_number": member.member_number,
+                        "purchase_id": str(booking.purchase_id),
+                        "receipt_id": receipt_id,
+                        "store_code": store.code,
+                        "points": points,  # campaign bonuses included
+                        "status": body["points_status"],
+                        "available_on": body["available_on"],
+                    },
+                ),
             )
         return body, False
     except IntegrityError as conflict:

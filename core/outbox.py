@@ -4,6 +4,8 @@ The one writer of `core_outboxevent`. Each event is recorded once, by its
 `dedupe_key`: recording it again changes nothing.
 
 - `outbox_add`: one event, from a request or a per-member path;
+- `outbox_add_after`: one event and the write it tells of, in one statement
+  (PostgreSQL: the purchase);
 - `outbox_add_many`: a batch of events built in Python, in one statement;
 - `outbox_add_select`: the events a SELECT yields, in one statement, for a
   job's set-based batch (PostgreSQL);
@@ -116,6 +118,38 @@ def outbox_add_json(events: str, *, now: datetime | None = None) -> int:
     json_agg(...)::text, in one statement; each once. PostgreSQL only.
     Answers how many were new."""
     return outbox_add_select(_JSON_SELECT, {"outbox_events": events}, now=now)
+
+
+_AFTER_SQL = """
+WITH done AS ({statement})
+INSERT INTO core_outboxevent (topic, dedupe_key, member_id, payload, created_at)
+VALUES (%(outbox_topic)s, %(outbox_key)s, %(outbox_member)s, %(outbox_payload)s::jsonb,
+        %(outbox_now)s)
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
+def outbox_add_after(
+    statement: str, params: Mapping[str, Any], *, event: Event, now: datetime | None = None
+) -> None:
+    """Run `statement` (one INSERT, UPDATE or DELETE, named parameters) and
+    record `event` once, in one statement: a hot path's write and its event
+    in one round trip. PostgreSQL only."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _AFTER_SQL.format(statement=statement),
+            {
+                **params,
+                "outbox_topic": event.topic,
+                "outbox_key": event.dedupe_key,
+                "outbox_member": event.member_id,
+                "outbox_payload": json.dumps(event.payload, cls=DjangoJSONEncoder),
+                "outbox_now": now or timezone.now(),
+            },
+        )
+        written = max(cursor.rowcount, 0)
+    if written:
+        _written()
 
 
 def outbox_add_many(events: Iterable[Event], *, now: datetime | None = None) -> int:

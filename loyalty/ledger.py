@@ -186,6 +186,142 @@ def earn_book(
         account.pending += total
 
 
+# A purchase's whole booking after the account's lock, in one round trip:
+# the earn statement above, its base points counted in their month
+# (QualifyingMonth), and the reads its answer needs. The reads see the
+# statement's snapshot, taken after the lock was granted (every writer of
+# the member's lots and months holds it), so they miss only what this very
+# statement writes: the caller adds that (`PurchaseEarned`).
+_PURCHASE_SQL = """
+WITH ids AS MATERIALIZED (
+    SELECT nextval('{sequence}'::regclass) AS earn_id, nextval('{sequence}'::regclass) AS bonus_id
+), booked AS MATERIALIZED (
+    SELECT earn_id AS entry_id, 'earn' AS kind, %(points)s AS points FROM ids WHERE %(points)s > 0
+    UNION ALL
+    SELECT bonus_id, 'bonus', %(bonus)s FROM ids WHERE %(bonus)s > 0
+), entry AS (
+    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
+                                     expires_on, reason, purchase_id)
+    SELECT entry_id, %(member)s, kind, points, %(now)s, %(reference)s, %(expires_on)s,
+           '', %(purchase)s FROM booked
+), lot AS (
+    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
+                             matured, purchase_id)
+    SELECT %(member)s, entry_id, points, points, %(available_on)s, %(expires_on)s,
+           %(matured)s, %(purchase)s FROM booked ORDER BY entry_id
+), account AS (
+    UPDATE loyalty_pointsaccount
+    SET balance = balance + %(to_balance)s, pending = pending + %(to_pending)s,
+        updated_at = %(now)s
+    WHERE member_id = %(member)s AND %(points)s + %(bonus)s > 0
+), counted AS (
+    INSERT INTO loyalty_qualifyingmonth (member_id, month, points)
+    SELECT %(member)s, %(month)s, %(base)s WHERE %(base)s <> 0
+    ON CONFLICT (member_id, month) DO UPDATE
+    SET points = loyalty_qualifyingmonth.points + excluded.points
+), qualifying AS (
+    SELECT COALESCE(SUM(points), 0) + %(base_in_window)s AS total FROM loyalty_qualifyingmonth
+    WHERE member_id = %(member)s AND month >= %(window_from)s AND month <= %(window_to)s
+    HAVING %(tier_check)s
+)
+SELECT q.total,
+       (SELECT t.id FROM club_tier t WHERE t.rank > %(rank)s AND t.threshold <= q.total
+        ORDER BY t.rank DESC LIMIT 1),
+       n.next_on,
+       (SELECT SUM(l.remaining) FROM loyalty_lot l
+        WHERE l.member_id = %(member)s AND l.remaining > 0 AND l.expires_on = n.next_on)
+FROM (SELECT MIN(expires_on) AS next_on FROM loyalty_lot
+      WHERE member_id = %(member)s AND remaining > 0) n
+LEFT JOIN qualifying q ON TRUE
+"""
+
+
+@dataclass(frozen=True)
+class PurchaseEarned:
+    """What `purchase_earn_book` read besides booking: the member's
+    qualifying points after the purchase and the tier they reach above the
+    current one (both None when the tier was not checked), and the next
+    expiry of the open lots, this purchase's included."""
+
+    qualifying: int | None
+    tier_id: int | None
+    expiring: tuple[int | None, date | None]
+
+
+def purchase_earn_book(
+    *,
+    book: Book,
+    points: int,
+    bonus: int,
+    base: int,
+    reference: str,
+    available_on: date,
+    expires_on: date,
+    matured: bool,
+    purchase_id: object,
+    month: date,
+    window: tuple[date, date],
+    tier_check: bool,
+    rank: int,
+) -> PurchaseEarned:
+    """A purchase's points as `earn_book` books them, its `base` points
+    counted in `month` as `qualifying_add` counts them, and, when
+    `tier_check`, the qualifying total over `window` (first and last
+    month) and the highest tier above `rank` it reaches, as
+    `tier_upgrade_check` reads them: one statement (PostgreSQL, no debt to
+    pay from the new points: the caller checks `purchase_fused_ok`)."""
+    if points < 0 or bonus < 0:
+        raise ValueError("a purchase earns 0 points or more")
+    account = book.account
+    total = points + bonus
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PURCHASE_SQL.replace("{sequence}", _entry_sequence(cursor)),
+            {
+                "member": account.member_id,
+                "points": points,
+                "bonus": bonus,
+                "now": timezone.now(),
+                "reference": reference,
+                "expires_on": expires_on,
+                "available_on": available_on,
+                "matured": matured,
+                "purchase": purchase_id,
+                "to_balance": total if matured else 0,
+                "to_pending": 0 if matured else total,
+                "month": month,
+                "base": base,
+                "base_in_window": base if window[0] <= month <= window[1] else 0,
+                "window_from": window[0],
+                "window_to": window[1],
+                "tier_check": tier_check,
+                "rank": rank,
+            },
+        )
+        qualifying, tier_id, next_on, next_points = cursor.fetchone()
+    if matured:
+        account.balance += total
+    else:
+        account.pending += total
+    # The statement's own lots are not in its snapshot: add them.
+    if total and (next_on is None or expires_on < next_on):
+        next_on, next_points = expires_on, total
+    elif total and expires_on == next_on:
+        next_points = int(next_points) + total
+    return PurchaseEarned(
+        qualifying=None if qualifying is None else int(qualifying),
+        tier_id=tier_id,
+        expiring=(None, None) if next_on is None else (int(next_points), next_on),
+    )
+
+
+def purchase_fused_ok(account: PointsAccount, *, matured: bool) -> bool:
+    """Whether a purchase may book in one statement: on PostgreSQL, unless
+    its points are available at once and a debt waits for them (the Book
+    pays a debt lot by lot)."""
+    return connection.vendor == "postgresql" and not (matured and account.balance < 0)
+
+
 @dataclass
 class Book:
     """The member's open lots, locked, and the changes made to them in

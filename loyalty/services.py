@@ -17,7 +17,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from club.dates import local_date, occurred_at_check, today_for
@@ -32,7 +32,7 @@ from core.errors import (
     ReturnExceedsPurchase,
     ValidationFailed,
 )
-from core.outbox import outbox_add
+from core.outbox import Event, outbox_add, outbox_add_after
 from loyalty.ledger import (
     Book,
     account_close,
@@ -41,10 +41,18 @@ from loyalty.ledger import (
     days,
     earn_book,
     expiry_for,
+    purchase_earn_book,
+    purchase_fused_ok,
 )
 from loyalty.models import LedgerEntry, PointsAccount, Purchase, Redemption, Return
 from loyalty.selectors import member_summary
-from loyalty.tiers import qualifying_add, tier_upgrade_check
+from loyalty.tiers import (
+    month_start,
+    qualifying_add,
+    tier_upgrade_apply,
+    tier_upgrade_check,
+    window_start,
+)
 from members.models import Member
 from members.selectors import visible_member
 
@@ -105,6 +113,8 @@ class PurchaseBooking:
     tier_changed: bool
     book: Book
     qualifying_categories: set[str]
+    # The next expiry after the booking, when the booking read it (None: read it).
+    expiring: tuple[int | None, date | None] | None = None
 
 
 def account_open(*, member: Member) -> PointsAccount:
@@ -145,6 +155,41 @@ def purchase_book(
     account = account_lock(member.pk)
     book = Book.blank(account)  # a debt is paid from the new lots alone
     bonus_points = bonus(purchase_id) if bonus is not None else 0
+    today = local_date(market, now)
+    if purchase_fused_ok(account, matured=matured):
+        # The same rows and figures as below, in one round trip.
+        earned = purchase_earn_book(
+            book=book,
+            points=points,
+            bonus=bonus_points,
+            base=base_points,
+            reference=receipt_id,
+            available_on=available_on,
+            expires_on=expires_on,
+            matured=matured,
+            purchase_id=purchase_id,
+            month=month_start(earned_on),
+            window=(window_start(today), month_start(today)),
+            tier_check=bool(base_points) and not _override_holds(member, today),
+            rank=member.tier.rank,
+        )
+        tier_changed = earned.qualifying is not None and tier_upgrade_apply(
+            member=member, today=today, qualifying=earned.qualifying, tier_id=earned.tier_id
+        )
+        return PurchaseBooking(
+            purchase_id=purchase_id,
+            points=points,
+            bonus_points=bonus_points,
+            base_points=base_points,
+            qualifying_amount=qualifying,
+            available_on=available_on,
+            expires_on=expires_on,
+            matured=matured,
+            tier_changed=tier_changed,
+            book=book,
+            qualifying_categories=_qualifying_categories(lines, excluded),
+            expiring=earned.expiring,
+        )
     if points or bonus_points:
         earn_book(
             book=book,
@@ -159,7 +204,7 @@ def purchase_book(
     tier_changed = False
     if base_points:
         qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
-        tier_changed = tier_upgrade_check(member=member, today=local_date(market, now))
+        tier_changed = tier_upgrade_check(member=member, today=today)
     return PurchaseBooking(
         purchase_id=purchase_id,
         points=points,
@@ -171,10 +216,28 @@ def purchase_book(
         matured=matured,
         tier_changed=tier_changed,
         book=book,
-        qualifying_categories={
-            line.category for line in lines if line.category not in excluded and line.amount > 0
-        },
+        qualifying_categories=_qualifying_categories(lines, excluded),
     )
+
+
+def _override_holds(member: Member, today: date) -> bool:
+    """A staff override wins over upgrades until its end (tier_upgrade_check)."""
+    return member.tier_override_until is not None and member.tier_override_until >= today
+
+
+def _qualifying_categories(lines: list[Line], excluded: set[str]) -> set[str]:
+    return {line.category for line in lines if line.category not in excluded and line.amount > 0}
+
+
+_PURCHASE_INSERT_SQL = """
+INSERT INTO loyalty_purchase (id, member_id, store_id, receipt_id, channel, occurred_at, currency,
+                              total, qualifying_amount, lines, points_earned, base_points,
+                              returned_amount, returned_qualifying_amount, points_reversed,
+                              base_points_reversed, body_hash, response, imported, created_at)
+VALUES (%(id)s, %(member)s, %(store)s, %(receipt_id)s, %(channel)s, %(occurred_at)s,
+        %(currency)s, %(total)s, %(qualifying_amount)s, %(lines)s::jsonb, %(points_earned)s,
+        %(base_points)s, 0, 0, 0, 0, %(body_hash)s, %(response)s::jsonb, FALSE, %(now)s)
+"""
 
 
 def purchase_save(
@@ -190,9 +253,43 @@ def purchase_save(
     lines: list[Line],
     body_hash: str,
     response: dict[str, Any],
+    event: Event | None = None,
 ) -> None:
-    """The purchase as a record, with the answer a replay gets. Raises
+    """The purchase as a record, with the answer a replay gets, and `event`
+    in the outbox (on PostgreSQL both in one statement). Raises
     IntegrityError on a receipt already recorded (the caller replays)."""
+    recorded_lines = [
+        {
+            "sku": line.sku,
+            "category": line.category,
+            "quantity": line.quantity,
+            "amount": str(line.amount),
+        }
+        for line in lines
+    ]
+    if connection.vendor == "postgresql" and event is not None:
+        outbox_add_after(
+            _PURCHASE_INSERT_SQL,
+            {
+                "id": booking.purchase_id,
+                "member": member.pk,
+                "store": store.pk,
+                "receipt_id": receipt_id,
+                "channel": channel,
+                "occurred_at": occurred_at,
+                "currency": currency,
+                "total": total,
+                "qualifying_amount": booking.qualifying_amount,
+                "lines": orjson.dumps(recorded_lines).decode(),
+                "points_earned": booking.points,
+                "base_points": booking.base_points,
+                "body_hash": body_hash,
+                "response": orjson.dumps(response).decode(),
+                "now": timezone.now(),
+            },
+            event=event,
+        )
+        return
     Purchase.objects.create(
         id=booking.purchase_id,
         member=member,
@@ -203,20 +300,19 @@ def purchase_save(
         currency=currency,
         total=total,
         qualifying_amount=booking.qualifying_amount,
-        lines=[
-            {
-                "sku": line.sku,
-                "category": line.category,
-                "quantity": line.quantity,
-                "amount": str(line.amount),
-            }
-            for line in lines
-        ],
+        lines=recorded_lines,
         points_earned=booking.points,
         base_points=booking.base_points,
         body_hash=body_hash,
         response=response,
     )
+    if event is not None:
+        outbox_add(
+            topic=event.topic,
+            dedupe_key=event.dedupe_key,
+            member_id=event.member_id,
+            payload=event.payload,
+        )
 
 
 def purchase_replay(*, store: Store, receipt_id: str, body_hash: str) -> dict[str, Any] | None:

@@ -124,6 +124,14 @@ def tier_upgrade_check(*, member: Member, today: date) -> bool:
             [member.tier.rank, member.pk, window_start(today), month_start(today)],
         )
         qualifying, tier_id = cursor.fetchone()
+    return tier_upgrade_apply(member=member, today=today, qualifying=qualifying, tier_id=tier_id)
+
+
+def tier_upgrade_apply(
+    *, member: Member, today: date, qualifying: int, tier_id: int | None
+) -> bool:
+    """The upgrade `tier_upgrade_check` decided (or a caller that read the
+    same figures in its own statement): to `tier_id`, when there is one."""
     if tier_id is None:
         return False
     old, new = member.tier, Tier.objects.get(pk=tier_id)
