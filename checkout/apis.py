@@ -122,6 +122,7 @@ class LineIn(StrictSerializer):
 
 
 class PurchaseIn(StrictSerializer):
+    fields_once = True  # the till's hot call (core.http.parse)
     member = MemberRefIn()
     store_code = serializers.CharField(max_length=32)
     receipt_id = serializers.CharField(max_length=64)
@@ -138,6 +139,7 @@ class OriginalIn(StrictSerializer):
 
 
 class ReturnIn(StrictSerializer):
+    fields_once = True
     store_code = serializers.CharField(max_length=32)
     receipt_id = serializers.CharField(max_length=64)
     original = OriginalIn()

@@ -211,7 +211,12 @@ class StrictSerializer(serializers.Serializer):
 
     A client that sends `balance` or `tier` in a PATCH must learn at once
     that nothing of it was applied.
+
+    `fields_once = True`: `parse` builds its fields once per process (for
+    the hot calls; only serializers whose fields are fixed by their class).
     """
+
+    fields_once = False
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
@@ -225,10 +230,24 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# The bound fields of serializers that declare `fields_once`, built once per
+# process (see parse).
+_fields_once: dict[type, Any] = {}
+
+
 def parse(
     serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any
 ) -> dict[str, Any]:
     serializer = serializer_class(data=data, **kwargs)
+    if not kwargs and getattr(serializer_class, "fields_once", False):
+        # DRF deep-copies every declared field for each instance, a hot
+        # call's largest cost in its validation. Fields keep no state of a
+        # validation; without a context or `partial` they are the same for
+        # every call, so they are bound once to a template and shared.
+        fields = _fields_once.get(serializer_class)
+        if fields is None:
+            fields = _fields_once.setdefault(serializer_class, serializer_class().fields)
+        serializer.__dict__["fields"] = fields  # DRF's cached_property of `fields`
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data  # type: ignore[return-value]
 
