@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -318,8 +319,16 @@ def purchase_earn_book(
 def purchase_fused_ok(account: PointsAccount, *, matured: bool) -> bool:
     """Whether a purchase may book in one statement: on PostgreSQL, unless
     its points are available at once and a debt waits for them (the Book
-    pays a debt lot by lot)."""
-    return connection.vendor == "postgresql" and not (matured and account.balance < 0)
+    pays a debt lot by lot), or LOJAL_PURCHASE_ONE_STATEMENT is off."""
+    return (
+        purchase_one_statement()
+        and connection.vendor == "postgresql"
+        and not (matured and account.balance < 0)
+    )
+
+
+def purchase_one_statement() -> bool:
+    return bool(getattr(settings, "LOJAL_PURCHASE_ONE_STATEMENT", True))
 
 
 @dataclass

@@ -43,6 +43,7 @@ from loyalty.ledger import (
     expiry_for,
     purchase_earn_book,
     purchase_fused_ok,
+    purchase_one_statement,
 )
 from loyalty.models import LedgerEntry, PointsAccount, Purchase, Redemption, Return
 from loyalty.selectors import member_summary
@@ -267,7 +268,7 @@ def purchase_save(
         }
         for line in lines
     ]
-    if connection.vendor == "postgresql" and event is not None:
+    if connection.vendor == "postgresql" and event is not None and purchase_one_statement():
         outbox_add_after(
             _PURCHASE_INSERT_SQL,
             {

@@ -305,6 +305,10 @@ LOJAL_WORKER_HEARTBEAT_SECONDS = 120
 SUPPORT_ADJUST_LIMIT = env.int("SUPPORT_ADJUST_LIMIT", default=1000)
 # Count purchases and events for the welcome journey's missions (rewards/journey.py).
 LOJAL_JOURNEY_ENABLED = env.bool("LOJAL_JOURNEY_ENABLED", default=True)
+# The purchase books in one statement on PostgreSQL (loyalty.ledger
+# .purchase_earn_book); off, step by step as on SQLite (the same rows:
+# tests/checkout/test_purchase_forms.py).
+LOJAL_PURCHASE_ONE_STATEMENT = env.bool("LOJAL_PURCHASE_ONE_STATEMENT", default=True)
 
 # Idempotency-Key records older than this are deleted by the idempotency_purge
 # job (core/idempotency.py); the contract keeps them at least 24 hours.
