@@ -13,8 +13,12 @@ from urllib.parse import unquote, urlencode
 
 import orjson
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from rest_framework import parsers, renderers, serializers
 from rest_framework.exceptions import ParseError, ValidationError
 
@@ -204,6 +208,47 @@ class DatabaseUnavailableMiddleware:
             body, headers = database_unavailable(exception)
             return problem_response(body, headers)
         return None
+
+
+API_PREFIX = "/api/"
+
+
+class _PagesOnly:
+    """A middleware only the server-rendered pages (admin, back office)
+    need: the API's paths go straight past it. The API authenticates by
+    key, keeps no session, takes no form posts (its views are CSRF-exempt)
+    and shows no messages, and a till's call should not pay for them."""
+
+    get_response: Callable[[HttpRequest], HttpResponse]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        hook = getattr(super(), "process_view", None)
+        if hook is None or request.path_info.startswith(API_PREFIX):
+            return None
+        return hook(request, view, args, kwargs)
+
+
+class PagesSessionMiddleware(_PagesOnly, SessionMiddleware):
+    pass
+
+
+class PagesCsrfViewMiddleware(_PagesOnly, CsrfViewMiddleware):
+    pass
+
+
+class PagesAuthenticationMiddleware(_PagesOnly, AuthenticationMiddleware):
+    pass
+
+
+class PagesMessageMiddleware(_PagesOnly, MessageMiddleware):
+    pass
 
 
 class StrictSerializer(serializers.Serializer):

@@ -55,11 +55,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.http.BodySizeLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, user and messages, for the pages alone: the
+    # API's paths go past them (core.http._PagesOnly).
+    "core.http.PagesSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.http.PagesCsrfViewMiddleware",
+    "core.http.PagesAuthenticationMiddleware",
+    "core.http.PagesMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A database that does not answer: 503 with Retry-After, for the views
     # outside DRF too (the admin); DRF's views answer it in core.errors.
