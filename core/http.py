@@ -18,7 +18,6 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from rest_framework import parsers, renderers, serializers
 from rest_framework.exceptions import ParseError, ValidationError
 
@@ -216,8 +215,8 @@ API_PREFIX = "/api/"
 class _PagesOnly:
     """A middleware only the server-rendered pages (admin, back office)
     need: the API's paths go straight past it. The API authenticates by
-    key, keeps no session, takes no form posts (its views are CSRF-exempt)
-    and shows no messages, and a till's call should not pay for them."""
+    key, keeps no session and shows no messages, and a till's call should
+    not pay for them."""
 
     get_response: Callable[[HttpRequest], HttpResponse]
 
@@ -236,10 +235,6 @@ class _PagesOnly:
 
 
 class PagesSessionMiddleware(_PagesOnly, SessionMiddleware):
-    pass
-
-
-class PagesCsrfViewMiddleware(_PagesOnly, CsrfViewMiddleware):
     pass
 
 
