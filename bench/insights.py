@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from bench.jobs import finish, start_job, template_copy, template_ensure
+from bench.jobs import admin_url, finish, start_job, template_copy, template_ensure
 
 TEMPLATE = "lojal_bench_insights_tpl"
 WORK = "lojal_bench_insights"
@@ -77,6 +77,81 @@ def seed_sql(se: int, web: int, members: int, purchases: int) -> list[str]:
     return statements
 
 
+# What the insight endpoints' bench reads besides the purchases, added to
+# the template in a step of its own (its own marker: a template seeded
+# before keeps its 10,000,000 purchases): a card and a points account per
+# member, a ledger of every kind over the two years before the run (its
+# earned entries with lots, some spent), and NPS answers over the last year.
+EXTRAS_MARKER = "insights-extras-v1"
+CARD_BASE = 7_000_000_000_000_000
+
+
+def extras_sql(se: int, web: int, members: int) -> list[str]:
+    first = "(SELECT min(id) FROM members_member WHERE member_number LIKE 'I%')"
+    # A skewed member: the low member numbers are the busy ones.
+    member = f"{first} + floor({members} * random() ^ 2)::int"
+    when = "TIMESTAMPTZ '2024-12-01 08:00+00' + random() * (now() - INTERVAL '1 day' - TIMESTAMPTZ '2024-12-01 08:00+00')"
+    kinds = [  # kind, entries, points (SQL)
+        ("earn", 2_000_000, "(10 + floor(random() * 990))::int"),
+        ("bonus", 200_000, "(10 + floor(random() * 190))::int"),
+        ("adjust", 50_000, "(floor(random() * 400) - 200)::int"),
+        ("return", 100_000, "-(1 + floor(random() * 300))::int"),
+        ("redeem", 400_000, "-(100 + floor(random() * 900))::int"),
+        ("redeem_cancel", 20_000, "(100 + floor(random() * 900))::int"),
+        ("expire", 200_000, "-(1 + floor(random() * 500))::int"),
+    ]
+    statements = [
+        "SELECT setseed(0.17)",
+        f"""INSERT INTO members_card (number, member_id, status, issued_at)
+            SELECT ({CARD_BASE} + id)::text, id, 'active', now() FROM members_member
+            WHERE member_number LIKE 'I%'""",
+    ]
+    for kind, per_million, points in kinds:
+        count = max(1, per_million * members // 1_000_000)
+        statements.append(
+            f"""INSERT INTO loyalty_ledgerentry (member_id, kind, points, created_at, reference,
+                  expires_on, reason)
+                SELECT {member}, '{kind}', {points}, w.at, 'bench-insights',
+                       CASE WHEN '{kind}' IN ('earn', 'bonus') THEN w.at::date + 730 END, ''
+                FROM generate_series(1, {count}) g
+                CROSS JOIN LATERAL (SELECT {when} AS at WHERE g > 0) w"""
+        )
+    statements += [
+        """INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on,
+              expires_on, matured)
+           SELECT member_id, id, points, points, created_at::date + 30, expires_on,
+                  created_at::date + 30 <= current_date
+           FROM loyalty_ledgerentry WHERE kind IN ('earn', 'bonus')
+             AND reference = 'bench-insights'""",
+        # A fifth of the lots half spent: a movement each (the ledger's
+        # redeem entries are not tied to them: the bench needs the sums).
+        """INSERT INTO loyalty_lotmovement (lot_id, entry_id, kind, points, created_at)
+           SELECT l.id, NULL, 'spend', -(l.points / 2), e.created_at + INTERVAL '40 days'
+           FROM loyalty_lot l JOIN loyalty_ledgerentry e ON e.id = l.entry_id
+           WHERE l.id % 5 = 0 AND e.reference = 'bench-insights'
+             AND e.created_at + INTERVAL '40 days' < now()""",
+        """UPDATE loyalty_lot l SET remaining = l.points + mv.points
+           FROM (SELECT lot_id, SUM(points) AS points FROM loyalty_lotmovement
+                 GROUP BY lot_id) mv WHERE mv.lot_id = l.id""",
+        """INSERT INTO loyalty_pointsaccount (member_id, balance, pending, updated_at)
+           SELECT m.id, COALESCE(e.points, 0) - COALESCE(p.points, 0), COALESCE(p.points, 0), now()
+           FROM members_member m
+           LEFT JOIN (SELECT member_id, SUM(points) AS points FROM loyalty_ledgerentry
+                      GROUP BY member_id) e ON e.member_id = m.id
+           LEFT JOIN (SELECT member_id, SUM(remaining) AS points FROM loyalty_lot
+                      WHERE NOT matured GROUP BY member_id) p ON p.member_id = m.id
+           WHERE m.member_number LIKE 'I%'""",
+        f"""INSERT INTO insights_npsresponse (member_id, market_id, touchpoint, store_id, score,
+              comment, occurred_at, created_at)
+            SELECT {member}, {se},
+                   (ARRAY['store', 'online', 'support', 'app', 'email'])[1 + g % 5],
+                   CASE WHEN g % 5 = 1 THEN {web} END, floor(random() * 11)::int, '',
+                   now() - INTERVAL '1 day' - random() * INTERVAL '365 days', now()
+            FROM generate_series(1, {max(1, members // 5)}) g""",
+    ]
+    return statements
+
+
 FLOOR_SQL = """
 CREATE TEMP TABLE floor_scores AS
 SELECT member_id, count(*) - 1 AS x, (max(day) - min(day)) / 7.0 AS t_x,
@@ -104,6 +179,30 @@ def _seeder(members: int, purchases: int) -> Callable[[Any], None]:
                 log(f"  {min((n - 1) * 1_000_000, purchases):,} purchases")
 
     return seed
+
+
+def template_extend(base: str, members: int) -> None:
+    """The extras (extras_sql) added to the seeded template once."""
+    url = admin_url(base, TEMPLATE)
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_extras (value text)")
+        row = conn.execute("SELECT value FROM bench_extras").fetchone()
+        if row and row[0] == EXTRAS_MARKER:
+            log(f"template {TEMPLATE} has its extras ({EXTRAS_MARKER}); reusing it")
+            return
+        if row:
+            raise SystemExit(f"bench insights: {TEMPLATE} has extras {row[0]}: drop it to reseed")
+        log("adding cards, accounts, a ledger and NPS answers to the template (minutes, once)")
+        started = time.monotonic()
+        se = conn.execute("SELECT id FROM club_market WHERE code = 'SE'").fetchone()[0]
+        web = conn.execute("SELECT id FROM club_store WHERE code = 'SE-WEB'").fetchone()[0]
+        for sql in extras_sql(se, web, members):
+            conn.execute(sql)
+        conn.execute("INSERT INTO bench_extras VALUES (%s)", [EXTRAS_MARKER])
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    log(f"extras added in {time.monotonic() - started:.0f} s")
 
 
 def main() -> None:

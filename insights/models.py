@@ -115,3 +115,52 @@ class FittedModel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["market", "as_of"], name="fitted_model_market_day"),
         ]
+
+
+class Rollup(models.Model):
+    """How far `insights_rollup` has added up the ledger: the rows with an
+    id at or below these marks are in the rolled-up tables, those above are
+    added live by the reports. One row (id 1)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    entry_id = models.BigIntegerField(
+        default=0, help_text="Ledger entries (and the lots of them) up to this id."
+    )
+    movement_id = models.BigIntegerField(default=0, help_text="Lot movements up to this id.")
+    rolled_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="rollup_one_row")]
+
+
+class LedgerDay(models.Model):
+    """The points of one market's ledger entries of one kind booked on one
+    day (market time), up to the rollup's mark."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=16)
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "day", "kind"], name="ledgerday_market_day"),
+        ]
+
+
+class LotDay(models.Model):
+    """The remaining points of one market's lots of one expiry day and one
+    availability day: their points and their movements, up to the rollup's
+    marks (a lot's remaining is its points plus its movements)."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    expires_on = models.DateField()
+    available_on = models.DateField()
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "expires_on", "available_on"], name="lotday_market_days"
+            ),
+        ]

@@ -4,7 +4,8 @@ Every report returns a dict shaped exactly as the contract's JSON answer
 (`/api/v1/insights/...`), JSON-ready (dates and months as strings, money as
 decimal strings), so the API and the admin's dashboard render the same thing.
 NPS, cohorts and liability are computed from the data as it is when asked
-(aggregated in SQL); segments, the models and each member's scores are what
+(aggregated in SQL; the liability from `insights_rollup`'s rolled-up sums
+plus what came after them, read live); segments, the models and each member's scores are what
 the last `insights_refresh` stored.
 """
 
@@ -24,8 +25,8 @@ from club.dates import today_for
 from club.models import Market
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
-from insights.models import FittedModel, MemberScore, NpsResponse
-from loyalty.models import LedgerEntry, Lot, PointsAccount, Purchase, Redemption
+from insights.models import FittedModel, LedgerDay, LotDay, MemberScore, NpsResponse, Rollup
+from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Redemption
 from members.models import Member
 
 NPS_GROUPS = ("touchpoint", "store", "tier", "month")
@@ -311,17 +312,72 @@ def _lots_at(market: Market, moment: dt.datetime, as_of: dt.date) -> tuple[int, 
     return pending, expiring
 
 
+def _marks() -> Rollup:
+    """How far `insights_rollup` added the ledger up (marks 0: not yet,
+    every row is added live)."""
+    return Rollup.objects.filter(pk=1).first() or Rollup(pk=1)
+
+
+def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[dt.date, int]]:
+    """(pending points, remaining points by expiry day after today) of the
+    market's lots as they stand: the rolled-up sums plus the lots and
+    movements above the marks. A lot's remaining is its points plus its
+    movements; a lot available after today is pending, and so is one
+    available by today that the ageing job has not matured yet (read live:
+    the few of the day)."""
+    groups: dict[tuple[dt.date, dt.date], int] = {}
+
+    def add(rows: Any) -> None:
+        for expires_on, available_on, points in rows:
+            key = (expires_on, available_on)
+            groups[key] = groups.get(key, 0) + int(points or 0)
+
+    add(
+        LotDay.objects.filter(market=market)
+        .filter(Q(expires_on__gt=today) | Q(available_on__gt=today))
+        .values_list("expires_on", "available_on", "points")
+    )
+    add(
+        Lot.objects.filter(member__market=market, entry_id__gt=marks.entry_id)
+        .values("expires_on", "available_on")
+        .annotate(points=Sum("points"))
+        .values_list("expires_on", "available_on", "points")
+        .order_by()
+    )
+    add(
+        LotMovement.objects.filter(lot__member__market=market, id__gt=marks.movement_id)
+        .values("lot__expires_on", "lot__available_on")
+        .annotate(points=Sum("points"))
+        .values_list("lot__expires_on", "lot__available_on", "points")
+        .order_by()
+    )
+    due = Lot.objects.filter(
+        member__market=market, matured=False, available_on__lte=today
+    ).aggregate(points=Sum("remaining"))["points"]
+    pending = (due or 0) + sum(
+        points for (_, available_on), points in groups.items() if available_on > today
+    )
+    expiring: dict[dt.date, int] = {}
+    for (expires_on, _), points in groups.items():
+        if expires_on > today:
+            expiring[expires_on] = expiring.get(expires_on, 0) + points
+    return pending, expiring
+
+
 def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
-    """What the club owes in points, straight from the ledger, at the end of
-    `as_of` (default today, market time). `months`: the twelve months up to
-    as_of's (that one counted up to as_of), per ledger kind the sum of the
-    entries booked in it, each closing the next opening, the last closing
-    the outstanding total. `outstanding` and `expiring` are the accounts and
-    lots as they stand for today, rebuilt from the lots' movements for a
-    day past; `held` is the points of the holds open now that were made by
-    then. The answer of `GET /api/v1/insights/liability`: {"market",
-    "currency", "as_of", "point_value", "outstanding", "held", "expiring",
-    "months", "breakage_rate_12m"}."""
+    """What the club owes in points, from the ledger as it is when asked, at
+    the end of `as_of` (default today, market time). `months`: the twelve
+    months up to as_of's (that one counted up to as_of), per ledger kind the
+    sum of the entries booked in it, each closing the next opening, the last
+    closing the outstanding total. `outstanding` and `expiring` are the lots
+    as they stand for today (pending: the lots not matured), rebuilt from
+    the lots' movements for a day past; `held` is the points of the holds
+    open now that were made by then. The sums are `insights_rollup`'s
+    rolled-up rows plus the entries, lots and movements above its marks,
+    added live: exact whenever it last ran. The answer of
+    `GET /api/v1/insights/liability`: {"market", "currency", "as_of",
+    "point_value", "outstanding", "held", "expiring", "months",
+    "breakage_rate_12m"}."""
     today = today_for(market)
     as_of = as_of or today
     if as_of > today:
@@ -330,21 +386,36 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     end = _midnight(market, as_of + dt.timedelta(days=1))
     this_month = as_of.replace(day=1)
     first = _add_months(this_month, -11)
-    entries = LedgerEntry.objects.filter(member__market=market, created_at__lt=end)
-    opening = (
+    marks = _marks()
+    rolled = LedgerDay.objects.filter(market=market, day__lte=as_of)
+    entries = LedgerEntry.objects.filter(
+        member__market=market, created_at__lt=end, id__gt=marks.entry_id
+    )
+    opening = (rolled.filter(day__lt=first).aggregate(total=Sum("points"))["total"] or 0) + (
         entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
             "total"
         ]
         or 0
     )
-    booked: dict[tuple[dt.date, str], int] = {
-        (_as_date(row["month"]), row["kind"]): row["points"]
-        for row in entries.filter(created_at__gte=_midnight(market, first))
+    booked: dict[tuple[dt.date, str], int] = {}
+    for row in (
+        rolled.filter(day__gte=first)
+        .annotate(month=TruncMonth("day"))
+        .values("month", "kind")
+        .annotate(points=Sum("points"))
+        .order_by()
+    ):
+        key = (_as_date(row["month"]), row["kind"])
+        booked[key] = booked.get(key, 0) + row["points"]
+    for row in (
+        entries.filter(created_at__gte=_midnight(market, first))
         .annotate(month=TruncMonth("created_at", tzinfo=zone))
         .values("month", "kind")
         .annotate(points=Sum("points"))
         .order_by()
-    }
+    ):
+        key = (_as_date(row["month"]), row["kind"])
+        booked[key] = booked.get(key, 0) + row["points"]
     months = []
     for k in range(12):
         month = _add_months(first, k)
@@ -355,19 +426,7 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     total = opening
 
     if as_of == today:
-        sums = PointsAccount.objects.filter(member__market=market).aggregate(
-            balance=Sum("balance"), pending=Sum("pending")
-        )
-        pending = sums["pending"] or 0
-        expiring_by_day = {
-            row["expires_on"]: row["points"]
-            for row in Lot.objects.filter(
-                member__market=market, remaining__gt=0, expires_on__gt=as_of
-            )
-            .values("expires_on")
-            .annotate(points=Sum("remaining"))
-            .order_by()
-        }
+        pending, expiring_by_day = _lots_now(market, today, marks)
     else:
         pending, expiring_by_day = _lots_at(market, end, as_of)
     expiring_by_month: dict[dt.date, int] = {}

@@ -1,0 +1,163 @@
+"""`insights_rollup`: the liability report from rolled-up sums plus what
+came after them equals the report straight from the ledger, for a member
+set with every kind of entry, before and after new entries land."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from club.dates import today_for
+from club.models import Market
+from insights.models import LedgerDay, LotDay, Rollup
+from insights.rollups import ledger_rollup
+from insights.selectors import _add_months, _midnight, liability_report
+from loyalty.lifecycle import points_expire
+from loyalty.models import LedgerEntry, Lot, PointsAccount
+from loyalty.services import points_adjust, points_bonus, points_redeem, redemption_cancel
+from tests.helpers import SYSTEM, assert_ledger_consistent
+from tests.insights.test_reports import _backdate, _dk_buy, _dk_return
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+
+def _every_kind(x, y, *, expire: bool = True) -> None:
+    """Y: +250 adjusted, expired when `expire`. X: earned (pending), part
+    returned, adjusted, a bonus, redeemed, a redemption cancelled, a hold."""
+    points_adjust(actor=SYSTEM, member=y, points=250, reason="goodwill")
+    if expire:
+        Lot.objects.filter(member=y, remaining__gt=0).update(
+            expires_on=timezone.now().date() - timedelta(days=2)
+        )
+        points_expire(as_of=timezone.now())
+    purchase = _dk_buy(x, "1000.00")
+    _dk_return(purchase, "200.00")
+    points_adjust(actor=SYSTEM, member=x, points=500, reason="goodwill")
+    x.refresh_from_db()
+    bonus = points_bonus(member=x, points=300, reason="gift", reference=f"test:{timezone.now()}")
+    ref = {"member_number": x.member_number}
+    points_redeem(actor=SYSTEM, member_ref=ref, points=400, store_code="DK-001")
+    cancelled = points_redeem(actor=SYSTEM, member_ref=ref, points=100, store_code="DK-001")
+    redemption_cancel(actor=SYSTEM, redemption_id=cancelled["redemption_id"])
+    points_redeem(actor=SYSTEM, member_ref=ref, points=50, store_code="DK-001", capture=False)
+    # The bonus's lot (untouched: the redemptions took from earlier lots)
+    # expires within the report's twelve months. A new lot: above any mark,
+    # as a lot's days never change once it is rolled up.
+    month = timezone.now().date().replace(day=1)
+    Lot.objects.filter(entry=bonus).update(expires_on=_add_months(month, 2) - timedelta(days=1))
+
+
+def _straight(market: Market, **kwargs) -> dict:
+    """The report with nothing rolled up: every row read live."""
+    sid = connection.savepoint()
+    Rollup.objects.all().delete()
+    LedgerDay.objects.all().delete()
+    LotDay.objects.all().delete()
+    try:
+        return liability_report(market=market, **kwargs)
+    finally:
+        connection.savepoint_rollback(sid)
+
+
+def _accounts(market: Market) -> tuple[int, int]:
+    accounts = PointsAccount.objects.filter(member__market=market)
+    return (
+        sum(a.balance + a.pending for a in accounts),
+        sum(a.pending for a in accounts),
+    )
+
+
+def test_the_rolled_up_liability_equals_the_ledger_before_and_after_new_entries(make_member):
+    dk = Market.objects.get(code="DK")
+    today = today_for(dk)
+    x, y = make_member(market="DK"), make_member(market="DK")
+    _every_kind(x, y)
+    # Months back: the first entries move into earlier months (before the
+    # rollup: it adds each entry up once, by the day it was booked).
+    first = LedgerEntry.objects.filter(member__market=dk).order_by("id")
+    for months_back, entry in zip((14, 3, 1), first[:3], strict=True):
+        _backdate(entry, _midnight(dk, _add_months(today, -months_back)) + timedelta(hours=12))
+    assert_ledger_consistent()
+    straight = _straight(dk)
+    total, pending = _accounts(dk)
+    assert (straight["outstanding"]["total"], straight["outstanding"]["pending"]) == (
+        total,
+        pending,
+    )
+    assert straight["outstanding"]["pending"] > 0 and straight["held"] == 50
+    assert any(m["expired"] for m in straight["months"])
+    assert sum(e["points"] for e in straight["expiring"]) > 0
+
+    added = ledger_rollup()
+    marks = Rollup.objects.get()
+    assert added == LedgerEntry.objects.count() and marks.entry_id > 0
+    assert LedgerDay.objects.filter(market=dk).exists()
+    assert LotDay.objects.filter(market=dk).exists()
+    assert liability_report(market=dk) == straight
+
+    # New entries of every kind land after the rollup: rolled-up sums plus
+    # the rows above the marks, read live.
+    z = make_member(market="DK")
+    _every_kind(x, z)
+    # One of the new pending lots is due today, and the ageing job has not run.
+    Lot.objects.filter(member=x, matured=False, entry_id__gt=marks.entry_id).update(
+        available_on=today
+    )
+    assert_ledger_consistent()
+    rolled = liability_report(market=dk)
+    assert rolled == _straight(dk)
+    assert rolled != straight
+    total, pending = _accounts(dk)
+    assert (rolled["outstanding"]["total"], rolled["outstanding"]["pending"]) == (total, pending)
+    assert rolled["months"][-1]["closing"] == rolled["outstanding"]["total"]
+    past = today - timedelta(days=40)
+    assert liability_report(market=dk, as_of=past) == _straight(dk, as_of=past)
+
+    # A second run adds only what came since; the answer is unchanged.
+    assert ledger_rollup() == LedgerEntry.objects.filter(id__gt=marks.entry_id).count() > 0
+    assert Rollup.objects.get().entry_id > marks.entry_id
+    assert liability_report(market=dk) == rolled
+    assert ledger_rollup() == 0
+    assert liability_report(market=dk) == rolled
+
+
+def test_the_marks_wait_for_a_transaction_older_than_the_sample(make_member):
+    """An id drawn by a transaction still open may commit below ids already
+    visible: while one older than the sample is open, the marks stay."""
+    dk = Market.objects.get(code="DK")
+    x = make_member(market="DK")
+    points_adjust(actor=SYSTEM, member=x, points=70, reason="goodwill")
+    settings = connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"],
+    )
+    try:
+        other.execute("SELECT 1")  # a transaction open from now on
+        assert ledger_rollup() == 0
+        assert Rollup.objects.get().entry_id == 0
+        assert not LedgerDay.objects.exists()
+        assert liability_report(market=dk)["outstanding"]["total"] == 70
+        other.rollback()  # over: the marks move
+        assert ledger_rollup() == LedgerEntry.objects.count()
+    finally:
+        other.close()
+    assert ledger_rollup() == 0
+    assert Rollup.objects.get().entry_id >= LedgerEntry.objects.order_by("-id").first().id
+    assert liability_report(market=dk)["outstanding"]["total"] == 70
+
+
+def test_the_command_rolls_up(make_member, capsys):
+    x = make_member(market="DK")
+    points_adjust(actor=SYSTEM, member=x, points=20, reason="goodwill")
+    call_command("insights_rollup")
+    assert "insights_rollup:" in capsys.readouterr().out
+    assert LedgerDay.objects.get(market__code="DK", kind="adjust").points == 20
