@@ -118,15 +118,20 @@ class FittedModel(models.Model):
 
 
 class Rollup(models.Model):
-    """How far `insights_rollup` has added up the ledger: the rows with an
-    id at or below these marks are in the rolled-up tables, those above are
-    added live by the reports. One row (id 1)."""
+    """How far `insights_rollup` has rolled up: the rows with an id at or
+    below these marks (purchases and returns: created before the moment)
+    are in the rolled-up tables, the others are added live by the reports.
+    One row (id 1)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     entry_id = models.BigIntegerField(
         default=0, help_text="Ledger entries (and the lots of them) up to this id."
     )
     movement_id = models.BigIntegerField(default=0, help_text="Lot movements up to this id.")
+    member_id = models.BigIntegerField(default=0, help_text="Members up to this id.")
+    purchases_before = models.DateTimeField(
+        null=True, help_text="Purchases and returns created before this moment (none: not yet)."
+    )
     rolled_at = models.DateTimeField(null=True)
 
     class Meta:
@@ -162,5 +167,37 @@ class LotDay(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["market", "expires_on", "available_on"], name="lotday_market_days"
+            ),
+        ]
+
+
+class CohortSize(models.Model):
+    """How many of one market's members enrolled in one month (market time),
+    among the members up to the rollup's mark."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    cohort = models.DateField(help_text="The 1st of the enrolment month.")
+    members = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "cohort"], name="cohortsize_market_cohort"),
+        ]
+
+
+class CohortMonth(models.Model):
+    """How many members of one cohort (up to the rollup's member mark) had a
+    purchase not fully returned in one month, counting the purchases and
+    returns created before the rollup's moment."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    cohort = models.DateField()
+    month = models.DateField()
+    active = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "cohort", "month"], name="cohortmonth_market_months"
             ),
         ]

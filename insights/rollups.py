@@ -1,5 +1,6 @@
-"""`insights_rollup`: the ledger added up, so that the liability report
-reads a few hundred rolled-up rows instead of every entry and lot.
+"""`insights_rollup`: the ledger and the cohorts added up, so that the
+liability and retention reports read a few hundred rolled-up rows instead
+of every entry, lot and purchase.
 
 The rolled-up tables hold sums, and sums add: each run adds the ledger
 entries, lots and lot movements that came since its last run (ids above its
@@ -21,7 +22,7 @@ transaction that has ended, and the marks move there. Otherwise they stay
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from celery.schedules import crontab
 from django.db import connection, transaction
@@ -39,8 +40,16 @@ SELECT clock_timestamp(),
        COALESCE(pg_sequence_last_value(
            pg_get_serial_sequence('loyalty_ledgerentry', 'id')::regclass), 0),
        COALESCE(pg_sequence_last_value(
-           pg_get_serial_sequence('loyalty_lotmovement', 'id')::regclass), 0)
+           pg_get_serial_sequence('loyalty_lotmovement', 'id')::regclass), 0),
+       COALESCE(pg_sequence_last_value(
+           pg_get_serial_sequence('members_member', 'id')::regclass), 0)
 """
+
+# Purchases and returns have no sequence (uuids): they are cut by the time
+# they were created, which a transaction stamps after it began. The moment
+# lies a minute before the oldest open transaction (or the sample), for a
+# stamp taken just before its statement began (autocommit).
+MARGIN = timedelta(minutes=1)
 
 # Read after the sample: the oldest transaction open on this database but
 # ours.
@@ -80,6 +89,126 @@ DO UPDATE SET points = insights_lotday.points + EXCLUDED.points
 """
 
 
+# The cohorts' counts as of one pair of marks less as of another, over the
+# members whose count may differ: those with a purchase or a return created
+# since the earlier moment, and those above the earlier member mark. As of
+# marks (moment C, member W), a member counts when its id is at most W, in
+# each month with a purchase created before C that was not fully returned
+# by then (its returns created before C). `{members}` narrows the members
+# (a market, its cohorts); as of now is C = infinity, W = infinity.
+# (Members' market and enrolment never change; a purchase's member, time
+# and total neither.)
+_COHORT_CHANGES_SQL = """
+WITH affected AS ({affected}),
+cohorts AS (
+    SELECT m.id, m.market_id, mk.time_zone AS tz,
+           date_trunc('month', m.enrolled_at AT TIME ZONE mk.time_zone)::date AS cohort,
+           m.id <= %(member_from)s AS was_in, m.id <= %(member_to)s AS is_in
+    FROM affected a
+    JOIN members_member m ON m.id = a.id
+    JOIN club_market mk ON mk.id = m.market_id
+    WHERE {members}
+),
+returned AS (
+    SELECT r.purchase_id,
+           SUM(r.total) FILTER (WHERE r.created_at >= %(moment_from)s::timestamptz) AS since_from,
+           SUM(r.total) FILTER (WHERE r.created_at >= %(moment_to)s::timestamptz) AS since_to
+    FROM loyalty_return r WHERE r.created_at >= %(moment_from)s::timestamptz
+    GROUP BY r.purchase_id
+),
+counted AS (
+    SELECT c.market_id, c.cohort, p.member_id,
+           date_trunc('month', p.occurred_at AT TIME ZONE c.tz)::date AS month,
+           c.was_in AND p.created_at < %(moment_from)s::timestamptz
+             AND NOT (p.total > 0 AND p.returned_amount - COALESCE(rt.since_from, 0) >= p.total)
+             AS was_counted,
+           c.is_in AND p.created_at < %(moment_to)s::timestamptz
+             AND NOT (p.total > 0 AND p.returned_amount - COALESCE(rt.since_to, 0) >= p.total)
+             AS is_counted
+    FROM cohorts c
+    JOIN loyalty_purchase p ON p.member_id = c.id
+    LEFT JOIN returned rt ON rt.purchase_id = p.id
+)
+SELECT market_id, cohort, month,
+       COUNT(DISTINCT member_id) FILTER (WHERE is_counted)
+       - COUNT(DISTINCT member_id) FILTER (WHERE was_counted) AS active
+FROM counted
+GROUP BY 1, 2, 3
+HAVING COUNT(DISTINCT member_id) FILTER (WHERE is_counted)
+       <> COUNT(DISTINCT member_id) FILTER (WHERE was_counted)
+"""
+
+# The members to look at since marks (moment, member id): every one the
+# first time (nothing rolled up), else the few with news.
+_AFFECTED_ALL = "SELECT id FROM members_member"
+_AFFECTED_SINCE = """
+SELECT p.member_id AS id FROM loyalty_purchase p
+WHERE p.created_at >= %(moment_from)s::timestamptz
+UNION
+SELECT p.member_id FROM loyalty_return r JOIN loyalty_purchase p ON p.id = r.purchase_id
+WHERE r.created_at >= %(moment_from)s::timestamptz
+UNION
+SELECT id FROM members_member WHERE id > %(member_from)s
+"""
+
+# The cohorts' sizes of the members between two member marks.
+_COHORT_SIZES_SQL = """
+SELECT m.market_id, date_trunc('month', m.enrolled_at AT TIME ZONE mk.time_zone)::date, COUNT(*)
+FROM members_member m JOIN club_market mk ON mk.id = m.market_id
+WHERE m.id > %(member_from)s AND m.id <= %(member_to)s AND {members}
+GROUP BY 1, 2
+"""
+
+
+def cohort_changes(
+    *,
+    moment_from: datetime | None,
+    member_from: int,
+    moment_to: datetime | None = None,
+    member_to: int | None = None,
+    members: str = "TRUE",
+    params: dict | None = None,
+) -> tuple[list[tuple[int, date, int]], list[tuple[int, date, date, int]]]:
+    """(sizes, active): per (market, cohort) the members and per (market,
+    cohort, month) the active members counted as of the second marks less
+    as of the first (None: no moment yet / now; member_to None: every
+    member). `members` is a condition on `m` (members_member) with its
+    `params`."""
+    marks = {
+        "moment_from": moment_from if moment_from is not None else "-infinity",
+        "member_from": member_from,
+        "moment_to": moment_to if moment_to is not None else "infinity",
+        "member_to": member_to if member_to is not None else 2**62,
+        **(params or {}),
+    }
+    first = moment_from is None and member_from == 0
+    affected = _AFFECTED_ALL if first else _AFFECTED_SINCE
+    with connection.cursor() as cursor:
+        cursor.execute(_COHORT_SIZES_SQL.format(members=members), marks)
+        sizes = cursor.fetchall()
+        cursor.execute(_COHORT_CHANGES_SQL.format(affected=affected, members=members), marks)
+        active = cursor.fetchall()
+    return sizes, active
+
+
+def _cohorts_add(
+    sizes: list[tuple[int, date, int]], active: list[tuple[int, date, date, int]]
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO insights_cohortsize (market_id, cohort, members) VALUES (%s, %s, %s) "
+            "ON CONFLICT (market_id, cohort) DO UPDATE "
+            "SET members = insights_cohortsize.members + EXCLUDED.members",
+            sizes,
+        )
+        cursor.executemany(
+            "INSERT INTO insights_cohortmonth (market_id, cohort, month, active) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (market_id, cohort, month) DO UPDATE "
+            "SET active = insights_cohortmonth.active + EXCLUDED.active",
+            active,
+        )
+
+
 def _one(sql: str, params: dict | None = None) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or {})
@@ -92,22 +221,27 @@ def _execute(sql: str, params: dict) -> int:
         return cursor.rowcount
 
 
-def ledger_rollup(*, now: datetime | None = None) -> int:
-    """Add the ledger's new entries, lots and movements to the rolled-up
-    tables, in one transaction. Answers how many entries it added (0 when
-    a transaction older than the sample kept the marks where they were)."""
+def rollup_add(*, now: datetime | None = None) -> int:
+    """Add the ledger's new entries, lots and movements, and the cohorts'
+    changes, to the rolled-up tables, in one transaction. Answers how many
+    ledger entries it added (0 when a transaction older than the sample
+    kept the marks where they were)."""
     with transaction.atomic():
         # One run at a time: a second waits, then finds nothing new.
         _one("SELECT pg_advisory_xact_lock(%(key)s)", {"key": LOCK_KEY})
         rollup = Rollup.objects.select_for_update().filter(pk=1).first() or Rollup(pk=1)
-        sampled_at, entry_to, movement_to = _one(_SAMPLE_SQL)
+        sampled_at, entry_to, movement_to, member_to = _one(_SAMPLE_SQL)
         # A fresh view of the backends (one read earlier in this
         # transaction would be served again).
         _one("SELECT pg_stat_clear_snapshot()")
         (oldest,) = _one(_OLDEST_SQL)
+        moment_to = min(sampled_at, oldest or sampled_at) - MARGIN
+        if rollup.purchases_before is not None:
+            moment_to = max(moment_to, rollup.purchases_before)
         if oldest is not None and oldest <= sampled_at:
             logger.info("insights_rollup: a transaction from %s is open: marks kept", oldest)
             entry_to, movement_to = rollup.entry_id, rollup.movement_id
+            member_to = rollup.member_id
         marks = {
             "entry_from": rollup.entry_id,
             "entry_to": max(entry_to, rollup.entry_id),
@@ -123,8 +257,19 @@ def ledger_rollup(*, now: datetime | None = None) -> int:
             added = int(cursor.fetchone()[0])
         _execute(_LEDGER_DAYS_SQL, marks)
         _execute(_LOT_DAYS_SQL, marks)
+        member_to = max(member_to, rollup.member_id)
+        _cohorts_add(
+            *cohort_changes(
+                moment_from=rollup.purchases_before,
+                member_from=rollup.member_id,
+                moment_to=moment_to,
+                member_to=member_to,
+            )
+        )
         rollup.entry_id = marks["entry_to"]
         rollup.movement_id = marks["movement_to"]
+        rollup.member_id = member_to
+        rollup.purchases_before = moment_to
         rollup.rolled_at = now or timezone.now()
         rollup.save()
     return added
@@ -140,7 +285,7 @@ def insights_rollup(*, as_of: datetime, progress: Progress | None = None) -> Job
     if not set_based():
         logger.warning("insights_rollup needs PostgreSQL: nothing rolled up")
         return result
-    result.rows = ledger_rollup(now=as_of)
+    result.rows = rollup_add(now=as_of)
     result.batches = 1
     if progress:
         progress(result.rows)

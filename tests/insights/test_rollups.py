@@ -14,14 +14,15 @@ from django.utils import timezone
 
 from club.dates import today_for
 from club.models import Market
-from insights.models import LedgerDay, LotDay, Rollup
-from insights.rollups import ledger_rollup
-from insights.selectors import _add_months, _midnight, liability_report
+from insights import rollups, selectors
+from insights.models import CohortMonth, CohortSize, LedgerDay, LotDay, Rollup
+from insights.rollups import rollup_add
+from insights.selectors import _add_months, _midnight, liability_report, retention_report
 from loyalty.lifecycle import points_expire
 from loyalty.models import LedgerEntry, Lot, PointsAccount
 from loyalty.services import points_adjust, points_bonus, points_redeem, redemption_cancel
-from tests.helpers import SYSTEM, assert_ledger_consistent
-from tests.insights.test_reports import _backdate, _dk_buy, _dk_return
+from tests.helpers import SYSTEM, assert_ledger_consistent, buy, enrol_at, give_back
+from tests.insights.test_reports import _backdate, _dk_buy, _dk_return, _on
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -93,7 +94,7 @@ def test_the_rolled_up_liability_equals_the_ledger_before_and_after_new_entries(
     assert any(m["expired"] for m in straight["months"])
     assert sum(e["points"] for e in straight["expiring"]) > 0
 
-    added = ledger_rollup()
+    added = rollup_add()
     marks = Rollup.objects.get()
     assert added == LedgerEntry.objects.count() and marks.entry_id > 0
     assert LedgerDay.objects.filter(market=dk).exists()
@@ -119,10 +120,10 @@ def test_the_rolled_up_liability_equals_the_ledger_before_and_after_new_entries(
     assert liability_report(market=dk, as_of=past) == _straight(dk, as_of=past)
 
     # A second run adds only what came since; the answer is unchanged.
-    assert ledger_rollup() == LedgerEntry.objects.filter(id__gt=marks.entry_id).count() > 0
+    assert rollup_add() == LedgerEntry.objects.filter(id__gt=marks.entry_id).count() > 0
     assert Rollup.objects.get().entry_id > marks.entry_id
     assert liability_report(market=dk) == rolled
-    assert ledger_rollup() == 0
+    assert rollup_add() == 0
     assert liability_report(market=dk) == rolled
 
 
@@ -142,15 +143,15 @@ def test_the_marks_wait_for_a_transaction_older_than_the_sample(make_member):
     )
     try:
         other.execute("SELECT 1")  # a transaction open from now on
-        assert ledger_rollup() == 0
+        assert rollup_add() == 0
         assert Rollup.objects.get().entry_id == 0
         assert not LedgerDay.objects.exists()
         assert liability_report(market=dk)["outstanding"]["total"] == 70
         other.rollback()  # over: the marks move
-        assert ledger_rollup() == LedgerEntry.objects.count()
+        assert rollup_add() == LedgerEntry.objects.count()
     finally:
         other.close()
-    assert ledger_rollup() == 0
+    assert rollup_add() == 0
     assert Rollup.objects.get().entry_id >= LedgerEntry.objects.order_by("-id").first().id
     assert liability_report(market=dk)["outstanding"]["total"] == 70
 
@@ -161,3 +162,73 @@ def test_the_command_rolls_up(make_member, capsys):
     call_command("insights_rollup")
     assert "insights_rollup:" in capsys.readouterr().out
     assert LedgerDay.objects.get(market__code="DK", kind="adjust").points == 20
+
+
+def _straight_retention(monkeypatch, market: Market, month_from) -> dict:
+    """The retention report counted straight from the members and purchases
+    (the ORM's counts, as on SQLite), whatever is rolled up."""
+    current = today_for(market).replace(day=1)
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            selectors,
+            "_cohorts_rolled",
+            lambda market, start, end: selectors._cohorts_orm(market, start, end, current),
+        )
+        return retention_report(market=market, month_from=month_from, month_to=current)
+
+
+def test_the_rolled_up_retention_equals_the_purchases_before_and_after_news(
+    make_member, monkeypatch
+):
+    """Cohorts M-2 (a, b, c, d) and M-1 (e), as in the hand-counted test;
+    after the rollup: a new member f of cohort M-2 buys in M-1, a's
+    purchase of M-1 is returned whole, c buys in M-1, e buys again and b
+    returns part of a purchase."""
+    # No margin: this test's rows are all in its own transaction, stamped
+    # before the rollup's sample.
+    monkeypatch.setattr(rollups, "MARGIN", timedelta(0))
+    se = Market.objects.get(code="SE")
+    now = timezone.now()
+    this_month = today_for(se).replace(day=1)
+    m2, m1 = _add_months(this_month, -2), _add_months(this_month, -1)
+    a, b, c, d, e = (make_member() for _ in range(5))
+    for member in (a, b, c, d):
+        enrol_at(member, _on(m2, 3))
+    enrol_at(e, _on(m1, 2))
+    buy(a, occurred_at=_on(m2, 20))
+    a_m1 = buy(a, "50.00", occurred_at=_on(m1, 10))
+    give_back(buy(b, "80.00", occurred_at=_on(m1, 10)), "80.00")
+    b_now = buy(b, "90.00", occurred_at=now - timedelta(minutes=1))
+    give_back(buy(c, "100.00", occurred_at=_on(m2, 21)), "40.00")
+    buy(e, occurred_at=now - timedelta(minutes=1))
+    straight = _straight_retention(monkeypatch, se, m2)
+    by_cohort = {row["cohort"]: row for row in straight["cohorts"]}
+    assert by_cohort[m2.strftime("%Y-%m")]["active"] == [2, 1, 1]
+
+    rollup_add()
+    assert CohortSize.objects.filter(market=se, cohort=m2).get().members == 4
+    assert CohortMonth.objects.filter(market=se, cohort=m2, month=m2).get().active == 2
+    assert Rollup.objects.get().purchases_before is not None
+    assert retention_report(market=se, month_from=m2, month_to=this_month) == straight
+
+    f = enrol_at(make_member(), _on(m2, 4))
+    buy(f, occurred_at=_on(m1, 12))
+    give_back(a_m1, "50.00")
+    buy(c, occurred_at=_on(m1, 14))
+    buy(e, occurred_at=now - timedelta(minutes=2))
+    give_back(b_now, "30.00")
+    after = _straight_retention(monkeypatch, se, m2)
+    by_cohort = {row["cohort"]: row for row in after["cohorts"]}
+    assert by_cohort[m2.strftime("%Y-%m")]["members"] == 5
+    assert by_cohort[m2.strftime("%Y-%m")]["active"] == [2, 2, 1]  # a, c; c, f; b
+    assert retention_report(market=se, month_from=m2, month_to=this_month) == after
+    assert retention_report(market=se, month_from=m1, month_to=m1) == {
+        "market": "SE",
+        "cohorts": [row for row in after["cohorts"] if row["cohort"] == m1.strftime("%Y-%m")],
+    }
+
+    # A second run counts the news in; the answer is unchanged.
+    rollup_add()
+    assert CohortSize.objects.filter(market=se, cohort=m2).get().members == 5
+    assert CohortMonth.objects.filter(market=se, cohort=m2, month=m1).get().active == 2
+    assert retention_report(market=se, month_from=m2, month_to=this_month) == after
