@@ -68,7 +68,11 @@ class MemberScore(models.Model):
     member = models.OneToOneField(
         "members.Member", on_delete=models.CASCADE, primary_key=True, related_name="score"
     )
-    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    # No index of its own: (market, segment) below serves the market's reads,
+    # and each index costs the nightly write of a million rows.
+    market = models.ForeignKey(
+        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     as_of = models.DateField()
     # RFM: null scores for a member who never purchased (in no segment).
     recency_days = models.PositiveIntegerField(null=True)
@@ -150,6 +154,23 @@ class LedgerDay(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["market", "day", "kind"], name="ledgerday_market_day"),
+        ]
+
+
+class LedgerMonth(models.Model):
+    """The same per month (market time): what the report reads for the
+    months before the one it ends in."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="The 1st of the month.")
+    kind = models.CharField(max_length=16)
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "month", "kind"], name="ledgermonth_market_month"
+            ),
         ]
 
 

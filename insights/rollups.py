@@ -4,8 +4,8 @@ of every entry, lot and purchase.
 
 The rolled-up tables hold sums, and sums add: each run adds the ledger
 entries, lots and lot movements that came since its last run (ids above its
-marks, up to new marks) to `LedgerDay` (points per market, day and kind)
-and `LotDay` (points per market, expiry day and availability day: each
+marks, up to new marks) to `LedgerDay` and `LedgerMonth` (points per
+market, day or month, and kind) and `LotDay` (points per market, expiry day and availability day: each
 lot's points and each of its movements). The report adds what lies above
 the marks live (`insights.selectors`), so its answer stays the ledger's as
 it is when asked, whenever this job last ran.
@@ -59,14 +59,25 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS
 """
 
 _LEDGER_DAYS_SQL = """
-INSERT INTO insights_ledgerday (market_id, day, kind, points)
-SELECT m.market_id, (e.created_at AT TIME ZONE mk.time_zone)::date, e.kind, SUM(e.points)
-FROM loyalty_ledgerentry e
-JOIN members_member m ON m.id = e.member_id
-JOIN club_market mk ON mk.id = m.market_id
-WHERE e.id > %(entry_from)s AND e.id <= %(entry_to)s
-GROUP BY 1, 2, 3
-ON CONFLICT (market_id, day, kind) DO UPDATE SET points = insights_ledgerday.points + EXCLUDED.points
+WITH days AS (
+    SELECT m.market_id, (e.created_at AT TIME ZONE mk.time_zone)::date AS day, e.kind,
+           SUM(e.points) AS points
+    FROM loyalty_ledgerentry e
+    JOIN members_member m ON m.id = e.member_id
+    JOIN club_market mk ON mk.id = m.market_id
+    WHERE e.id > %(entry_from)s AND e.id <= %(entry_to)s
+    GROUP BY 1, 2, 3
+),
+by_day AS (
+    INSERT INTO insights_ledgerday (market_id, day, kind, points)
+    SELECT market_id, day, kind, points FROM days
+    ON CONFLICT (market_id, day, kind)
+    DO UPDATE SET points = insights_ledgerday.points + EXCLUDED.points
+)
+INSERT INTO insights_ledgermonth (market_id, month, kind, points)
+SELECT market_id, date_trunc('month', day)::date, kind, SUM(points) FROM days GROUP BY 1, 2, 3
+ON CONFLICT (market_id, month, kind)
+DO UPDATE SET points = insights_ledgermonth.points + EXCLUDED.points
 """
 
 # A lot counts with its entry (they are written in one transaction).

@@ -30,6 +30,7 @@ from insights.models import (
     CohortSize,
     FittedModel,
     LedgerDay,
+    LedgerMonth,
     LotDay,
     MemberScore,
     NpsResponse,
@@ -387,9 +388,11 @@ def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[
             key = (expires_on, available_on)
             groups[key] = groups.get(key, 0) + int(points or 0)
 
+    # The report shows the expiries of twelve months from today's.
+    horizon = _add_months(today, 12)
     add(
         LotDay.objects.filter(market=market)
-        .filter(Q(expires_on__gt=today) | Q(available_on__gt=today))
+        .filter(Q(expires_on__gt=today, expires_on__lt=horizon) | Q(available_on__gt=today))
         .values_list("expires_on", "available_on", "points")
     )
     add(
@@ -442,26 +445,32 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     this_month = as_of.replace(day=1)
     first = _add_months(this_month, -11)
     marks = _marks()
-    rolled = LedgerDay.objects.filter(market=market, day__lte=as_of)
     entries = LedgerEntry.objects.filter(
         member__market=market, created_at__lt=end, id__gt=marks.entry_id
     )
-    opening = (rolled.filter(day__lt=first).aggregate(total=Sum("points"))["total"] or 0) + (
+    # Rolled up: whole months before as_of's, its days up to as_of.
+    rolled_months = LedgerMonth.objects.filter(market=market, month__lt=this_month)
+    opening = (
+        rolled_months.filter(month__lt=first).aggregate(total=Sum("points"))["total"] or 0
+    ) + (
         entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
             "total"
         ]
         or 0
     )
     booked: dict[tuple[dt.date, str], int] = {}
-    for row in (
-        rolled.filter(day__gte=first)
-        .annotate(month=TruncMonth("day"))
-        .values("month", "kind")
+    for month, kind, points in rolled_months.filter(month__gte=first).values_list(
+        "month", "kind", "points"
+    ):
+        booked[(month, kind)] = booked.get((month, kind), 0) + points
+    for kind, points in (
+        LedgerDay.objects.filter(market=market, day__gte=this_month, day__lte=as_of)
+        .values("kind")
         .annotate(points=Sum("points"))
+        .values_list("kind", "points")
         .order_by()
     ):
-        key = (_as_date(row["month"]), row["kind"])
-        booked[key] = booked.get(key, 0) + row["points"]
+        booked[(this_month, kind)] = booked.get((this_month, kind), 0) + points
     for row in (
         entries.filter(created_at__gte=_midnight(market, first))
         .annotate(month=TruncMonth("created_at", tzinfo=zone))

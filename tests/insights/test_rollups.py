@@ -15,7 +15,7 @@ from django.utils import timezone
 from club.dates import today_for
 from club.models import Market
 from insights import rollups, selectors
-from insights.models import CohortMonth, CohortSize, LedgerDay, LotDay, Rollup
+from insights.models import CohortMonth, CohortSize, LedgerDay, LedgerMonth, LotDay, Rollup
 from insights.rollups import rollup_add
 from insights.selectors import _add_months, _midnight, liability_report, retention_report
 from loyalty.lifecycle import points_expire
@@ -57,8 +57,8 @@ def _straight(market: Market, **kwargs) -> dict:
     """The report with nothing rolled up: every row read live."""
     sid = connection.savepoint()
     Rollup.objects.all().delete()
-    LedgerDay.objects.all().delete()
-    LotDay.objects.all().delete()
+    for table in (LedgerDay, LedgerMonth, LotDay):
+        table.objects.all().delete()
     try:
         return liability_report(market=market, **kwargs)
     finally:
@@ -98,6 +98,7 @@ def test_the_rolled_up_liability_equals_the_ledger_before_and_after_new_entries(
     marks = Rollup.objects.get()
     assert added == LedgerEntry.objects.count() and marks.entry_id > 0
     assert LedgerDay.objects.filter(market=dk).exists()
+    assert LedgerMonth.objects.filter(market=dk).count() >= 4  # M-14, M-3, M-1, M
     assert LotDay.objects.filter(market=dk).exists()
     assert liability_report(market=dk) == straight
 
