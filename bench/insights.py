@@ -117,6 +117,14 @@ def serve(db_url: str, port: int, probe: str) -> subprocess.Popen:
     raise SystemExit("bench insights: gunicorn did not come up")
 
 
+def phases_of(out: str) -> str:
+    """The refresh's own timing of its phases, from its log."""
+    for line in out.splitlines():
+        if "phases:" in line:
+            return line[line.index("phases:") :].split('"')[0].split("[")[0].strip()
+    return "(no phases logged)"
+
+
 def migrate(db_url: str) -> None:
     env = dict(os.environ, DATABASE_URL=db_url, DJANGO_SETTINGS_MODULE="config.settings.base")
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -463,6 +471,8 @@ def main() -> None:
             f"{again_mb:>9.0f}"
         )
         print(f"  {out.strip().splitlines()[-1] if out.strip() else ''}")
+        for run, text in (("first", out), ("again", again_out)):
+            print(f"  {run}: {phases_of(text)}")
         print(f"  in a segment: {segmented:,}; with p_alive: {alive:,}")
         print(f"  models: {model[0]}; {model[1]}")
         print(
