@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -41,6 +42,7 @@ from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Redemption
 from members.models import Member
 
 NPS_GROUPS = ("touchpoint", "store", "tier", "month")
+T = TypeVar("T")
 
 
 def member_segment(*, member_id: int) -> str | None:
@@ -258,7 +260,12 @@ def _cohorts_rolled(
 ) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
     """The same from `insights_rollup`'s counts plus, live, the changes of
     the members with news since its marks (insights.rollups)."""
-    marks = _marks()
+    return _with_marks(lambda marks: _cohorts_since(market, start, end, marks))
+
+
+def _cohorts_since(
+    market: Market, start: dt.datetime, end: dt.datetime, marks: Rollup
+) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
     first, last = _as_date(start.date()), _as_date(end.date())
     sizes: dict[dt.date, int] = dict(
         CohortSize.objects.filter(market=market, cohort__gte=first, cohort__lt=last)
@@ -374,6 +381,22 @@ def _marks() -> Rollup:
     return Rollup.objects.filter(pk=1).first() or Rollup(pk=1)
 
 
+def _version(marks: Rollup) -> tuple[Any, ...]:
+    return (marks.entry_id, marks.movement_id, marks.member_id, marks.purchases_before)
+
+
+def _with_marks(read: Callable[[Rollup], T]) -> T:
+    """`read(marks)` with the rolled-up sums it reads as of those marks. A
+    rollup that commits in between (its sums read, the old marks: its rows
+    counted twice) shows in the marks read again: then it reads again."""
+    for _ in range(10):
+        marks = _marks()
+        result = read(marks)
+        if _version(_marks()) == _version(marks):
+            return result
+    raise RuntimeError("insights: the rollup kept moving under the report")
+
+
 def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[dt.date, int]]:
     """(pending points, remaining points by expiry day after today) of the
     market's lots as they stand: the rolled-up sums plus the lots and
@@ -444,42 +467,46 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     end = _midnight(market, as_of + dt.timedelta(days=1))
     this_month = as_of.replace(day=1)
     first = _add_months(this_month, -11)
-    marks = _marks()
-    entries = LedgerEntry.objects.filter(
-        member__market=market, created_at__lt=end, id__gt=marks.entry_id
-    )
-    # Rolled up: whole months before as_of's, its days up to as_of.
-    rolled_months = LedgerMonth.objects.filter(market=market, month__lt=this_month)
-    opening = (
-        rolled_months.filter(month__lt=first).aggregate(total=Sum("points"))["total"] or 0
-    ) + (
-        entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
-            "total"
-        ]
-        or 0
-    )
-    booked: dict[tuple[dt.date, str], int] = {}
-    for month, kind, points in rolled_months.filter(month__gte=first).values_list(
-        "month", "kind", "points"
-    ):
-        booked[(month, kind)] = booked.get((month, kind), 0) + points
-    for kind, points in (
-        LedgerDay.objects.filter(market=market, day__gte=this_month, day__lte=as_of)
-        .values("kind")
-        .annotate(points=Sum("points"))
-        .values_list("kind", "points")
-        .order_by()
-    ):
-        booked[(this_month, kind)] = booked.get((this_month, kind), 0) + points
-    for row in (
-        entries.filter(created_at__gte=_midnight(market, first))
-        .annotate(month=TruncMonth("created_at", tzinfo=zone))
-        .values("month", "kind")
-        .annotate(points=Sum("points"))
-        .order_by()
-    ):
-        key = (_as_date(row["month"]), row["kind"])
-        booked[key] = booked.get(key, 0) + row["points"]
+
+    def booked_of(marks: Rollup) -> tuple[int, dict[tuple[dt.date, str], int]]:
+        entries = LedgerEntry.objects.filter(
+            member__market=market, created_at__lt=end, id__gt=marks.entry_id
+        )
+        # Rolled up: whole months before as_of's, its days up to as_of.
+        rolled_months = LedgerMonth.objects.filter(market=market, month__lt=this_month)
+        opening = (
+            rolled_months.filter(month__lt=first).aggregate(total=Sum("points"))["total"] or 0
+        ) + (
+            entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
+                "total"
+            ]
+            or 0
+        )
+        booked: dict[tuple[dt.date, str], int] = {}
+        for month, kind, points in rolled_months.filter(month__gte=first).values_list(
+            "month", "kind", "points"
+        ):
+            booked[(month, kind)] = booked.get((month, kind), 0) + points
+        for kind, points in (
+            LedgerDay.objects.filter(market=market, day__gte=this_month, day__lte=as_of)
+            .values("kind")
+            .annotate(points=Sum("points"))
+            .values_list("kind", "points")
+            .order_by()
+        ):
+            booked[(this_month, kind)] = booked.get((this_month, kind), 0) + points
+        for row in (
+            entries.filter(created_at__gte=_midnight(market, first))
+            .annotate(month=TruncMonth("created_at", tzinfo=zone))
+            .values("month", "kind")
+            .annotate(points=Sum("points"))
+            .order_by()
+        ):
+            key = (_as_date(row["month"]), row["kind"])
+            booked[key] = booked.get(key, 0) + row["points"]
+        return opening, booked
+
+    opening, booked = _with_marks(booked_of)
     months = []
     for k in range(12):
         month = _add_months(first, k)
@@ -490,7 +517,7 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     total = opening
 
     if as_of == today:
-        pending, expiring_by_day = _lots_now(market, today, marks)
+        pending, expiring_by_day = _with_marks(lambda marks: _lots_now(market, today, marks))
     else:
         pending, expiring_by_day = _lots_at(market, end, as_of)
     expiring_by_month: dict[dt.date, int] = {}

@@ -233,3 +233,15 @@ def test_the_rolled_up_retention_equals_the_purchases_before_and_after_news(
     assert CohortSize.objects.filter(market=se, cohort=m2).get().members == 5
     assert CohortMonth.objects.filter(market=se, cohort=m2, month=m1).get().active == 2
     assert retention_report(market=se, month_from=m2, month_to=this_month) == after
+
+
+def test_a_rollup_committing_mid_report_makes_it_read_again(monkeypatch):
+    """Sums read after a rollup committed, with the marks from before it,
+    would count its rows twice: the marks are read again after the sums,
+    and the report reads again when they moved."""
+    before, after = Rollup(pk=1, entry_id=10), Rollup(pk=1, entry_id=20)
+    seen = iter([before, after, after, after])
+    monkeypatch.setattr(selectors, "_marks", lambda: next(seen))
+    reads = []
+    assert selectors._with_marks(lambda marks: reads.append(marks.entry_id) or len(reads)) == 2
+    assert reads == [10, 20]
