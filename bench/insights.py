@@ -1,20 +1,30 @@
 """`make bench`, insights: `insights_refresh` over 1,000,000 members and
-10,000,000 purchases, beside its floor in the same run.
+10,000,000 purchases beside its floor in the same run, `insights_rollup`,
+and the insight endpoints under wrk beside the bare lookup.
 
-    python -m bench.insights [--members N] [--purchases N]
+    python -m bench.insights [--members N] [--purchases N] [--seconds S] [--rounds R]
+    python -m bench.insights --endpoints-only   # again, on the copy a run left
 
 A template database is seeded once with set-based SQL (reused while its
 marker matches) and copied for the run:
   - the members in SE, all with the profiling consent;
   - the purchases (imported history: they earn nothing) over the two years
     before AS_OF, spread over the members unevenly (a few buy often, many
-    seldom, some never), 5 % of them returned whole and 5 % in half.
+    seldom, some never), 5 % of them returned whole and 5 % in half;
+  - in a step of its own (its own marker, so a template seeded before keeps
+    its purchases): a card and a points account per member, a ledger of
+    every kind with lots, and NPS answers (extras_sql).
 
 The floor is one bare `GROUP BY` over the same purchases that computes each
 member's x, t_x, T, recency, frequency and monetary value into a temporary
 table: what the refresh cannot do with less. The refresh runs as
 `manage.py insights_refresh --as-of AS_OF --market SE` in a process of its
-own: wall time and that process's peak memory (wait4). Exit 0 when measured.
+own, twice (into the empty table, then again: the nightly case): wall time
+and that process's peak memory (wait4), and its phases from its log. Then
+`insights_rollup` runs (everything, then the news), and gunicorn serves the
+copy as bin/bench serves the API: each insight endpoint and the bare lookup
+(BASELINE) take turns under wrk; p99 and CPU per request of each. Exit 0
+when measured.
 """
 
 from __future__ import annotations
@@ -401,6 +411,35 @@ def drive(db: str, today: date, seconds: float, rounds: int) -> list[tuple[str, 
     return [(name, *figures[name]) for name, _ in cases]
 
 
+def report_endpoints(results: list[tuple[str, list, list]], args: argparse.Namespace) -> None:
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    load = os.getloadavg()
+    print()
+    print(
+        f"  Insight endpoints under wrk (1 thread, {CONNECTIONS} connections, gunicorn {WORKERS} sync "
+        f"workers, {args.rounds} x {args.seconds:.0f} s slices in turns; median of the slices)"
+    )
+    print(f"  {'case':<24}{'p99 ms':>9}{'x base':>8}{'CPU ms/req':>12}  target")
+    base_p99 = median(results[0][1])
+    for name, p99s, cpus in results:
+        p99 = median(p99s)
+        if name.startswith("baseline"):
+            print(f"  {name:<24}{p99:>9.1f}{'':>8}{median(cpus):>12.2f}")
+            continue
+        ok = p99 <= P99_FACTOR * base_p99
+        print(
+            f"  {name:<24}{p99:>9.1f}{p99 / base_p99:>8.2f}{median(cpus):>12.2f}"
+            f"  <= {P99_FACTOR:.0f}x {verdict(ok)}"
+        )
+    print(f"  load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=1_000_000)
@@ -408,8 +447,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="each wrk slice")
     parser.add_argument("--rounds", type=int, default=3, help="slices per case, in turns")
     parser.add_argument("--skip-refresh", action="store_true", help="only the endpoints")
+    parser.add_argument(
+        "--endpoints-only",
+        action="store_true",
+        help="drive the endpoints on the copy a previous run left (refreshed, rolled up)",
+    )
     args = parser.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lojal_bench")
+    if args.endpoints_only:
+        today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+        report_endpoints(drive(admin_url(base, WORK), today, args.seconds, args.rounds), args)
+        return
     template_ensure(
         base,
         template=TEMPLATE,
@@ -498,36 +546,13 @@ def main() -> None:
         sizes = conn.execute("SELECT count(*) FROM insights_cohortmonth").fetchone()[0]
     today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
     results = drive(db, today, args.seconds, args.rounds)
-    load = os.getloadavg()
-
-    def median(values: list[float]) -> float:
-        ordered = sorted(values)
-        return ordered[len(ordered) // 2]
-
     print()
     print("  Rollup (insights_rollup: the ledger's sums, the cohorts' counts)")
     print(f"  {'run':<44}{'seconds':>10}{'peak MB':>9}")
     print(f"  {'first: everything':<44}{first_seconds:>10.1f}{first_mb:>9.0f}   {first_out}")
     print(f"  {'next: 10,000 new entries':<44}{next_seconds:>10.1f}{next_mb:>9.0f}   {next_out}")
     print(f"  cohort-month rows: {sizes:,}")
-    print()
-    print(
-        f"  Insight endpoints under wrk (1 thread, {CONNECTIONS} connections, gunicorn {WORKERS} sync "
-        f"workers, {args.rounds} x {args.seconds:.0f} s slices in turns; median of the slices)"
-    )
-    print(f"  {'case':<24}{'p99 ms':>9}{'x base':>8}{'CPU ms/req':>12}  target")
-    base_p99 = median(results[0][1])
-    for name, p99s, cpus in results:
-        p99 = median(p99s)
-        if name.startswith("baseline"):
-            print(f"  {name:<24}{p99:>9.1f}{'':>8}{median(cpus):>12.2f}")
-            continue
-        ok = p99 <= P99_FACTOR * base_p99
-        print(
-            f"  {name:<24}{p99:>9.1f}{p99 / base_p99:>8.2f}{median(cpus):>12.2f}"
-            f"  <= {P99_FACTOR:.0f}x {verdict(ok)}"
-        )
-    print(f"  load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
+    report_endpoints(results, args)
 
 
 if __name__ == "__main__":
