@@ -52,10 +52,11 @@ SELECT clock_timestamp(),
 MARGIN = timedelta(minutes=1)
 
 # Read after the sample: the oldest transaction open on this database but
-# ours.
+# ours, and whether a session is hidden from this role (another role's,
+# without pg_read_all_stats: its transaction unknown).
 _OLDEST_SQL = """
-SELECT MIN(xact_start) FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+SELECT MIN(xact_start), COALESCE(BOOL_OR(backend_type = 'client backend' AND state IS NULL), FALSE)
+FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
 
 _LEDGER_DAYS_SQL = """
@@ -245,10 +246,13 @@ def rollup_add(*, now: datetime | None = None) -> int:
         # A fresh view of the backends (one read earlier in this
         # transaction would be served again).
         _one("SELECT pg_stat_clear_snapshot()")
-        (oldest,) = _one(_OLDEST_SQL)
+        oldest, hidden = _one(_OLDEST_SQL)
         moment_to = min(sampled_at, oldest or sampled_at) - MARGIN
         if rollup.purchases_before is not None:
             moment_to = max(moment_to, rollup.purchases_before)
+        if hidden:
+            logger.warning("insights_rollup: sessions hidden from this role: marks kept")
+            oldest, moment_to = sampled_at, rollup.purchases_before
         if oldest is not None and oldest <= sampled_at:
             logger.info("insights_rollup: a transaction from %s is open: marks kept", oldest)
             entry_to, movement_to = rollup.entry_id, rollup.movement_id
@@ -269,14 +273,15 @@ def rollup_add(*, now: datetime | None = None) -> int:
         _execute(_LEDGER_DAYS_SQL, marks)
         _execute(_LOT_DAYS_SQL, marks)
         member_to = max(member_to, rollup.member_id)
-        _cohorts_add(
-            *cohort_changes(
-                moment_from=rollup.purchases_before,
-                member_from=rollup.member_id,
-                moment_to=moment_to,
-                member_to=member_to,
+        if moment_to is not None:  # None: no moment yet (nothing to count as of)
+            _cohorts_add(
+                *cohort_changes(
+                    moment_from=rollup.purchases_before,
+                    member_from=rollup.member_id,
+                    moment_to=moment_to,
+                    member_to=member_to,
+                )
             )
-        )
         rollup.entry_id = marks["entry_to"]
         rollup.movement_id = marks["movement_to"]
         rollup.member_id = member_to

@@ -245,3 +245,20 @@ def test_a_rollup_committing_mid_report_makes_it_read_again(monkeypatch):
     reads = []
     assert selectors._with_marks(lambda marks: reads.append(marks.entry_id) or len(reads)) == 2
     assert reads == [10, 20]
+
+
+def test_the_marks_stay_while_a_session_is_hidden_from_the_role(make_member, monkeypatch):
+    """A session of another role (without pg_read_all_stats) shows no
+    transaction: it might be an old one, so the marks do not move."""
+    x = make_member(market="DK")
+    points_adjust(actor=SYSTEM, member=x, points=30, reason="goodwill")
+    monkeypatch.setattr(
+        rollups,
+        "_OLDEST_SQL",
+        "SELECT NULL::timestamptz, TRUE",
+    )
+    assert rollup_add() == 0
+    marks = Rollup.objects.get()
+    assert (marks.entry_id, marks.member_id, marks.purchases_before) == (0, 0, None)
+    assert not CohortSize.objects.exists()
+    assert liability_report(market=Market.objects.get(code="DK"))["outstanding"]["total"] == 30
