@@ -68,7 +68,11 @@ class MemberScore(models.Model):
     member = models.OneToOneField(
         "members.Member", on_delete=models.CASCADE, primary_key=True, related_name="score"
     )
-    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    # No index of its own: (market, segment) below serves the market's reads,
+    # and each index costs the nightly write of a million rows.
+    market = models.ForeignKey(
+        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     as_of = models.DateField()
     # RFM: null scores for a member who never purchased (in no segment).
     recency_days = models.PositiveIntegerField(null=True)
@@ -114,4 +118,107 @@ class FittedModel(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["market", "as_of"], name="fitted_model_market_day"),
+        ]
+
+
+class Rollup(models.Model):
+    """How far `insights_rollup` has rolled up: the rows with an id at or
+    below these marks (purchases and returns: created before the moment)
+    are in the rolled-up tables, the others are added live by the reports.
+    One row (id 1)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    entry_id = models.BigIntegerField(
+        default=0, help_text="Ledger entries (and the lots of them) up to this id."
+    )
+    movement_id = models.BigIntegerField(default=0, help_text="Lot movements up to this id.")
+    member_id = models.BigIntegerField(default=0, help_text="Members up to this id.")
+    purchases_before = models.DateTimeField(
+        null=True, help_text="Purchases and returns created before this moment (none: not yet)."
+    )
+    rolled_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="rollup_one_row")]
+
+
+class LedgerDay(models.Model):
+    """The points of one market's ledger entries of one kind booked on one
+    day (market time), up to the rollup's mark."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=16)
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "day", "kind"], name="ledgerday_market_day"),
+        ]
+
+
+class LedgerMonth(models.Model):
+    """The same per month (market time): what the report reads for the
+    months before the one it ends in."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="The 1st of the month.")
+    kind = models.CharField(max_length=16)
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "month", "kind"], name="ledgermonth_market_month"
+            ),
+        ]
+
+
+class LotDay(models.Model):
+    """The remaining points of one market's lots of one expiry day and one
+    availability day: their points and their movements, up to the rollup's
+    marks (a lot's remaining is its points plus its movements)."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    expires_on = models.DateField()
+    available_on = models.DateField()
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "expires_on", "available_on"], name="lotday_market_days"
+            ),
+        ]
+
+
+class CohortSize(models.Model):
+    """How many of one market's members enrolled in one month (market time),
+    among the members up to the rollup's mark."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    cohort = models.DateField(help_text="The 1st of the enrolment month.")
+    members = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "cohort"], name="cohortsize_market_cohort"),
+        ]
+
+
+class CohortMonth(models.Model):
+    """How many members of one cohort (up to the rollup's member mark) had a
+    purchase not fully returned in one month, counting the purchases and
+    returns created before the rollup's moment."""
+
+    market = models.ForeignKey("club.Market", on_delete=models.PROTECT, related_name="+")
+    cohort = models.DateField()
+    month = models.DateField()
+    active = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "cohort", "month"], name="cohortmonth_market_months"
+            ),
         ]

@@ -39,6 +39,7 @@ Run twice for the same day, it writes the same rows again: idempotent.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -286,6 +287,15 @@ def market_refresh(*, market: Market, day: date) -> int:
     end = datetime.combine(day + timedelta(days=1), datetime.min.time())
     # 12 months back (29 February's year-ago is the 28th).
     year_ago = day.replace(year=day.year - 1, day=min(day.day, 28 if day.month == 2 else 31))
+    phases: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        phases[name] = now - clock
+        clock = now
+
     with transaction.atomic():
         # One refresh of a market at a time: a second (beat and a command
         # by hand) waits, then writes the same rows again.
@@ -308,18 +318,22 @@ def market_refresh(*, market: Market, day: date) -> int:
         for statement in _TEMP_TABLES_SQL:
             _execute(statement, {})
         _execute(sql, params)
+        phase("score")
         sql, params = _named(
             _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
         )
         _execute(sql, params)
+        phase("unprofiled")
         purchase_model, members = _fit_purchases(market)
         spend_model, first_only_spend = None, None
         if purchase_model is not None:
             spend_model, first_only_spend = _fit_spend(market)
+        phase("fit")
         scored = _execute(
             _UPSERT_SQL,
             {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend},
         )
+        phase("write")
         FittedModel.objects.update_or_create(
             market=market,
             as_of=day,
@@ -330,6 +344,13 @@ def market_refresh(*, market: Market, day: date) -> int:
                 "segments": segments_summary(market=market),
             },
         )
+        phase("models")
+    phase("commit")  # the deferred foreign-key checks of the rows written
+    logger.info(
+        "insights_refresh %s phases: %s",
+        market.code,
+        ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
+    )
     return scored
 
 

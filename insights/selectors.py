@@ -4,7 +4,8 @@ Every report returns a dict shaped exactly as the contract's JSON answer
 (`/api/v1/insights/...`), JSON-ready (dates and months as strings, money as
 decimal strings), so the API and the admin's dashboard render the same thing.
 NPS, cohorts and liability are computed from the data as it is when asked
-(aggregated in SQL); segments, the models and each member's scores are what
+(aggregated in SQL; the liability from `insights_rollup`'s rolled-up sums
+plus what came after them, read live); segments, the models and each member's scores are what
 the last `insights_refresh` stored.
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber, TruncMonth
 
@@ -24,11 +26,23 @@ from club.dates import today_for
 from club.models import Market
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
-from insights.models import FittedModel, MemberScore, NpsResponse
-from loyalty.models import LedgerEntry, Lot, PointsAccount, Purchase, Redemption
+from insights.models import (
+    CohortMonth,
+    CohortSize,
+    FittedModel,
+    LedgerDay,
+    LedgerMonth,
+    LotDay,
+    MemberScore,
+    NpsResponse,
+    Rollup,
+)
+from insights.rollups import cohort_changes
+from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Redemption
 from members.models import Member
 
 NPS_GROUPS = ("touchpoint", "store", "tier", "month")
+T = TypeVar("T")
 
 
 def member_segment(*, member_id: int) -> str | None:
@@ -206,19 +220,12 @@ def nps_latest(*, member: Member) -> dict[str, Any] | None:
 # --- cohorts ---------------------------------------------------------------------------
 
 
-def retention_report(*, market: Market, month_from: dt.date, month_to: dt.date) -> dict:
-    """Purchase retention by enrolment month, cohorts `month_from` to
-    `month_to` (dates on the 1st of their month; market time). `active[k]`
-    counts the cohort's members with a purchase not fully returned in the
-    k-th month after the enrolment month (0: that month), up to the current
-    month; `retention[k]` = active[k] / members, four decimals. Months
-    without enrolments are left out. The answer of
-    `GET /api/v1/insights/retention`: {"market", "cohorts": [{"cohort",
-    "members", "active", "retention"}]}."""
+def _cohorts_orm(
+    market: Market, start: dt.datetime, end: dt.datetime, current: dt.date
+) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
+    """(members per cohort, active members per (cohort, month)) straight
+    from the members and purchases: SQLite's way (make run)."""
     zone = ZoneInfo(market.time_zone)
-    current = today_for(market).replace(day=1)
-    start = _midnight(market, month_from.replace(day=1))
-    end = _midnight(market, _add_months(min(month_to, current), 1))
     enrolled = Member.objects.filter(market=market, enrolled_at__gte=start, enrolled_at__lt=end)
     sizes = {
         _as_date(row["cohort"]): row["members"]
@@ -245,6 +252,63 @@ def retention_report(*, market: Market, month_from: dt.date, month_to: dt.date) 
         .annotate(active=Count("member_id", distinct=True))
         .order_by()
     }
+    return sizes, active
+
+
+def _cohorts_rolled(
+    market: Market, start: dt.datetime, end: dt.datetime
+) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
+    """The same from `insights_rollup`'s counts plus, live, the changes of
+    the members with news since its marks (insights.rollups)."""
+    return _with_marks(lambda marks: _cohorts_since(market, start, end, marks))
+
+
+def _cohorts_since(
+    market: Market, start: dt.datetime, end: dt.datetime, marks: Rollup
+) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
+    first, last = _as_date(start.date()), _as_date(end.date())
+    sizes: dict[dt.date, int] = dict(
+        CohortSize.objects.filter(market=market, cohort__gte=first, cohort__lt=last)
+        .values_list("cohort", "members")
+        .order_by()
+    )
+    active: dict[tuple[dt.date, dt.date], int] = {
+        (cohort, month): count
+        for cohort, month, count in CohortMonth.objects.filter(
+            market=market, cohort__gte=first, cohort__lt=last
+        ).values_list("cohort", "month", "active")
+    }
+    new_sizes, changes = cohort_changes(
+        moment_from=marks.purchases_before,
+        member_from=marks.member_id,
+        members="m.market_id = %(market)s AND m.enrolled_at >= %(start)s "
+        "AND m.enrolled_at < %(end)s",
+        params={"market": market.pk, "start": start, "end": end},
+    )
+    for _, cohort, count in new_sizes:
+        sizes[cohort] = sizes.get(cohort, 0) + count
+    for _, cohort, month, count in changes:
+        active[(cohort, month)] = active.get((cohort, month), 0) + count
+    return {cohort: n for cohort, n in sizes.items() if n}, active
+
+
+def retention_report(*, market: Market, month_from: dt.date, month_to: dt.date) -> dict:
+    """Purchase retention by enrolment month, cohorts `month_from` to
+    `month_to` (dates on the 1st of their month; market time). `active[k]`
+    counts the cohort's members with a purchase not fully returned in the
+    k-th month after the enrolment month (0: that month), up to the current
+    month; `retention[k]` = active[k] / members, four decimals. Months
+    without enrolments are left out. On PostgreSQL the counts are
+    `insights_rollup`'s plus the changes since, live: exact whenever it
+    last ran. The answer of `GET /api/v1/insights/retention`: {"market",
+    "cohorts": [{"cohort", "members", "active", "retention"}]}."""
+    current = today_for(market).replace(day=1)
+    start = _midnight(market, month_from.replace(day=1))
+    end = _midnight(market, _add_months(min(month_to, current), 1))
+    if connection.vendor == "postgresql":
+        sizes, active = _cohorts_rolled(market, start, end)
+    else:
+        sizes, active = _cohorts_orm(market, start, end, current)
     cohorts = []
     for cohort in sorted(sizes):
         members = sizes[cohort]
@@ -311,17 +375,106 @@ def _lots_at(market: Market, moment: dt.datetime, as_of: dt.date) -> tuple[int, 
     return pending, expiring
 
 
+def _marks() -> Rollup:
+    """How far `insights_rollup` added the ledger up (marks 0: not yet,
+    every row is added live)."""
+    return Rollup.objects.filter(pk=1).first() or Rollup(pk=1)
+
+
+def _version(marks: Rollup) -> tuple[Any, ...]:
+    return (marks.entry_id, marks.movement_id, marks.member_id, marks.purchases_before)
+
+
+def _with_marks(read: Callable[[Rollup], T]) -> T:
+    """`read(marks)` with the rolled-up sums it reads as of those marks. A
+    rollup that commits in between (its sums read, the old marks: its rows
+    counted twice) shows in the marks read again: then it reads again."""
+    for _ in range(10):
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Its few small reads cost less than compiling them would:
+                # the planner's guesses over the ledger's tables call for JIT.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL jit = off")
+            marks = _marks()
+            result = read(marks)
+            if _version(_marks()) == _version(marks):
+                return result
+    raise RuntimeError("insights: the rollup kept moving under the report")
+
+
+# The lots due by today that the ageing job has not matured yet (few: the
+# partial index of the unmatured ones), each one's member looked up by its
+# key: joined, the planner guesses many and hashes every member of the market.
+_LOTS_DUE_SQL = """
+SELECT COALESCE(SUM(l.remaining), 0) FROM loyalty_lot l
+WHERE NOT l.matured AND l.available_on <= %s
+  AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %s
+"""
+
+
+def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[dt.date, int]]:
+    """(pending points, remaining points by expiry day after today) of the
+    market's lots as they stand: the rolled-up sums plus the lots and
+    movements above the marks. A lot's remaining is its points plus its
+    movements; a lot available after today is pending, and so is one
+    available by today that the ageing job has not matured yet (read live:
+    the few of the day)."""
+    groups: dict[tuple[dt.date, dt.date], int] = {}
+
+    def add(rows: Any) -> None:
+        for expires_on, available_on, points in rows:
+            key = (expires_on, available_on)
+            groups[key] = groups.get(key, 0) + int(points or 0)
+
+    # The report shows the expiries of twelve months from today's.
+    horizon = _add_months(today, 12)
+    add(
+        LotDay.objects.filter(market=market)
+        .filter(Q(expires_on__gt=today, expires_on__lt=horizon) | Q(available_on__gt=today))
+        .values_list("expires_on", "available_on", "points")
+    )
+    add(
+        Lot.objects.filter(member__market=market, entry_id__gt=marks.entry_id)
+        .values("expires_on", "available_on")
+        .annotate(points=Sum("points"))
+        .values_list("expires_on", "available_on", "points")
+        .order_by()
+    )
+    add(
+        LotMovement.objects.filter(lot__member__market=market, id__gt=marks.movement_id)
+        .values("lot__expires_on", "lot__available_on")
+        .annotate(points=Sum("points"))
+        .values_list("lot__expires_on", "lot__available_on", "points")
+        .order_by()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_LOTS_DUE_SQL, [today, market.pk])
+        (due,) = cursor.fetchone()
+    pending = (due or 0) + sum(
+        points for (_, available_on), points in groups.items() if available_on > today
+    )
+    expiring: dict[dt.date, int] = {}
+    for (expires_on, _), points in groups.items():
+        if expires_on > today:
+            expiring[expires_on] = expiring.get(expires_on, 0) + points
+    return pending, expiring
+
+
 def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
-    """What the club owes in points, straight from the ledger, at the end of
-    `as_of` (default today, market time). `months`: the twelve months up to
-    as_of's (that one counted up to as_of), per ledger kind the sum of the
-    entries booked in it, each closing the next opening, the last closing
-    the outstanding total. `outstanding` and `expiring` are the accounts and
-    lots as they stand for today, rebuilt from the lots' movements for a
-    day past; `held` is the points of the holds open now that were made by
-    then. The answer of `GET /api/v1/insights/liability`: {"market",
-    "currency", "as_of", "point_value", "outstanding", "held", "expiring",
-    "months", "breakage_rate_12m"}."""
+    """What the club owes in points, from the ledger as it is when asked, at
+    the end of `as_of` (default today, market time). `months`: the twelve
+    months up to as_of's (that one counted up to as_of), per ledger kind the
+    sum of the entries booked in it, each closing the next opening, the last
+    closing the outstanding total. `outstanding` and `expiring` are the lots
+    as they stand for today (pending: the lots not matured), rebuilt from
+    the lots' movements for a day past; `held` is the points of the holds
+    open now that were made by then. The sums are `insights_rollup`'s
+    rolled-up rows plus the entries, lots and movements above its marks,
+    added live: exact whenever it last ran. The answer of
+    `GET /api/v1/insights/liability`: {"market", "currency", "as_of",
+    "point_value", "outstanding", "held", "expiring", "months",
+    "breakage_rate_12m"}."""
     today = today_for(market)
     as_of = as_of or today
     if as_of > today:
@@ -330,21 +483,46 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     end = _midnight(market, as_of + dt.timedelta(days=1))
     this_month = as_of.replace(day=1)
     first = _add_months(this_month, -11)
-    entries = LedgerEntry.objects.filter(member__market=market, created_at__lt=end)
-    opening = (
-        entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
-            "total"
-        ]
-        or 0
-    )
-    booked: dict[tuple[dt.date, str], int] = {
-        (_as_date(row["month"]), row["kind"]): row["points"]
-        for row in entries.filter(created_at__gte=_midnight(market, first))
-        .annotate(month=TruncMonth("created_at", tzinfo=zone))
-        .values("month", "kind")
-        .annotate(points=Sum("points"))
-        .order_by()
-    }
+
+    def booked_of(marks: Rollup) -> tuple[int, dict[tuple[dt.date, str], int]]:
+        entries = LedgerEntry.objects.filter(
+            member__market=market, created_at__lt=end, id__gt=marks.entry_id
+        )
+        # Rolled up: whole months before as_of's, its days up to as_of.
+        rolled_months = LedgerMonth.objects.filter(market=market, month__lt=this_month)
+        opening = (
+            rolled_months.filter(month__lt=first).aggregate(total=Sum("points"))["total"] or 0
+        ) + (
+            entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
+                "total"
+            ]
+            or 0
+        )
+        booked: dict[tuple[dt.date, str], int] = {}
+        for month, kind, points in rolled_months.filter(month__gte=first).values_list(
+            "month", "kind", "points"
+        ):
+            booked[(month, kind)] = booked.get((month, kind), 0) + points
+        for kind, points in (
+            LedgerDay.objects.filter(market=market, day__gte=this_month, day__lte=as_of)
+            .values("kind")
+            .annotate(points=Sum("points"))
+            .values_list("kind", "points")
+            .order_by()
+        ):
+            booked[(this_month, kind)] = booked.get((this_month, kind), 0) + points
+        for row in (
+            entries.filter(created_at__gte=_midnight(market, first))
+            .annotate(month=TruncMonth("created_at", tzinfo=zone))
+            .values("month", "kind")
+            .annotate(points=Sum("points"))
+            .order_by()
+        ):
+            key = (_as_date(row["month"]), row["kind"])
+            booked[key] = booked.get(key, 0) + row["points"]
+        return opening, booked
+
+    opening, booked = _with_marks(booked_of)
     months = []
     for k in range(12):
         month = _add_months(first, k)
@@ -355,19 +533,7 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     total = opening
 
     if as_of == today:
-        sums = PointsAccount.objects.filter(member__market=market).aggregate(
-            balance=Sum("balance"), pending=Sum("pending")
-        )
-        pending = sums["pending"] or 0
-        expiring_by_day = {
-            row["expires_on"]: row["points"]
-            for row in Lot.objects.filter(
-                member__market=market, remaining__gt=0, expires_on__gt=as_of
-            )
-            .values("expires_on")
-            .annotate(points=Sum("remaining"))
-            .order_by()
-        }
+        pending, expiring_by_day = _with_marks(lambda marks: _lots_now(market, today, marks))
     else:
         pending, expiring_by_day = _lots_at(market, end, as_of)
     expiring_by_month: dict[dt.date, int] = {}

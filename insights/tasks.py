@@ -1,5 +1,5 @@
-"""The insights jobs' Celery tasks: importing the module that declares them
+"""The insights jobs' Celery tasks: importing the modules that declare them
 (core.jobs.job) registers them with the worker, whose autodiscovery imports
 this module (config/celery.py)."""
 
-from insights import scoring  # noqa: F401
+from insights import rollups, scoring  # noqa: F401

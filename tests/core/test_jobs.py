@@ -59,6 +59,7 @@ EXPECTED = {
     "idempotency_purge": "core.idempotency_purge",
     "experiments_freeze": "campaigns.experiments_freeze",
     "insights_refresh": "insights.insights_refresh",
+    "insights_rollup": "insights.insights_rollup",
 }
 
 
