@@ -44,7 +44,7 @@ from club.dates import today_for
 from club.models import Market, Tier
 from core.actors import Actor
 from core.errors import ValidationFailed
-from loyalty.ledger import expiry_for
+from loyalty.ledger import accounts_open_bulk, expiry_for
 from members.numbers import CARD_PREFIX, MEMBER_NUMBER_BASE
 from members.selectors import normalize_phone
 
@@ -928,9 +928,7 @@ class _MembersRun(_Run):
             ), created AS MATERIALIZED (
                 SELECT s.new_id AS member_id, s.card, s.points_n, s.expire_d, s.tier_id,
                        s.me, s.ms, s.pr, new.tier_valid_until,
-                       CASE WHEN s.card IS NULL THEN {_CARD_DRAW_SQL} END AS drawn,
-                       CASE WHEN s.points_n > 0
-                            THEN nextval('{self._sequence("loyalty_ledgerentry")}') END AS entry_id
+                       CASE WHEN s.card IS NULL THEN {_CARD_DRAW_SQL} END AS drawn
                 FROM {t}_checked s JOIN new ON new.id = s.new_id
             ), cards AS (
                 INSERT INTO members_card (number, member_id, status, issued_at)
@@ -938,20 +936,6 @@ class _MembersRun(_Run):
                 FROM created
                 ON CONFLICT (number) DO NOTHING
                 RETURNING 1
-            ), accounts AS (
-                INSERT INTO loyalty_pointsaccount (member_id, balance, pending, updated_at)
-                SELECT member_id, points_n, 0, %(now)s FROM created
-            ), entries AS (
-                INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at,
-                                                 reference, expires_on, reason)
-                SELECT entry_id, member_id, 'adjust', points_n, %(now)s, %(reference)s,
-                       expire_d, 'import'
-                FROM created WHERE entry_id IS NOT NULL
-            ), lots AS (
-                INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on,
-                                         expires_on, matured)
-                SELECT member_id, entry_id, points_n, points_n, %(today)s, expire_d, TRUE
-                FROM created WHERE entry_id IS NOT NULL
             ), tiers AS (
                 INSERT INTO loyalty_tierchange (member_id, from_tier_id, to_tier_id, cause,
                                                 reason, valid_until, changed_at)
@@ -970,10 +954,8 @@ class _MembersRun(_Run):
             """,
             {
                 "now": now,
-                "today": now.date(),
                 "base": self.base_tier.pk,
                 "reason": f"imported by {self.actor.name}",
-                "reference": f"import:{Path(self.path).name}"[:128],
             },
         )
         if created < planned:
@@ -986,6 +968,20 @@ class _MembersRun(_Run):
             )
         if carded < created:
             self._cards_again(now=now)
+        # The opening balances by the ledger's own bulk writer.
+        opening = _execute(
+            f"SELECT new_id, points_n, expire_d FROM {t}_checked "
+            "WHERE status = 'created' AND new_id IS NOT NULL"
+        )
+        accounts_open_bulk(
+            member_ids=[row[0] for row in opening],
+            points=[row[1] for row in opening],
+            expires_on=[row[2] for row in opening],
+            reason="import",
+            reference=f"import:{Path(self.path).name}",
+            today=now.date(),
+            now=now,
+        )
 
     def _cards_again(self, *, now: datetime) -> None:
         """The few members whose drawn card number was taken: drawn again
