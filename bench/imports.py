@@ -143,7 +143,7 @@ def bench_database(base: str) -> str:
 def fresh_database(base: str) -> str:
     name = bench_database(base)
     with psycopg.connect(db_url(base, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     url = db_url(base, name)
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.base")
