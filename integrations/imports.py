@@ -9,13 +9,14 @@ inserted. A chunk commits as a whole, so a run killed half way leaves
 whole chunks behind, and running the file again finds them (members by
 market and external id, purchases by store and receipt id): `unchanged`.
 
-The file's bytes go to the server's CSV parser (`COPY ... FORMAT csv`)
-as they are, without a Python loop per row, whenever the server reads
-them exactly as Python's csv module would: no quotes, no carriage
-returns, no NUL, no blank lines and no whitespace but spaces (which the
-check trims). A chunk that is not so plain, or that the server refuses
-(a row with too many or too few fields, a byte that is not UTF-8), is
-read row by row with the csv module instead, with the same report.
+The file's lines go to the server's CSV parser (`COPY ... FORMAT csv`) as
+they are, without a Python loop per row, when they hold no quote: then
+the server reads each line as one row, as Python's csv module would, and
+the check trims the same whitespace the csv path strips. A chunk with a
+quote (a quoted field may span lines), or one the server refuses (a row
+with too many or too few fields, a NUL, a blank line, a byte that is not
+UTF-8), is read record by record by the csv module from the same place,
+with the same line numbers and report.
 
 Postgres only (COPY, temporary tables); SQLite is refused with a clear
 message.
