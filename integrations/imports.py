@@ -580,6 +580,9 @@ class _Run:
                     first_chunk = False
                 self._chunk(now=timezone.now())
                 self._account()
+                committing = time.perf_counter()
+            # The deferred foreign key checks run here, a row each.
+            logger.debug("%.3fs COMMIT", time.perf_counter() - committing)
             if self.progress is not None:
                 self.progress(rows)
 
@@ -590,7 +593,9 @@ class _Run:
             _execute("SELECT setval('lojal_import_line', %s, false)", [chunk.first_line])
             try:
                 with transaction.atomic():
+                    started = time.perf_counter()
                     copied = _copy_plain(self.table, file.header, chunk.data)
+                    logger.debug("%.3fs COPY of %s lines", time.perf_counter() - started, copied)
                     if copied != chunk.rows:
                         raise _NotPlain  # a line `\.` ends COPY's data early
                     return copied
