@@ -29,7 +29,6 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-DB = "lojal_bench_imports"
 FACTOR_TARGET, MEMORY_TARGET_MB = 5.0, 300.0
 MARKETS = [
     ("SE", "SEK", ["SE-001", "SE-002", "SE-WEB"]),
@@ -135,11 +134,18 @@ def purchases_file(path: Path, count: int, members: int) -> None:
             )
 
 
+def bench_database(base: str) -> str:
+    """The bench's own database, named after BENCH_DATABASE_URL's (which
+    other benches of the same `make bench` use): `<name>_imports`."""
+    return base.rsplit("/", 1)[1].split("?")[0] + "_imports"
+
+
 def fresh_database(base: str) -> str:
+    name = bench_database(base)
     with psycopg.connect(db_url(base, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"CREATE DATABASE {DB}")
-    url = db_url(base, DB)
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = db_url(base, name)
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.base")
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
@@ -209,7 +215,7 @@ def main() -> None:
             log(f"generating {path.name}")
             make(path.with_suffix(".tmp"))
             path.with_suffix(".tmp").rename(path)
-    log(f"a fresh database {DB} (migrated, the demo club)")
+    log(f"a fresh database {bench_database(base)} (migrated, the demo club)")
     url = fresh_database(base)
     results = []
     for kind, path in (("members", members_csv), ("purchases", purchases_csv)):

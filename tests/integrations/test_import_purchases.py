@@ -248,3 +248,71 @@ def test_the_dry_run_changes_nothing(old_members: dict[str, Member], tmp_path: P
     assert code == 1
     assert [r["status"] for r in report] == ["created", "failed", "failed"]
     assert counts() == before
+
+
+STOCKHOLM = "Europe/Stockholm"
+
+
+@pytest.mark.parametrize(
+    "occurred_at, expected",
+    [
+        ("2021-03-04T10:00", datetime(2021, 3, 4, 10, tzinfo=ZoneInfo(STOCKHOLM))),
+        ("2021-03-04 10:00:59", datetime(2021, 3, 4, 10, 0, 59, tzinfo=ZoneInfo(STOCKHOLM))),
+        (
+            "2021-03-04T10:00:00.123456Z",
+            datetime(2021, 3, 4, 10, 0, 0, 123456, tzinfo=ZoneInfo("UTC")),
+        ),
+        ("2021-03-04T23:59:00+01", datetime(2021, 3, 4, 22, 59, tzinfo=ZoneInfo("UTC"))),
+        ("2021-03-04T10:00:00-0130", datetime(2021, 3, 4, 11, 30, tzinfo=ZoneInfo("UTC"))),
+        ("2021-03-04T10:00:00+05:30", datetime(2021, 3, 4, 4, 30, tzinfo=ZoneInfo("UTC"))),
+        ("2020-02-29", datetime(2020, 2, 29, 12, tzinfo=ZoneInfo(STOCKHOLM))),
+        ("2000-02-29", datetime(2000, 2, 29, 12, tzinfo=ZoneInfo(STOCKHOLM))),
+        ("2021-12-31", datetime(2021, 12, 31, 12, tzinfo=ZoneInfo(STOCKHOLM))),
+        ("2021-03-04T24:00", None),
+        ("2021-03-04T10:60", None),
+        ("2021-03-04T10:00:60", None),
+        ("2021-03-04T10:00:00+24:00", None),
+        ("2021-03-04T10:00:00+01:60", None),
+        ("2021-03-04T10:00:00+0160", None),
+        ("2100-02-29", None),
+        ("2021-04-31", None),
+        ("2021-00-10", None),
+        ("0000-01-01", None),
+        ("2021-3-4", None),
+        ("2021-03-04T10", None),
+        ("2021-03-04T10:00:00.1234567", None),
+        ("2021-03-04t10:00", None),
+        ("2021-03-04T10:00z", None),
+        ("\u0662\u0660\u0662\u0661-03-04", None),
+    ],
+)
+def test_occurred_at_is_an_iso_date_or_date_and_time(
+    old_members: dict[str, Member], tmp_path: Path, occurred_at: str, expected: datetime | None
+) -> None:
+    assert Market.objects.get(code="SE").time_zone == STOCKHOLM
+    code, report = run(
+        "purchases", purchases_file(tmp_path, [prow("T-1", occurred_at=occurred_at)])
+    )
+    if expected is None:
+        assert report[0]["error"] == f"occurred_at: not an ISO date or date and time: {occurred_at}"
+    else:
+        assert code == 0, report
+        assert Purchase.objects.get(receipt_id="T-1").occurred_at == expected
+
+
+@pytest.mark.parametrize(
+    "total, expected",
+    [("0", "0.00"), ("10", "10.00"), ("10.5", "10.50"), ("1234567890.12", "1234567890.12")]
+    + [(bad, None) for bad in ("12345678901", ".5", "5.", "+5", "1e3", "\u0665", "1 0")],
+)
+def test_total_is_an_amount_of_ascii_digits(
+    old_members: dict[str, Member], tmp_path: Path, total: str, expected: str | None
+) -> None:
+    code, report = run("purchases", purchases_file(tmp_path, [prow("T-2", total=total)]))
+    if expected is None:
+        assert report[0]["error"] == (
+            f"total: not an amount of 0 or more (at most 2 decimals): {total}"
+        )
+    else:
+        assert code == 0, report
+        assert Purchase.objects.get(receipt_id="T-2").total == Decimal(expected)
