@@ -450,7 +450,7 @@ def wrk(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         ) as process:
             try:
-                stdout, stderr = process.communicate(timeout=seconds + 60)
+                stdout, stderr = process.communicate(timeout=seconds + 180)
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise HarnessError("wrk did not finish") from None
