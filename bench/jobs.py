@@ -386,7 +386,8 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
     deadline = time.monotonic() + 180  # a loaded machine starts Django slowly
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/", timeout=2)
+            # the liveness probe (the schema took over 2 s to build on a loaded machine)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=10)
             return server
         except OSError:
             time.sleep(0.3)
