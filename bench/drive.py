@@ -1,29 +1,38 @@
-"""`make bench`, step two: drive the running server with wrk and print the figures.
+"""`make bench`, step two: drive the running servers with wrk and print the figures.
 
-    python -m bench.drive --url http://127.0.0.1:PORT --out .bench [--server-pid PID]
+    python -m bench.drive --url http://127.0.0.1:PORT --bare-url http://127.0.0.1:PORT2 \
+        --out .bench [--server-pid PID] [--bare-pid PID2] [--label L] [--compare FILE]
 
-Four cases, in two pairs, each case against its baseline on the same server,
-with the same wrk threads and connections:
+Four cases, in two pairs, each case against its bare counterpart, with the
+same wrk threads and connections, on the same cards and members:
 
-    baseline read   GET  /bench/baseline/lookup?card=   (plain Django, one query
-                                                          for the member)
-    lookup          GET  /api/v1/members/lookup?card=    (the API)
-    baseline write  POST /bench/baseline/write          (one UPDATE + one INSERT)
-    purchase        POST /api/v1/purchases              (the API, a receipt each)
+    bare read   GET  <bare>/lookup?card=              (bench/bare.py: no middleware,
+                                                        no DRF, one SQL statement)
+    lookup      GET  /api/v1/members/lookup?card=      (the API)
+    bare write  POST <bare>/write                      (one statement: the account
+                                                        row touched, a receipt inserted)
+    purchase    POST /api/v1/purchases                 (the API, a receipt each)
+
+The bare app (bench/bare.py) is a server of its own, under the same gunicorn
+settings (workers, worker class, backlog) as the API's, on its own port:
+what the API costs above it is what the project's layers cost.
 
 Each case gets a warm-up, then its measured seconds in slices taken in turns
-with its baseline (A B, B A, ...), so that whatever else the machine does
-falls on both alike; wrk's figures are summed and its latency quantiles
+with its bare counterpart (A B, B A, ...), so that whatever else the machine
+does falls on both alike; wrk's figures are summed and its latency quantiles
 merged over the slices. Then the two reads once more at one connection, the
 latency of a request that does not queue. Alongside, the CPU time per
-request of the server's workers, the database's backends, Redis and wrk,
+request of the servers' workers, the database's backends, Redis and wrk,
 and the share of the CPUs other processes took (on a shared machine, the
 CPU per request is the steadier figure).
 
 Before the load, requests of each kind are checked by hand: the API answers
-200/201 with the bench key and 401 without, and the baseline read answers
-the very same JSON as the lookup. During the load wrk counts every answer
-that is not 2xx/3xx and every socket error; any of them fails the run.
+200/201 with the bench key and 401 without, and the bare read answers the
+very same JSON as the lookup. During the load wrk counts every answer that
+is not 2xx/3xx and every socket error; any of them fails the run.
+
+The ratios are written to <out>/ratios.json; with --compare FILE
+(another run's, e.g. at 100,000 members) they are also set against those.
 
 Exit status: 0 when the figures were measured (whether or not they meet the
 targets, this is a measurement), 1 when the harness could not measure.
@@ -51,15 +60,15 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 
 LOOKUP_PATH = "/api/v1/members/lookup?card="
-BASELINE_READ_PATH = "/bench/baseline/lookup?card="
+BARE_READ_PATH = "/lookup?card="
 PURCHASE_PATH = "/api/v1/purchases"
-BASELINE_WRITE_PATH = "/bench/baseline/write"
+BARE_WRITE_PATH = "/write"
 
-# The foundation issue's targets, on a 2-core machine.
-LOOKUP_SHARE = 0.75
-LOOKUP_P99_MS = 10.0
-PURCHASE_SHARE = 0.40
-PURCHASE_RPS = 500.0
+# Issue 14's targets, on a 2-core machine, against the bare app.
+LOOKUP_SHARE = 0.65  # lookup req/s over the bare read's
+LOOKUP_P99_FACTOR = 1.5  # lookup p99 over the bare read's p99, at most
+PURCHASE_SHARE = 0.45  # purchase req/s over the bare write's
+SCALE_TOLERANCE = 0.10  # the same ratios at 1,000,000 members, within 10 %
 
 
 class HarnessError(Exception):
@@ -185,8 +194,8 @@ _PG_HELPERS = (
 )
 
 
-def _scan(server_pid: int | None) -> tuple[list[int], list[int]]:
-    """The server's workers, and the shared services' processes."""
+def _scan(server_pids: set[int]) -> tuple[list[int], list[int]]:
+    """The servers' workers, and the shared services' processes."""
     workers, services = [], []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -195,7 +204,7 @@ def _scan(server_pid: int | None) -> tuple[list[int], list[int]]:
             with open(f"/proc/{entry}/stat") as f:
                 head, tail = f.read().rsplit(")", 1)
             comm, ppid = head.split("(", 1)[1], int(tail.split()[1])
-            if server_pid is not None and ppid == server_pid:
+            if ppid in server_pids:
                 workers.append(int(entry))
             elif comm.startswith("redis-server"):
                 services.append(int(entry))
@@ -217,8 +226,10 @@ class CpuMeter:
 
     POLL = 0.25
 
-    def __init__(self, server_pid: int | None, database_url: str | None) -> None:
-        self.server_pid = server_pid
+    def __init__(self, server_pids: set[int], database_url: str | None) -> None:
+        # both servers' workers: the one not driven meanwhile idles (its
+        # heartbeat costs microseconds per second)
+        self.server_pids = server_pids
         self.conn = None
         if database_url:
             try:
@@ -240,7 +251,7 @@ class CpuMeter:
         return [pid for (pid,) in rows]
 
     def _poll(self, first: bool) -> None:
-        workers, services = _scan(self.server_pid)
+        workers, services = _scan(self.server_pids)
         groups = {"app": workers, "db": self._db_pids(), "svc": services}
         for group, pids in groups.items():
             for pid in pids:
@@ -312,15 +323,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 urllib.request.install_opener(urllib.request.build_opener(_NoRedirect))
 
 
-def wait_ready(base: str, card: str, server_pid: int | None, timeout: float) -> None:
+def wait_ready(
+    base: str, path: str, card: str, server_pid: int | None, timeout: float, status: int = 200
+) -> None:
+    """Until `path` answers `status` (the API without a key: 401)."""
+    wanted = status
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if server_pid is not None and not _alive(server_pid):
             raise HarnessError("the server exited while starting; see the gunicorn log")
         try:
-            status, _ = http(base + BASELINE_READ_PATH + card)
-            if status == 200:
+            status, _ = http(base + path + card)
+            if status == wanted:
                 return
             last = f"HTTP {status}"
         except OSError as exc:
@@ -357,24 +372,26 @@ def purchase_body(card: str, store: str, currency: str, receipt: str) -> bytes:
     ).encode()
 
 
-def preflight(base: str, key: str, members: list[tuple[str, str, str]], run: str) -> None:
-    """Requests of each kind, by hand: the right status, and the baseline
-    read answers exactly what the lookup answers (a member of each market)."""
+def preflight(
+    base: str, bare: str, key: str, members: list[tuple[str, str, str]], run: str
+) -> None:
+    """Requests of each kind, by hand: the right status, and the bare read
+    answers exactly what the lookup answers (a member of each market)."""
     middle = len(members) // 2
     for card, _, _ in members[middle : middle + 4]:
         status, body = http(base + LOOKUP_PATH + card, key=key)
         if status != 200:
             raise HarnessError(f"lookup answered {status}, not 200: {body[:300]!r}")
         lookup = json.loads(body)
-        status, body = http(base + BASELINE_READ_PATH + card)
+        status, body = http(bare + BARE_READ_PATH + card)
         if status != 200:
-            raise HarnessError(f"baseline read answered {status}, not 200: {body[:300]!r}")
+            raise HarnessError(f"bare read answered {status}, not 200: {body[:300]!r}")
         baseline = json.loads(body)
         if baseline != lookup:
             raise HarnessError(
-                "the baseline read does not answer the lookup's JSON:\n"
-                f"  lookup:   {json.dumps(lookup, sort_keys=True)}\n"
-                f"  baseline: {json.dumps(baseline, sort_keys=True)}"
+                "the bare read does not answer the lookup's JSON:\n"
+                f"  lookup:    {json.dumps(lookup, sort_keys=True)}\n"
+                f"  bare read: {json.dumps(baseline, sort_keys=True)}"
             )
     card, store, currency = members[middle]
     status, body = http(base + LOOKUP_PATH + card)
@@ -389,12 +406,12 @@ def preflight(base: str, key: str, members: list[tuple[str, str, str]], run: str
     if status != 201:
         raise HarnessError(f"purchase answered {status}, not 201: {body[:300]!r}")
     status, body = http(
-        base + BASELINE_WRITE_PATH,
+        bare + BARE_WRITE_PATH,
         method="POST",
         body=purchase_body(card, store, currency, f"{run}-check"),
     )
     if status != 201:
-        raise HarnessError(f"baseline write answered {status}, not 201: {body[:300]!r}")
+        raise HarnessError(f"bare write answered {status}, not 201: {body[:300]!r}")
 
 
 # --- wrk ---------------------------------------------------------------------------
@@ -433,7 +450,7 @@ def wrk(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         ) as process:
             try:
-                stdout, stderr = process.communicate(timeout=seconds + 60)
+                stdout, stderr = process.communicate(timeout=seconds + 180)
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise HarnessError("wrk did not finish") from None
@@ -460,6 +477,7 @@ def _children_cpu() -> float:
 @dataclass
 class Case:
     name: str
+    base: str  # the server's URL: the API's or the bare app's
     script: str
     path: str
     receipts: str | None = None  # a run id, for scripts that make receipts
@@ -470,7 +488,6 @@ class Case:
 
 def run_side_by_side(
     cases: list[Case],
-    base: str,
     *,
     threads: int,
     connections: int,
@@ -479,7 +496,7 @@ def run_side_by_side(
     slices: int,
     env: dict[str, str],
     meter: CpuMeter,
-    server_pid: int | None,
+    server_pids: set[int],
 ) -> dict[str, Result]:
     """A warm-up of each case, then `duration` seconds of each in `slices`
     slices, taking turns (A B, B A, A B, ...): whatever else the machine is
@@ -495,21 +512,21 @@ def run_side_by_side(
     same = {"threads": threads, "connections": connections, "env": env}
     if warmup:
         for case in cases:
-            wrk(base, case.script, case.args("w"), seconds=warmup, **same)
+            wrk(case.base, case.script, case.args("w"), seconds=warmup, **same)
     results = {case.name: Result(case=case.name) for case in cases}
     for number in range(slices):
         for case in cases if number % 2 == 0 else cases[::-1]:
             meter.start()
             try:
                 raw, quantiles, wrk_cpu = wrk(
-                    base, case.script, case.args(str(number)), seconds=slice_seconds, **same
+                    case.base, case.script, case.args(str(number)), seconds=slice_seconds, **same
                 )
             finally:
                 cpu = meter.stop()
             cpu.wrk = wrk_cpu  # wrk is timed by its own rusage
             results[case.name].add(raw, quantiles, cpu)
-            if server_pid is not None and not _alive(server_pid):
-                raise HarnessError("the server died during the run; see the gunicorn log")
+            if any(not _alive(pid) for pid in server_pids):
+                raise HarnessError("a server died during the run; see the gunicorn logs")
     return results
 
 
@@ -520,23 +537,36 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def ratios(results: dict[str, Result]) -> dict[str, float]:
+    """The figures the targets are about, against the bare app."""
+    lookup, read = results["lookup"], results["bare read"]
+    purchase, write = results["purchase"], results["bare write"]
+    return {
+        "lookup_share": lookup.rps / read.rps if read.rps else 0.0,
+        "lookup_p99_factor": lookup.p99_ms / read.p99_ms if read.p99_ms else 0.0,
+        "purchase_share": purchase.rps / write.rps if write.rps else 0.0,
+    }
+
+
 def report(
     results: dict[str, Result],
     light: dict[str, Result],
     *,
+    label: str,
     workers: str,
     threads: int,
     connections: int,
     duration: int,
     slices: int,
     durability: str,
+    compare: dict | None,
 ) -> list[str]:
     cpus = os.cpu_count() or 1
     lines = [
         "",
-        f"Lojal bench: gunicorn {workers} sync workers, wrk -t{threads} -c{connections}, "
-        f"{duration}s measured per case ({slices} slices, in turns with its baseline), "
-        f"{cpus} CPUs",
+        f"Lojal bench ({label}): gunicorn {workers} sync workers each for the API and the bare "
+        f"app, wrk -t{threads} -c{connections}, {duration}s measured per case ({slices} slices, "
+        f"in turns with its bare counterpart), {cpus} CPUs",
         f"Postgres: {durability}",
         "",
         f"  {'case':<16} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
@@ -562,21 +592,35 @@ def report(
         "   backends, of Redis and Postgres's own processes, of wrk; others: share of all CPUs",
         "   that other processes took meanwhile; steal: share taken by the hypervisor)",
     ]
-    lookup, read = results["lookup"], results["baseline read"]
-    purchase, write = results["purchase"], results["baseline write"]
-    lookup_share = lookup.rps / read.rps if read.rps else 0.0
-    purchase_share = purchase.rps / write.rps if write.rps else 0.0
+    got = ratios(results)
     lines += [
         "",
-        f"  lookup / baseline read     {lookup_share:8.2f}   target >= {LOOKUP_SHARE:.2f}     "
-        f"{verdict(lookup_share >= LOOKUP_SHARE)}",
-        f"  lookup p99 ms              {lookup.p99_ms:8.2f}   target < {LOOKUP_P99_MS:.0f}        "
-        f"{verdict(lookup.p99_ms < LOOKUP_P99_MS)}",
-        f"  purchase / baseline write  {purchase_share:8.2f}   target >= {PURCHASE_SHARE:.2f}     "
-        f"{verdict(purchase_share >= PURCHASE_SHARE)}",
-        f"  purchase req/s             {purchase.rps:8.1f}   target >= {PURCHASE_RPS:.0f}      "
-        f"{verdict(purchase.rps >= PURCHASE_RPS)}",
+        f"  lookup / bare read          {got['lookup_share']:8.2f}   target >= {LOOKUP_SHARE:.2f}   "
+        f"{verdict(got['lookup_share'] >= LOOKUP_SHARE)}",
+        f"  lookup p99 / bare read p99  {got['lookup_p99_factor']:8.2f}   "
+        f"target <= {LOOKUP_P99_FACTOR:.2f}   "
+        f"{verdict(got['lookup_p99_factor'] <= LOOKUP_P99_FACTOR)}"
+        f"   ({results['lookup'].p99_ms:.2f} vs {results['bare read'].p99_ms:.2f} ms)",
+        f"  purchase / bare write       {got['purchase_share']:8.2f}   "
+        f"target >= {PURCHASE_SHARE:.2f}   {verdict(got['purchase_share'] >= PURCHASE_SHARE)}",
     ]
+    if compare:
+        lines += [
+            "",
+            f"  Flat as the club grows: these ratios against {compare['label']}'s "
+            f"(target: within {SCALE_TOLERANCE:.0%} of them)",
+        ]
+        for name, title in (
+            ("lookup_share", "lookup / bare read"),
+            ("lookup_p99_factor", "lookup p99 / bare p99"),
+            ("purchase_share", "purchase / bare write"),
+        ):
+            then = compare["ratios"][name]
+            change = got[name] / then - 1 if then else float("inf")
+            lines.append(
+                f"    {title:<24} {got[name]:6.2f} vs {then:6.2f}   {change:+7.1%}   "
+                f"{verdict(abs(change) <= SCALE_TOLERANCE)}"
+            )
     if light:
         lines += ["", "  At one connection (wrk -t1 -c1, nothing queues):"]
         for r in light.values():
@@ -589,12 +633,14 @@ def report(
         def server_ms(r: Result) -> float:
             return r.per_request_ms(r.cpu.app + r.cpu.db)
 
+        lookup, read = results["lookup"], results["bare read"]
+        purchase, write = results["purchase"], results["bare write"]
         lines += [
             "",
             "  By server CPU per request (app + db; steadier than req/s on a busy machine):",
-            f"    lookup / baseline read    {server_ms(read) / server_ms(lookup):5.2f}"
+            f"    lookup / bare read        {server_ms(read) / server_ms(lookup):5.2f}"
             f"   ({server_ms(lookup):.2f} vs {server_ms(read):.2f} ms)",
-            f"    purchase / baseline write {server_ms(write) / server_ms(purchase):5.2f}"
+            f"    purchase / bare write     {server_ms(write) / server_ms(purchase):5.2f}"
             f"   ({server_ms(purchase):.2f} vs {server_ms(write):.2f} ms)",
         ]
         others = max(r.cpu.other / (r.cpu.wall * cpus) for r in results.values())
@@ -611,9 +657,13 @@ def report(
 def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT")
+    parser.add_argument("--url", required=True, help="the API: http://127.0.0.1:PORT")
+    parser.add_argument("--bare-url", required=True, help="bench/bare.py: http://127.0.0.1:PORT")
     parser.add_argument("--out", type=Path, required=True, help="what bench.seed wrote")
     parser.add_argument("--server-pid", type=int)
+    parser.add_argument("--bare-pid", type=int)
+    parser.add_argument("--label", default="100,000 members", help="names this run's figures")
+    parser.add_argument("--compare", type=Path, help="another run's ratios file, to compare to")
     parser.add_argument("--workers", default="?")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
@@ -634,11 +684,13 @@ def main() -> int:
         print("bench: wrk is not installed", file=sys.stderr)
         return 1
     base = args.url.rstrip("/")
+    bare = args.bare_url.rstrip("/")
     key = (args.out / "api_key").read_text().strip()
     cards_file = args.out / "cards.txt"
     members = [tuple(line.split()) for line in cards_file.read_text().splitlines() if line]
     durability_file = args.out / "durability"
     durability = durability_file.read_text().strip() if durability_file.exists() else "?"
+    compare = json.loads(args.compare.read_text()) if args.compare else None
     run = uuid.uuid4().hex[:12]
     env = {
         **os.environ,
@@ -646,7 +698,8 @@ def main() -> int:
         "BENCH_API_KEY": key,
         "BENCH_DIR": str(BENCH_DIR),
     }
-    meter = CpuMeter(args.server_pid, os.environ.get("DATABASE_URL"))
+    server_pids = {pid for pid in (args.server_pid, args.bare_pid) if pid is not None}
+    meter = CpuMeter(server_pids, os.environ.get("DATABASE_URL"))
     same = {
         "threads": args.threads,
         "connections": args.connections,
@@ -655,30 +708,29 @@ def main() -> int:
         "slices": args.slices,
         "env": env,
         "meter": meter,
-        "server_pid": args.server_pid,
+        "server_pids": server_pids,
     }
     try:
-        wait_ready(base, members[0][0], args.server_pid, timeout=60)
-        preflight(base, key, members, run)
+        wait_ready(base, LOOKUP_PATH, members[0][0], args.server_pid, timeout=60, status=401)
+        wait_ready(bare, BARE_READ_PATH, members[0][0], args.bare_pid, timeout=60)
+        preflight(base, bare, key, members, run)
         print(
-            "  checks: lookup 200 and same JSON as its baseline, 401 without a key, "
-            "purchase 201, baseline write 201",
+            "  checks: lookup 200 and the same JSON as the bare read, 401 without a key, "
+            "purchase 201, bare write 201",
             flush=True,
         )
         results = run_side_by_side(
             [
-                Case("baseline read", "lookup.lua", BASELINE_READ_PATH),
-                Case("lookup", "lookup.lua", LOOKUP_PATH),
+                Case("bare read", bare, "lookup.lua", BARE_READ_PATH),
+                Case("lookup", base, "lookup.lua", LOOKUP_PATH),
             ],
-            base,
             **same,
         )
         results |= run_side_by_side(
             [
-                Case("baseline write", "purchase.lua", BASELINE_WRITE_PATH, receipts=f"{run}b"),
-                Case("purchase", "purchase.lua", PURCHASE_PATH, receipts=f"{run}p"),
+                Case("bare write", bare, "purchase.lua", BARE_WRITE_PATH, receipts=f"{run}b"),
+                Case("purchase", base, "purchase.lua", PURCHASE_PATH, receipts=f"{run}p"),
             ],
-            base,
             **same,
         )
         # The same reads at one connection: the time a request takes when it
@@ -687,10 +739,9 @@ def main() -> int:
         if args.light_duration:
             light = run_side_by_side(
                 [
-                    Case("baseline read @1", "lookup.lua", BASELINE_READ_PATH),
-                    Case("lookup @1", "lookup.lua", LOOKUP_PATH),
+                    Case("bare read @1", bare, "lookup.lua", BARE_READ_PATH),
+                    Case("lookup @1", base, "lookup.lua", LOOKUP_PATH),
                 ],
-                base,
                 **{
                     **same,
                     "threads": 1,
@@ -707,15 +758,20 @@ def main() -> int:
     lines = report(
         results,
         light,
+        label=args.label,
         workers=args.workers,
         threads=args.threads,
         connections=args.connections,
         duration=args.duration,
         slices=args.slices,
         durability=durability,
+        compare=compare,
     )
     print("\n".join(lines), flush=True)
     (args.out / "last_report.txt").write_text("\n".join(lines) + "\n")
+    (args.out / "ratios.json").write_text(
+        json.dumps({"label": args.label, "ratios": ratios(results)}) + "\n"
+    )
     failed = {
         r.case: (r.non_2xx, r.socket_errors)
         for r in [*results.values(), *light.values()]

@@ -344,9 +344,11 @@ def ensure_api_key(path: Path) -> str:
     return raw
 
 
-def write_cards(path: Path, total: int) -> int:
-    """card store_code currency, for each bench member: the store is the
-    first physical store of the member's market, so every purchase books."""
+def write_cards(path: Path, total: int, cards: int | None = None) -> int:
+    """card store_code currency, for each bench member (or for `cards` of
+    them, spread over all by a hash of the card: wrk loads the file in each
+    of its threads): the store is the first physical store of the member's
+    market, so every purchase books."""
     from django.db import connection
 
     from club.models import Market, Store
@@ -361,8 +363,8 @@ def write_cards(path: Path, total: int) -> int:
             "SELECT c.number, m.market_id FROM members_card c"
             " JOIN members_member m ON m.id = c.member_id"
             " WHERE m.email LIKE %s AND c.status = 'active' AND m.status = 'active'"
-            " ORDER BY m.id LIMIT %s",
-            [f"%@{BENCH_EMAIL_DOMAIN}", total],
+            f" ORDER BY {'hashtext(c.number), ' if cards else ''}m.id LIMIT %s",
+            [f"%@{BENCH_EMAIL_DOMAIN}", min(total, cards or total)],
         )
         rows = cursor.fetchall()
     lines = [
@@ -391,6 +393,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument(
+        "--cards", type=int, help="how many members' cards wrk picks from (default: all)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
 
@@ -423,9 +428,10 @@ def main() -> None:
     if have < args.members:
         sys.exit(f"bench: expected {args.members} bench members, found {have}")
     ensure_api_key(args.out / "api_key")
-    cards = write_cards(args.out / "cards.txt", args.members)
-    if cards < args.members:
-        sys.exit(f"bench: expected {args.members} active cards, found {cards}")
+    wanted = min(args.members, args.cards or args.members)
+    cards = write_cards(args.out / "cards.txt", args.members, args.cards)
+    if cards < wanted:
+        sys.exit(f"bench: expected {wanted} active cards, found {cards}")
     figures = durability()
     (args.out / "durability").write_text(
         " ".join(f"{name}={value}" for name, value in figures.items()) + "\n"

@@ -1,5 +1,5 @@
-"""`make bench`: the production settings, served over plain HTTP on loopback,
-plus the two bare baseline views (bench/urls.py).
+"""`make bench`: the production settings, served over plain HTTP on loopback
+(the bare app it is measured against is bench/bare.py, outside the project).
 
 bin/bench sets DATABASE_URL (its own database), REDIS_URL (the throttle
 counts in Redis, as in production), SECRET_KEY and ALLOWED_HOSTS.
@@ -14,7 +14,6 @@ from .production import *  # noqa: F403
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1"]
-ROOT_URLCONF = "bench.urls"
 
 # wrk speaks plain HTTP to 127.0.0.1: no redirect to https, no HSTS.
 SECURE_SSL_REDIRECT = False

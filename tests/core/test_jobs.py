@@ -27,6 +27,7 @@ from core.jobs import (
     IdSlices,
     Job,
     JobResult,
+    Keyset,
     as_of_parse,
     job,
     job_command,
@@ -270,6 +271,44 @@ def test_id_slices_walk_from_the_lowest_id_to_the_highest(make_member):
     assert spans[-1][1] >= ids[-1]
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
     assert IdSlices(Member.objects.none(), 2).next() is None
+
+
+@pytest.mark.django_db
+def test_keyset_walks_rows_of_one_date_page_by_page_each_once(make_member):
+    """Most of a job's rows share one date (a million lots expiring at the end
+    of a month): the pages go on by id within it, and none is seen twice."""
+    from members.models import Member
+
+    members = [make_member() for _ in range(7)]
+    days = [date(2026, 1, 31)] * 5 + [date(2026, 2, 1)] * 2
+    for member, day in zip(members, days, strict=True):
+        Member.objects.filter(pk=member.pk).update(tier_valid_until=day)
+    expected = sorted((day, member.pk) for member, day in zip(members, days, strict=True))
+    mine = Member.objects.filter(pk__in=[m.pk for m in members], tier_valid_until__isnull=False)
+    after = Keyset(member="pk")
+    seen = []
+    while page := after.page(mine, "tier_valid_until", 2):
+        seen += [row_id for row_id, _ in page]
+    assert seen == [pk for _, pk in expected]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_keyset_pages_after_the_first_start_at_the_last_row_by_row_comparison():
+    """(date, id) > (last date, last id) as one row comparison, which an index
+    on (date, id) starts its scan at; spelt with OR it was a filter over the
+    index from its start, through the entries earlier batches left dead."""
+    from django.test.utils import CaptureQueriesContext
+
+    from members.models import Member
+
+    after = Keyset(member="pk")
+    after.last = (date(2026, 1, 31), 41)
+    with CaptureQueriesContext(connection) as queries:
+        after.page(Member.objects.all(), "tier_valid_until", 2)
+    (sql,) = [q["sql"] for q in queries.captured_queries]
+    assert '("members_member"."tier_valid_until", "members_member"."id") >' in sql
+    assert " OR " not in sql
 
 
 # --- the outbox's bulk writers ---------------------------------------------------------
