@@ -83,9 +83,12 @@ def api_key(db_url: str, *, scopes: list[str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def serve(db_url: str, port: int, probe: str) -> subprocess.Popen:
+def serve(
+    db_url: str, port: int, probe: str, app: str = "config.wsgi:application"
+) -> subprocess.Popen:
     """gunicorn as bin/bench runs it (bench settings, BENCH_WORKERS sync
-    workers), up when `probe` answers."""
+    workers) serving `app` (the API, or the bare app of bench/bare.py), up
+    when `probe` answers."""
     (ROOT / "var" / "bench-static").mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
@@ -99,7 +102,7 @@ def serve(db_url: str, port: int, probe: str) -> subprocess.Popen:
             PY,
             "-m",
             "gunicorn",
-            "config.wsgi:application",
+            app,
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -308,10 +311,10 @@ def template_extend(base: str, members: int) -> None:
     log(f"extras added in {time.monotonic() - started:.0f} s")
 
 
-# The insight endpoints, driven by wrk beside the bare lookup's baseline.
-# BASELINE is one parameter: a path on the same gunicorn ("{}" the card),
-# or a whole URL of another server (bench/bare.py's GET /lookup?card=).
-BASELINE = "/bench/baseline/lookup?card={}"
+# The insight endpoints, driven by wrk beside the bare lookup of the speed
+# bench: bench/bare.py's GET /lookup?card= (one statement, no middleware, no
+# DRF) under the same gunicorn settings on a port of its own.
+BASELINE = "/lookup?card={}"
 P99_FACTOR = 3.0
 
 
@@ -383,10 +386,12 @@ def drive(db: str, today: date, seconds: float, rounds: int) -> list[tuple[str, 
         for card, number in rows:
             c.write(f"{card} SE-WEB SEK\n")
             n.write(f"{number} SE-WEB SEK\n")
-    port = free_port()
-    server = serve(db, port, f"/bench/baseline/lookup?card={rows[0][0]}")
+    port, bare_port = free_port(), free_port()
+    server = serve(db, port, "/health/live")
+    bare = serve(db, bare_port, BASELINE.format(rows[0][0]), app="bench.bare:application")
     base = f"http://127.0.0.1:{port}"
-    cases = [("baseline: bare lookup", BASELINE), *endpoints(today)]
+    baseline = f"http://127.0.0.1:{bare_port}{BASELINE}"
+    cases = [("baseline: bare lookup", baseline), *endpoints(today)]
     figures: dict[str, tuple[list, list]] = {name: ([], []) for name, _ in cases}
     try:
         for name, path in cases:  # each answers 200 before the load
@@ -399,15 +404,16 @@ def drive(db: str, today: date, seconds: float, rounds: int) -> list[tuple[str, 
             wrk_path(base, path, key, cards if "card=" in path else numbers, 2)  # warm-up
         for _ in range(rounds):
             for name, path in cases:
-                meter = CpuMeter(server.pid, db)
+                meter = CpuMeter({server.pid, bare.pid}, db)
                 meter.start()
                 data = wrk_path(base, path, key, cards if "card=" in path else numbers, seconds)
                 cpu = meter.stop()
                 figures[name][0].append(data["p99_us"] / 1000)
                 figures[name][1].append(1000 * (cpu.app + cpu.db) / max(1, data["requests"]))
     finally:
-        server.terminate()
-        server.wait()
+        for process in (server, bare):
+            process.terminate()
+            process.wait()
     return [(name, *figures[name]) for name, _ in cases]
 
 
