@@ -53,6 +53,7 @@ from bench.jobs import (
     free_port,
     run_job,
     start_job,
+    start_server,
     template_copy,
     template_ensure,
 )
@@ -81,53 +82,6 @@ def api_key(db_url: str, *, scopes: list[str]) -> str:
         text=True,
     )
     return out.stdout.strip().splitlines()[-1]
-
-
-def serve(
-    db_url: str, port: int, probe: str, app: str = "config.wsgi:application"
-) -> subprocess.Popen:
-    """gunicorn as bin/bench runs it (bench settings, BENCH_WORKERS sync
-    workers) serving `app` (the API, or the bare app of bench/bare.py), up
-    when `probe` answers."""
-    (ROOT / "var" / "bench-static").mkdir(parents=True, exist_ok=True)
-    env = dict(
-        os.environ,
-        DATABASE_URL=db_url,
-        DJANGO_SETTINGS_MODULE="config.settings.bench",
-        ALLOWED_HOSTS="127.0.0.1",
-    )
-    env.setdefault("SECRET_KEY", os.urandom(32).hex())
-    server = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "gunicorn",
-            app,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "sync",
-            "--backlog",
-            "2048",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 180  # a loaded machine starts slowly
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=30)
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise SystemExit("bench insights: gunicorn did not come up")
 
 
 def phases_of(out: str) -> str:
@@ -387,8 +341,14 @@ def drive(db: str, today: date, seconds: float, rounds: int) -> list[tuple[str, 
             c.write(f"{card} SE-WEB SEK\n")
             n.write(f"{number} SE-WEB SEK\n")
     port, bare_port = free_port(), free_port()
-    server = serve(db, port, "/health/live")
-    bare = serve(db, bare_port, BASELINE.format(rows[0][0]), app="bench.bare:application")
+    server = start_server(db, port, workers=WORKERS)
+    bare = start_server(
+        db,
+        bare_port,
+        app="bench.bare:application",
+        workers=WORKERS,
+        probe=BASELINE.format(rows[0][0]),
+    )
     base = f"http://127.0.0.1:{port}"
     baseline = f"http://127.0.0.1:{bare_port}{BASELINE}"
     cases = [("baseline: bare lookup", baseline), *endpoints(today)]

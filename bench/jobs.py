@@ -353,7 +353,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(db_url: str, port: int) -> subprocess.Popen:
+def start_server(
+    db_url: str,
+    port: int,
+    *,
+    app: str = "config.wsgi:application",
+    workers: int = 2,
+    probe: str = "/health/live",
+) -> subprocess.Popen:
+    """gunicorn serving `app` (the API, or bench/bare.py's bare app) with the
+    bench settings, `workers` sync workers; up when `probe` answers."""
+    (ROOT / "var" / "bench-static").mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
         DATABASE_URL=db_url,
@@ -366,17 +376,17 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
             PY,
             "-m",
             "gunicorn",
-            "config.wsgi:application",
+            app,
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
             "--worker-class",
             "sync",
+            "--backlog",
+            "2048",
             "--log-level",
             "warning",
-            "--env",
-            "DJANGO_SETTINGS_MODULE=config.settings.bench",
         ],
         cwd=ROOT,
         env=env,
@@ -387,12 +397,12 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
     while time.monotonic() < deadline:
         try:
             # the liveness probe (the schema took over 2 s to build on a loaded machine)
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=10)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=30)
             return server
         except OSError:
             time.sleep(0.3)
     server.terminate()
-    raise SystemExit("bench jobs: gunicorn did not come up")
+    raise SystemExit(f"bench: gunicorn ({app}) did not come up on port {port}")
 
 
 def api_key(db_url: str) -> str:

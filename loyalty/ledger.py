@@ -90,7 +90,8 @@ def members_in_debt(member_ids: list[int]) -> set[int]:
 # A purchase's points, when no debt waits for them: its `earn` entry and,
 # when its campaigns added some, its `bonus` entry (their ids drawn from the
 # sequence up front), a lot for each and the account, in one statement.
-_EARN_SQL = """
+# _BOOKED_SQL is the entries and lots, shared with _PURCHASE_SQL below.
+_BOOKED_SQL = """
 WITH ids AS MATERIALIZED (
     SELECT nextval('{sequence}'::regclass) AS earn_id, nextval('{sequence}'::regclass) AS bonus_id
 ), booked AS MATERIALIZED (
@@ -108,10 +109,15 @@ WITH ids AS MATERIALIZED (
     SELECT %(member)s, entry_id, points, points, %(available_on)s, %(expires_on)s,
            %(matured)s, %(purchase)s FROM booked ORDER BY entry_id
 )
+"""
+_EARN_SQL = (
+    _BOOKED_SQL
+    + """
 UPDATE loyalty_pointsaccount
 SET balance = balance + %(to_balance)s, pending = pending + %(to_pending)s, updated_at = %(now)s
 WHERE member_id = %(member)s
 """
+)
 _sequence: dict[str, str] = {}
 
 
@@ -193,24 +199,9 @@ def earn_book(
 # statement's snapshot, taken after the lock was granted (every writer of
 # the member's lots and months holds it), so they miss only what this very
 # statement writes: the caller adds that (`PurchaseEarned`).
-_PURCHASE_SQL = """
-WITH ids AS MATERIALIZED (
-    SELECT nextval('{sequence}'::regclass) AS earn_id, nextval('{sequence}'::regclass) AS bonus_id
-), booked AS MATERIALIZED (
-    SELECT earn_id AS entry_id, 'earn' AS kind, %(points)s AS points FROM ids WHERE %(points)s > 0
-    UNION ALL
-    SELECT bonus_id, 'bonus', %(bonus)s FROM ids WHERE %(bonus)s > 0
-), entry AS (
-    INSERT INTO loyalty_ledgerentry (id, member_id, kind, points, created_at, reference,
-                                     expires_on, reason, purchase_id)
-    SELECT entry_id, %(member)s, kind, points, %(now)s, %(reference)s, %(expires_on)s,
-           '', %(purchase)s FROM booked
-), lot AS (
-    INSERT INTO loyalty_lot (member_id, entry_id, points, remaining, available_on, expires_on,
-                             matured, purchase_id)
-    SELECT %(member)s, entry_id, points, points, %(available_on)s, %(expires_on)s,
-           %(matured)s, %(purchase)s FROM booked ORDER BY entry_id
-), account AS (
+_PURCHASE_SQL = (
+    _BOOKED_SQL
+    + """, account AS (
     UPDATE loyalty_pointsaccount
     SET balance = balance + %(to_balance)s, pending = pending + %(to_pending)s,
         updated_at = %(now)s
@@ -235,6 +226,7 @@ FROM (SELECT MIN(expires_on) AS next_on FROM loyalty_lot
       WHERE member_id = %(member)s AND remaining > 0) n
 LEFT JOIN qualifying q ON TRUE
 """
+)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,18 @@ def purchase_book(
     book = Book.blank(account)  # a debt is paid from the new lots alone
     bonus_points = bonus(purchase_id) if bonus is not None else 0
     today = local_date(market, now)
+    # what the answer says whichever form books it
+    booked = dict(
+        purchase_id=purchase_id,
+        points=points,
+        bonus_points=bonus_points,
+        base_points=base_points,
+        qualifying_amount=qualifying,
+        available_on=available_on,
+        expires_on=expires_on,
+        matured=matured,
+        qualifying_categories=_qualifying_categories(lines, excluded),
+    )
     if purchase_fused_ok(account, matured=matured):
         # The same rows and figures as below, in one round trip.
         earned = purchase_earn_book(
@@ -178,18 +190,7 @@ def purchase_book(
             member=member, today=today, qualifying=earned.qualifying, tier_id=earned.tier_id
         )
         return PurchaseBooking(
-            purchase_id=purchase_id,
-            points=points,
-            bonus_points=bonus_points,
-            base_points=base_points,
-            qualifying_amount=qualifying,
-            available_on=available_on,
-            expires_on=expires_on,
-            matured=matured,
-            tier_changed=tier_changed,
-            book=book,
-            qualifying_categories=_qualifying_categories(lines, excluded),
-            expiring=earned.expiring,
+            **booked, tier_changed=tier_changed, book=book, expiring=earned.expiring
         )
     if points or bonus_points:
         earn_book(
@@ -206,19 +207,7 @@ def purchase_book(
     if base_points:
         qualifying_add(member_id=member.pk, on=earned_on, points=base_points)
         tier_changed = tier_upgrade_check(member=member, today=today)
-    return PurchaseBooking(
-        purchase_id=purchase_id,
-        points=points,
-        bonus_points=bonus_points,
-        base_points=base_points,
-        qualifying_amount=qualifying,
-        available_on=available_on,
-        expires_on=expires_on,
-        matured=matured,
-        tier_changed=tier_changed,
-        book=book,
-        qualifying_categories=_qualifying_categories(lines, excluded),
-    )
+    return PurchaseBooking(**booked, tier_changed=tier_changed, book=book)
 
 
 def _override_holds(member: Member, today: date) -> bool:
