@@ -121,6 +121,42 @@ WHERE member_id = %(member)s
 _sequence: dict[str, str] = {}
 
 
+def _booked_params(
+    account: PointsAccount,
+    *,
+    points: int,
+    bonus: int,
+    reference: str,
+    expires_on: date,
+    available_on: date,
+    matured: bool,
+    purchase_id: object,
+) -> dict[str, Any]:
+    """The parameters of _BOOKED_SQL and the account's update after it."""
+    total = points + bonus
+    return {
+        "member": account.member_id,
+        "points": points,
+        "bonus": bonus,
+        "now": timezone.now(),
+        "reference": reference,
+        "expires_on": expires_on,
+        "available_on": available_on,
+        "matured": matured,
+        "purchase": purchase_id,
+        "to_balance": total if matured else 0,
+        "to_pending": 0 if matured else total,
+    }
+
+
+def _account_add(account: PointsAccount, total: int, *, matured: bool) -> None:
+    """The in-memory account as the statement left the row."""
+    if matured:
+        account.balance += total
+    else:
+        account.pending += total
+
+
 def _entry_sequence(cursor: Any) -> str:
     """The ledger entry id sequence's name, resolved once per process
     rather than once per statement."""
@@ -173,24 +209,18 @@ def earn_book(
     with connection.cursor() as cursor:
         cursor.execute(
             _EARN_SQL.replace("{sequence}", _entry_sequence(cursor)),
-            {
-                "member": account.member_id,
-                "points": points,
-                "bonus": bonus,
-                "now": timezone.now(),
-                "reference": reference,
-                "expires_on": expires_on,
-                "available_on": available_on,
-                "matured": matured,
-                "purchase": purchase_id,
-                "to_balance": total if matured else 0,
-                "to_pending": 0 if matured else total,
-            },
+            _booked_params(
+                account,
+                points=points,
+                bonus=bonus,
+                reference=reference,
+                expires_on=expires_on,
+                available_on=available_on,
+                matured=matured,
+                purchase_id=purchase_id,
+            ),
         )
-    if matured:
-        account.balance += total
-    else:
-        account.pending += total
+    _account_add(account, total, matured=matured)
 
 
 # A purchase's whole booking after the account's lock, in one round trip:
@@ -271,17 +301,16 @@ def purchase_earn_book(
         cursor.execute(
             _PURCHASE_SQL.replace("{sequence}", _entry_sequence(cursor)),
             {
-                "member": account.member_id,
-                "points": points,
-                "bonus": bonus,
-                "now": timezone.now(),
-                "reference": reference,
-                "expires_on": expires_on,
-                "available_on": available_on,
-                "matured": matured,
-                "purchase": purchase_id,
-                "to_balance": total if matured else 0,
-                "to_pending": 0 if matured else total,
+                **_booked_params(
+                    account,
+                    points=points,
+                    bonus=bonus,
+                    reference=reference,
+                    expires_on=expires_on,
+                    available_on=available_on,
+                    matured=matured,
+                    purchase_id=purchase_id,
+                ),
                 "month": month,
                 "base": base,
                 "base_in_window": base if window[0] <= month <= window[1] else 0,
@@ -292,10 +321,7 @@ def purchase_earn_book(
             },
         )
         qualifying, tier_id, next_on, next_points = cursor.fetchone()
-    if matured:
-        account.balance += total
-    else:
-        account.pending += total
+    _account_add(account, total, matured=matured)
     # The statement's own lots are not in its snapshot: add them.
     if total and (next_on is None or expires_on < next_on):
         next_on, next_points = expires_on, total
