@@ -30,7 +30,6 @@ when measured.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import time
@@ -56,6 +55,7 @@ from bench.jobs import (
     start_server,
     template_copy,
     template_ensure,
+    wrk_json,
 )
 
 TEMPLATE = "lojal_bench_insights_tpl"
@@ -292,31 +292,17 @@ def wrk_path(base: str, path: str, key: str, items: Path, seconds: float) -> dic
         split = urllib.parse.urlsplit(url)
         url = f"{split.scheme}://{split.netloc}"
         path = split.path + (f"?{split.query}" if split.query else "")
-    env = dict(os.environ, BENCH_CARDS=str(items), BENCH_API_KEY=key, BENCH_DIR=str(ROOT / "bench"))
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{seconds:.0f}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(ROOT / "bench" / "wrk" / "paths.lua"),
-            url,
-            "--",
-            path,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next(row for row in out.splitlines() if row.startswith("BENCH_JSON "))
-    data = json.loads(line[len("BENCH_JSON ") :])
-    if data["status"] or data["connect"] or data["read"] or data["timeout"]:
-        raise SystemExit(f"bench insights: {path} answered errors under load: {data}")
-    return data
+    return wrk_json(
+        script="paths.lua",
+        url=url,
+        path=path,
+        key=key,
+        items=items,
+        seconds=seconds,
+        connections=CONNECTIONS,
+        timeout="10s",
+        what=path,
+    )
 
 
 def run_rollup(db: str) -> tuple[float, float, str]:

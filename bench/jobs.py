@@ -434,21 +434,35 @@ def write_cards(db_url: str, path: Path) -> None:
             out.write(f"{number} SE-001 SEK\n")
 
 
-def wrk_lookup(port: int, key: str, cards: Path, seconds: int) -> dict[str, float]:
-    env = dict(os.environ, BENCH_CARDS=str(cards), BENCH_API_KEY=key, BENCH_DIR=str(ROOT / "bench"))
+def wrk_json(
+    *,
+    script: str,
+    url: str,
+    path: str,
+    key: str,
+    items: Path,
+    seconds: float,
+    connections: int,
+    timeout: str,
+    what: str,
+) -> dict[str, float]:
+    """One wrk run of GET `path` through bench/wrk/`script` (a random line
+    of `items` each request), its JSON summary; errors under load end the
+    bench."""
+    env = dict(os.environ, BENCH_CARDS=str(items), BENCH_API_KEY=key, BENCH_DIR=str(ROOT / "bench"))
     out = subprocess.run(
         [
             "wrk",
             "-t1",
-            "-c4",
-            f"-d{seconds}s",
+            f"-c{connections}",
+            f"-d{seconds:.0f}s",
             "--timeout",
-            "5s",
+            timeout,
             "-s",
-            str(ROOT / "bench" / "wrk" / "lookup.lua"),
-            f"http://127.0.0.1:{port}",
+            str(ROOT / "bench" / "wrk" / script),
+            url,
             "--",
-            "/api/v1/members/lookup?card=",
+            path,
         ],
         env=env,
         capture_output=True,
@@ -458,8 +472,22 @@ def wrk_lookup(port: int, key: str, cards: Path, seconds: int) -> dict[str, floa
     line = next(row for row in out.splitlines() if row.startswith("BENCH_JSON "))
     data = json.loads(line[len("BENCH_JSON ") :])
     if data["status"] or data["connect"] or data["read"] or data["timeout"]:
-        raise SystemExit(f"bench jobs: the lookup answered errors under load: {data}")
+        raise SystemExit(f"bench: {what} answered errors under load: {data}")
     return data
+
+
+def wrk_lookup(port: int, key: str, cards: Path, seconds: int) -> dict[str, float]:
+    return wrk_json(
+        script="lookup.lua",
+        url=f"http://127.0.0.1:{port}",
+        path="/api/v1/members/lookup?card=",
+        key=key,
+        items=cards,
+        seconds=seconds,
+        connections=4,
+        timeout="5s",
+        what="the lookup",
+    )
 
 
 def lookup_during(
