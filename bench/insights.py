@@ -58,8 +58,11 @@ from bench.jobs import (
     wrk_json,
 )
 
+# One template for every bench database (seeding it takes half an hour);
+# the copy is named after BENCH_DATABASE_URL's database, so two runs with
+# two names do not drop each other's: lojal_bench_insights by default.
 TEMPLATE = "lojal_bench_insights_tpl"
-WORK = "lojal_bench_insights"
+WORK = "{name}_insights"
 MARKER = "insights-v1"
 AS_OF = "2026-06-30"
 # Targets of the insights issue, on a 2-core machine.
@@ -406,9 +409,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lojal_bench")
+    work = WORK.format(name=base.rsplit("/", 1)[1].split("?")[0])
     if args.endpoints_only:
         today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
-        report_endpoints(drive(admin_url(base, WORK), today, args.seconds, args.rounds), args)
+        report_endpoints(drive(admin_url(base, work), today, args.seconds, args.rounds), args)
         return
     template_ensure(
         base,
@@ -419,7 +423,7 @@ def main() -> None:
         say=log,
     )
     template_extend(base, args.members)
-    db = template_copy(base, template=TEMPLATE, work=WORK)
+    db = template_copy(base, template=TEMPLATE, work=work)
     started = time.monotonic()
     migrate(db)  # the template was migrated when it was seeded
     log(f"copy migrated in {time.monotonic() - started:.0f} s")
