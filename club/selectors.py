@@ -40,6 +40,37 @@ def store_in_market(*, market: Market, store_code: str) -> Store:
     return store
 
 
+# Markets change seldom (staff, in the admin) and every insight report
+# starts with one: a market found is kept in the process this long, by code
+# and by id (a market not found is always looked up again).
+_MARKET_SECONDS = 5.0
+_markets: dict[str | int, tuple[Market, float]] = {}
+
+
+def market_recent(*, code: str | None = None, market_id: int | None = None) -> Market | None:
+    """The market of that code (or id) as read at most _MARKET_SECONDS ago
+    in this process, or None when there is none: a change made in the
+    admin shows within that time. The instance is shared: read it only."""
+    key: str | int = code if code is not None else market_id  # type: ignore[assignment]
+    now = time.monotonic()
+    cached = _markets.get(key)
+    if cached is not None and now - cached[1] < _MARKET_SECONDS:
+        return cached[0]
+    if code is not None:
+        market = Market.objects.filter(code=code).first()
+    else:
+        market = Market.objects.filter(pk=market_id).first()
+    if market is not None:
+        if len(_markets) > 1_000:
+            _markets.clear()
+        _markets[market.code] = _markets[market.pk] = (market, now)
+    return market
+
+
+def forget_cached_markets() -> None:
+    _markets.clear()
+
+
 def market_by_id(market_id: int) -> Market:
     return Market.objects.get(pk=market_id)
 

@@ -43,6 +43,8 @@ class NpsIn(StrictSerializer):
 
 
 class _MarketQuery(StrictSerializer):
+    fields_once = True  # fixed by the class: bound once per process (core.http.parse)
+
     market = serializers.CharField(max_length=2, required=False)
 
 
@@ -263,6 +265,13 @@ class MemberInsightsOut(serializers.Serializer):
 
 # --- views -----------------------------------------------------------------------------
 
+# The reports' selectors return the contract's JSON answer as it goes out
+# (insights.selectors): the views send it as it is, without a serializer's
+# pass over it, which cost more than the report's own read. The `...Out`
+# serializers above document it (the OpenAPI schema); the tests check every
+# answer against that schema (tests/contract.py) and each report against
+# its serializer's rendering of it (tests/insights/test_reports.py).
+
 MARKET = OpenApiParameter(
     "market",
     str,
@@ -360,7 +369,7 @@ class RetentionApi(APIView):
                 f"At most {MAX_MONTHS} cohorts.", errors={"from": [f"At most {MAX_MONTHS} months."]}
             )
         report = selectors.retention_report(market=market, month_from=month_from, month_to=month_to)
-        return Response(RetentionOut(report).data)
+        return Response(report)
 
 
 class SegmentsApi(APIView):
@@ -374,7 +383,7 @@ class SegmentsApi(APIView):
     def get(self, request: Request) -> Response:
         query = _query(_MarketQuery, request)
         market = selectors.report_market(actor=request.user, code=query.get("market"))
-        return Response(SegmentsOut(selectors.segments_report(market=market)).data)
+        return Response(selectors.segments_report(market=market))
 
 
 class ModelApi(APIView):
@@ -392,7 +401,7 @@ class ModelApi(APIView):
         report = selectors.model_report(market=market)
         if report is None:
             raise NotFound(f"No model fitted for {market.code} yet: run insights_refresh.")
-        return Response(ModelOut(report).data)
+        return Response(report)
 
 
 class LiabilityApi(APIView):
@@ -415,7 +424,7 @@ class LiabilityApi(APIView):
                 "as_of lies in the future.", errors={"as_of": ["Lies in the future."]}
             )
         report = selectors.liability_report(market=market, as_of=as_of)
-        return Response(LiabilityOut(report).data)
+        return Response(report)
 
 
 class MemberInsightsApi(APIView):
@@ -424,4 +433,4 @@ class MemberInsightsApi(APIView):
     @extend_schema(responses={200: MemberInsightsOut}, operation_id="members_insights")
     def get(self, request: Request, member_number: str) -> Response:
         member = visible_member(actor=request.user, member_number=member_number)
-        return Response(MemberInsightsOut(selectors.member_insights(member=member)).data)
+        return Response(selectors.member_insights(member=member))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -24,11 +25,10 @@ from django.db.models.functions import RowNumber, TruncMonth
 
 from club.dates import today_for
 from club.models import Market
+from club.selectors import market_recent
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
 from insights.models import (
-    CohortMonth,
-    CohortSize,
     FittedModel,
     LedgerDay,
     LedgerMonth,
@@ -53,14 +53,19 @@ def member_segment(*, member_id: int) -> str | None:
 
 def report_market(*, actor: Actor, code: str | None) -> Market:
     """The market a report is about: the one named (404 when it does not
-    exist or the client does not see it), or the client's only market."""
+    exist or the client does not see it), or the client's only market.
+    Read through the process's few seconds' memory of markets
+    (club.selectors.market_recent): the client's view is checked each call."""
     if code:
-        market = Market.objects.filter(code=code.upper()[:2]).first()
+        market = market_recent(code=code.upper()[:2])
         if market is None or not actor.sees_market(market.pk):
             raise NotFound(f"No market {code}.")
         return market
     if actor.market_ids is not None and len(actor.market_ids) == 1:
-        return Market.objects.get(pk=next(iter(actor.market_ids)))
+        market = market_recent(market_id=next(iter(actor.market_ids)))
+        if market is None:
+            raise NotFound("The client's market no longer exists.")
+        return market
     raise ValidationFailed(
         "Name the market: this client sees several.", errors={"market": ["This field is required."]}
     )
@@ -263,32 +268,74 @@ def _cohorts_rolled(
     return _with_marks(lambda marks: _cohorts_since(market, start, end, marks))
 
 
+# The cohorts' rolled-up counts and whether any of their members has news
+# since the marks (a purchase or a return created since the moment, or a
+# member above the member mark), in one statement: without news the live
+# part (cohort_changes) has nothing to add and is not run. Counts, not
+# EXISTS: the news are found by the BRIN indexes on created_at, and an
+# EXISTS would tempt the planner into a scan from the table's start.
+_COHORTS_ROLLED_SQL = """
+SELECT 'size', cohort, NULL::date, members FROM insights_cohortsize
+WHERE market_id = %(market)s AND cohort >= %(first)s AND cohort < %(last)s
+UNION ALL
+SELECT 'active', cohort, month, active FROM insights_cohortmonth
+WHERE market_id = %(market)s AND cohort >= %(first)s AND cohort < %(last)s
+UNION ALL
+SELECT 'news', NULL, NULL,
+       (SELECT COUNT(*) FROM loyalty_purchase p JOIN members_member m ON m.id = p.member_id
+        WHERE p.created_at >= %(moment)s AND {members})
+       + (SELECT COUNT(*) FROM loyalty_return r
+          JOIN loyalty_purchase p ON p.id = r.purchase_id
+          JOIN members_member m ON m.id = p.member_id
+          WHERE r.created_at >= %(moment)s AND {members})
+       + (SELECT COUNT(*) FROM members_member m WHERE m.id > %(member)s AND {members})
+"""
+
+# The report's members: the market's, enrolled in its cohorts.
+_COHORT_MEMBERS = (
+    "m.market_id = %(market)s AND m.enrolled_at >= %(start)s AND m.enrolled_at < %(end)s"
+)
+
+
 def _cohorts_since(
     market: Market, start: dt.datetime, end: dt.datetime, marks: Rollup
 ) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
     first, last = _as_date(start.date()), _as_date(end.date())
-    sizes: dict[dt.date, int] = dict(
-        CohortSize.objects.filter(market=market, cohort__gte=first, cohort__lt=last)
-        .values_list("cohort", "members")
-        .order_by()
-    )
-    active: dict[tuple[dt.date, dt.date], int] = {
-        (cohort, month): count
-        for cohort, month, count in CohortMonth.objects.filter(
-            market=market, cohort__gte=first, cohort__lt=last
-        ).values_list("cohort", "month", "active")
-    }
-    new_sizes, changes = cohort_changes(
-        moment_from=marks.purchases_before,
-        member_from=marks.member_id,
-        members="m.market_id = %(market)s AND m.enrolled_at >= %(start)s "
-        "AND m.enrolled_at < %(end)s",
-        params={"market": market.pk, "start": start, "end": end},
-    )
-    for _, cohort, count in new_sizes:
-        sizes[cohort] = sizes.get(cohort, 0) + count
-    for _, cohort, month, count in changes:
-        active[(cohort, month)] = active.get((cohort, month), 0) + count
+    params = {"market": market.pk, "start": start, "end": end}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COHORTS_ROLLED_SQL.format(members=_COHORT_MEMBERS),
+            {
+                **params,
+                "first": first,
+                "last": last,
+                # No moment yet: every purchase is news.
+                "moment": marks.purchases_before or dt.datetime.min.replace(tzinfo=dt.UTC),
+                "member": marks.member_id,
+            },
+        )
+        rows = cursor.fetchall()
+    sizes: dict[dt.date, int] = {}
+    active: dict[tuple[dt.date, dt.date], int] = {}
+    news = 0
+    for part, cohort, month, count in rows:
+        if part == "size":
+            sizes[cohort] = count
+        elif part == "active":
+            active[(cohort, month)] = count
+        else:
+            news = count
+    if news:
+        new_sizes, changes = cohort_changes(
+            moment_from=marks.purchases_before,
+            member_from=marks.member_id,
+            members=_COHORT_MEMBERS,
+            params=params,
+        )
+        for _, cohort, count in new_sizes:
+            sizes[cohort] = sizes.get(cohort, 0) + count
+        for _, cohort, month, count in changes:
+            active[(cohort, month)] = active.get((cohort, month), 0) + count
     return {cohort: n for cohort, n in sizes.items() if n}, active
 
 
@@ -375,10 +422,41 @@ def _lots_at(market: Market, moment: dt.datetime, as_of: dt.date) -> tuple[int, 
     return pending, expiring
 
 
-def _marks() -> Rollup:
+_MARKS_SQL = """
+SELECT {settings} r.entry_id, r.movement_id, r.member_id, r.purchases_before
+FROM (SELECT 1 AS id) one LEFT JOIN insights_rollup r ON r.id = one.id
+"""
+
+
+# The reports' settings for the rest of their transaction (PostgreSQL): no
+# JIT (their reads are small: compiling them would cost more than running
+# them, and the planner's guesses over the ledger's tables call for it), and
+# a plan of its own for each statement, made with the marks' values: a
+# generic plan guesses a third of a table above any mark.
+_REPORT_SETTINGS = (
+    "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),"
+)
+
+
+def _marks(*, report_settings: bool = False) -> Rollup:
     """How far `insights_rollup` added the ledger up (marks 0: not yet,
-    every row is added live)."""
-    return Rollup.objects.filter(pk=1).first() or Rollup(pk=1)
+    every row is added live). `report_settings`: and _REPORT_SETTINGS for
+    the rest of the transaction, in the same statement."""
+    sql = _MARKS_SQL.format(settings=_REPORT_SETTINGS if report_settings else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        *_, entry_id, movement_id, member_id, purchases_before = cursor.fetchone()
+    if entry_id is None:
+        return Rollup(pk=1)
+    if isinstance(purchases_before, str):  # SQLite's raw timestamps
+        purchases_before = dt.datetime.fromisoformat(purchases_before)
+    return Rollup(
+        pk=1,
+        entry_id=entry_id,
+        movement_id=movement_id,
+        member_id=member_id,
+        purchases_before=purchases_before,
+    )
 
 
 def _version(marks: Rollup) -> tuple[Any, ...]:
@@ -391,12 +469,7 @@ def _with_marks(read: Callable[[Rollup], T]) -> T:
     counted twice) shows in the marks read again: then it reads again."""
     for _ in range(10):
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # Its few small reads cost less than compiling them would:
-                # the planner's guesses over the ledger's tables call for JIT.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL jit = off")
-            marks = _marks()
+            marks = _marks(report_settings=connection.vendor == "postgresql")
             result = read(marks)
             if _version(_marks()) == _version(marks):
                 return result
@@ -413,13 +486,198 @@ WHERE NOT l.matured AND l.available_on <= %s
 """
 
 
-def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[dt.date, int]]:
+@dataclass(frozen=True)
+class _Span:
+    """The days a liability report covers (market time)."""
+
+    today: dt.date
+    as_of: dt.date
+    end: dt.datetime  # the end of as_of
+    first: dt.date  # the 1st of the first of the twelve months
+    first_at: dt.datetime  # its start
+    this_month: dt.date  # the 1st of as_of's month
+    horizon: dt.date  # the expiries shown end before it (twelve months on)
+
+
+@dataclass
+class _Ledger:
+    """What the liability report reads: the opening points before the
+    twelve months, the points booked per (month, kind) in them, the lots as
+    they stand today (pending, remaining by expiry day; None for a past
+    as_of: rebuilt apart, _lots_at) and the points held."""
+
+    opening: int = 0
+    booked: dict[tuple[dt.date, str], int] = field(default_factory=dict)
+    pending: int | None = None
+    expiring: dict[dt.date, int] | None = None
+    held: int = 0
+
+
+def _lots_sum(
+    groups: dict[tuple[dt.date, dt.date], int], due: int, today: dt.date
+) -> tuple[int, dict[dt.date, int]]:
+    """(pending, remaining by expiry day after today) of the lots' points
+    per (expiry day, availability day): a lot available after today is
+    pending, and so are the `due` points of the lots available by today
+    that the ageing job has not matured yet (read live: the few of the day)."""
+    pending = due + sum(
+        points for (_, available_on), points in groups.items() if available_on > today
+    )
+    expiring: dict[dt.date, int] = {}
+    for (expires_on, _), points in groups.items():
+        if expires_on > today:
+            expiring[expires_on] = expiring.get(expires_on, 0) + points
+    return pending, expiring
+
+
+# Everything the liability report reads, as of the rollup's marks, in one
+# statement (PostgreSQL): per row its part and figures. The rolled-up rows
+# plus the entries, lots and movements above the marks, read live by their
+# keys (the members' market looked up per row: few rows).
+#   opening: the points booked before the twelve months;
+#   booked (month, kind): those of each of the twelve months, as_of's month
+#     from its days up to as_of;
+#   lots (expiry day, availability day), due: the lots as they stand today
+#     (only when as_of is today: %(lots)s);
+#   held: the points of the open holds made by the end of as_of.
+_LIABILITY_SQL = """
+WITH live_entries AS (
+    SELECT e.created_at, e.kind, e.points FROM loyalty_ledgerentry e
+    WHERE e.id > %(entry)s AND e.created_at < %(end)s
+      AND (SELECT m.market_id FROM members_member m WHERE m.id = e.member_id) = %(market)s
+)
+SELECT 'opening', NULL::date, NULL::date, NULL::text,
+       (SELECT COALESCE(SUM(points), 0) FROM insights_ledgermonth
+        WHERE market_id = %(market)s AND month < %(first)s)
+       + (SELECT COALESCE(SUM(points), 0) FROM live_entries WHERE created_at < %(first_at)s)
+UNION ALL
+SELECT 'booked', month, NULL, kind, SUM(points) FROM (
+    SELECT month, kind, points FROM insights_ledgermonth
+    WHERE market_id = %(market)s AND month >= %(first)s AND month < %(this_month)s
+    UNION ALL
+    SELECT %(this_month)s, kind, points FROM insights_ledgerday
+    WHERE market_id = %(market)s AND day >= %(this_month)s AND day <= %(as_of)s
+    UNION ALL
+    SELECT date_trunc('month', created_at AT TIME ZONE %(tz)s)::date, kind, points
+    FROM live_entries WHERE created_at >= %(first_at)s
+) booked GROUP BY month, kind
+UNION ALL
+SELECT 'lots', expires_on, available_on, NULL, SUM(points) FROM (
+    SELECT expires_on, available_on, points FROM insights_lotday
+    WHERE market_id = %(market)s
+      AND ((expires_on > %(today)s AND expires_on < %(horizon)s) OR available_on > %(today)s)
+    UNION ALL
+    SELECT l.expires_on, l.available_on, l.points FROM loyalty_lot l
+    WHERE l.entry_id > %(entry)s
+      AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
+    UNION ALL
+    SELECT l.expires_on, l.available_on, mv.points
+    FROM loyalty_lotmovement mv JOIN loyalty_lot l ON l.id = mv.lot_id
+    WHERE mv.id > %(movement)s
+      AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
+) lots WHERE %(lots)s GROUP BY expires_on, available_on
+UNION ALL
+SELECT 'due', NULL, NULL, NULL, SUM(l.remaining) FROM loyalty_lot l
+WHERE %(lots)s AND NOT l.matured AND l.available_on <= %(today)s
+  AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
+UNION ALL
+SELECT 'held', NULL, NULL, NULL, SUM(r.points) FROM loyalty_redemption r
+JOIN members_member m ON m.id = r.member_id
+WHERE r.status = 'held' AND r.created_at < %(end)s AND m.market_id = %(market)s
+"""
+
+
+def _liability_sql(market: Market, span: _Span, marks: Rollup) -> _Ledger:
+    """The report's figures in one statement (_LIABILITY_SQL)."""
+    params = {
+        "market": market.pk,
+        "entry": marks.entry_id,
+        "movement": marks.movement_id,
+        "end": span.end,
+        "first": span.first,
+        "first_at": span.first_at,
+        "this_month": span.this_month,
+        "as_of": span.as_of,
+        "today": span.today,
+        "horizon": span.horizon,
+        "tz": market.time_zone,
+        "lots": span.as_of == span.today,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_LIABILITY_SQL, params)
+        rows = cursor.fetchall()
+    ledger = _Ledger()
+    groups: dict[tuple[dt.date, dt.date], int] = {}
+    due = 0
+    for part, day, other_day, kind, points in rows:
+        points = int(points or 0)
+        if part == "opening":
+            ledger.opening = points
+        elif part == "booked":
+            ledger.booked[(day, kind)] = points
+        elif part == "lots":
+            groups[(day, other_day)] = points
+        elif part == "due":
+            due = points
+        else:
+            ledger.held = points
+    if span.as_of == span.today:
+        ledger.pending, ledger.expiring = _lots_sum(groups, due, span.today)
+    return ledger
+
+
+def _liability_orm(market: Market, span: _Span, marks: Rollup) -> _Ledger:
+    """The same figures read with the ORM, a statement per part: SQLite's
+    way (make run), and the tests' second opinion of _liability_sql."""
+    zone = ZoneInfo(market.time_zone)
+    entries = LedgerEntry.objects.filter(
+        member__market=market, created_at__lt=span.end, id__gt=marks.entry_id
+    )
+    # Rolled up: whole months before as_of's, its days up to as_of.
+    rolled_months = LedgerMonth.objects.filter(market=market, month__lt=span.this_month)
+    ledger = _Ledger()
+    ledger.opening = (
+        rolled_months.filter(month__lt=span.first).aggregate(total=Sum("points"))["total"] or 0
+    ) + (entries.filter(created_at__lt=span.first_at).aggregate(total=Sum("points"))["total"] or 0)
+    booked = ledger.booked
+    for month, kind, points in rolled_months.filter(month__gte=span.first).values_list(
+        "month", "kind", "points"
+    ):
+        booked[(month, kind)] = booked.get((month, kind), 0) + points
+    for kind, points in (
+        LedgerDay.objects.filter(market=market, day__gte=span.this_month, day__lte=span.as_of)
+        .values("kind")
+        .annotate(points=Sum("points"))
+        .values_list("kind", "points")
+        .order_by()
+    ):
+        booked[(span.this_month, kind)] = booked.get((span.this_month, kind), 0) + points
+    for row in (
+        entries.filter(created_at__gte=span.first_at)
+        .annotate(month=TruncMonth("created_at", tzinfo=zone))
+        .values("month", "kind")
+        .annotate(points=Sum("points"))
+        .order_by()
+    ):
+        key = (_as_date(row["month"]), row["kind"])
+        booked[key] = booked.get(key, 0) + row["points"]
+    if span.as_of == span.today:
+        ledger.pending, ledger.expiring = _lots_now(market, span, marks)
+    ledger.held = (
+        Redemption.objects.filter(
+            member__market=market, status=Redemption.Status.HELD, created_at__lt=span.end
+        ).aggregate(points=Sum("points"))["points"]
+        or 0
+    )
+    return ledger
+
+
+def _lots_now(market: Market, span: _Span, marks: Rollup) -> tuple[int, dict[dt.date, int]]:
     """(pending points, remaining points by expiry day after today) of the
-    market's lots as they stand: the rolled-up sums plus the lots and
-    movements above the marks. A lot's remaining is its points plus its
-    movements; a lot available after today is pending, and so is one
-    available by today that the ageing job has not matured yet (read live:
-    the few of the day)."""
+    market's lots as they stand, with the ORM: the rolled-up sums plus the
+    lots and movements above the marks (a lot's remaining is its points
+    plus its movements)."""
+    today = span.today
     groups: dict[tuple[dt.date, dt.date], int] = {}
 
     def add(rows: Any) -> None:
@@ -427,11 +685,9 @@ def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[
             key = (expires_on, available_on)
             groups[key] = groups.get(key, 0) + int(points or 0)
 
-    # The report shows the expiries of twelve months from today's.
-    horizon = _add_months(today, 12)
     add(
         LotDay.objects.filter(market=market)
-        .filter(Q(expires_on__gt=today, expires_on__lt=horizon) | Q(available_on__gt=today))
+        .filter(Q(expires_on__gt=today, expires_on__lt=span.horizon) | Q(available_on__gt=today))
         .values_list("expires_on", "available_on", "points")
     )
     add(
@@ -451,14 +707,7 @@ def _lots_now(market: Market, today: dt.date, marks: Rollup) -> tuple[int, dict[
     with connection.cursor() as cursor:
         cursor.execute(_LOTS_DUE_SQL, [today, market.pk])
         (due,) = cursor.fetchone()
-    pending = (due or 0) + sum(
-        points for (_, available_on), points in groups.items() if available_on > today
-    )
-    expiring: dict[dt.date, int] = {}
-    for (expires_on, _), points in groups.items():
-        if expires_on > today:
-            expiring[expires_on] = expiring.get(expires_on, 0) + points
-    return pending, expiring
+    return _lots_sum(groups, int(due or 0), today)
 
 
 def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
@@ -471,58 +720,29 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     the lots' movements for a day past; `held` is the points of the holds
     open now that were made by then. The sums are `insights_rollup`'s
     rolled-up rows plus the entries, lots and movements above its marks,
-    added live: exact whenever it last ran. The answer of
-    `GET /api/v1/insights/liability`: {"market", "currency", "as_of",
-    "point_value", "outstanding", "held", "expiring", "months",
-    "breakage_rate_12m"}."""
+    added live: exact whenever it last ran (on PostgreSQL one statement,
+    _LIABILITY_SQL). The answer of `GET /api/v1/insights/liability`:
+    {"market", "currency", "as_of", "point_value", "outstanding", "held",
+    "expiring", "months", "breakage_rate_12m"}."""
     today = today_for(market)
     as_of = as_of or today
     if as_of > today:
         raise ValueError("as_of lies in the future")
-    zone = ZoneInfo(market.time_zone)
-    end = _midnight(market, as_of + dt.timedelta(days=1))
     this_month = as_of.replace(day=1)
     first = _add_months(this_month, -11)
-
-    def booked_of(marks: Rollup) -> tuple[int, dict[tuple[dt.date, str], int]]:
-        entries = LedgerEntry.objects.filter(
-            member__market=market, created_at__lt=end, id__gt=marks.entry_id
-        )
-        # Rolled up: whole months before as_of's, its days up to as_of.
-        rolled_months = LedgerMonth.objects.filter(market=market, month__lt=this_month)
-        opening = (
-            rolled_months.filter(month__lt=first).aggregate(total=Sum("points"))["total"] or 0
-        ) + (
-            entries.filter(created_at__lt=_midnight(market, first)).aggregate(total=Sum("points"))[
-                "total"
-            ]
-            or 0
-        )
-        booked: dict[tuple[dt.date, str], int] = {}
-        for month, kind, points in rolled_months.filter(month__gte=first).values_list(
-            "month", "kind", "points"
-        ):
-            booked[(month, kind)] = booked.get((month, kind), 0) + points
-        for kind, points in (
-            LedgerDay.objects.filter(market=market, day__gte=this_month, day__lte=as_of)
-            .values("kind")
-            .annotate(points=Sum("points"))
-            .values_list("kind", "points")
-            .order_by()
-        ):
-            booked[(this_month, kind)] = booked.get((this_month, kind), 0) + points
-        for row in (
-            entries.filter(created_at__gte=_midnight(market, first))
-            .annotate(month=TruncMonth("created_at", tzinfo=zone))
-            .values("month", "kind")
-            .annotate(points=Sum("points"))
-            .order_by()
-        ):
-            key = (_as_date(row["month"]), row["kind"])
-            booked[key] = booked.get(key, 0) + row["points"]
-        return opening, booked
-
-    opening, booked = _with_marks(booked_of)
+    span = _Span(
+        today=today,
+        as_of=as_of,
+        end=_midnight(market, as_of + dt.timedelta(days=1)),
+        first=first,
+        first_at=_midnight(market, first),
+        this_month=this_month,
+        # The report shows the expiries of twelve months from today's.
+        horizon=_add_months(today, 12),
+    )
+    read = _liability_sql if connection.vendor == "postgresql" else _liability_orm
+    ledger = _with_marks(lambda marks: read(market, span, marks))
+    opening, booked = ledger.opening, ledger.booked
     months = []
     for k in range(12):
         month = _add_months(first, k)
@@ -532,21 +752,16 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
         opening = closing
     total = opening
 
-    if as_of == today:
-        pending, expiring_by_day = _with_marks(lambda marks: _lots_now(market, today, marks))
+    if ledger.pending is not None and ledger.expiring is not None:
+        pending, expiring_by_day = ledger.pending, ledger.expiring
     else:
-        pending, expiring_by_day = _lots_at(market, end, as_of)
+        pending, expiring_by_day = _lots_at(market, span.end, as_of)
     expiring_by_month: dict[dt.date, int] = {}
     for day, points in expiring_by_day.items():
         expiring_by_month[day.replace(day=1)] = (
             expiring_by_month.get(day.replace(day=1), 0) + points
         )
-    held = (
-        Redemption.objects.filter(
-            member__market=market, status=Redemption.Status.HELD, created_at__lt=end
-        ).aggregate(points=Sum("points"))["points"]
-        or 0
-    )
+    held = ledger.held
     expired = -sum(m["expired"] for m in months)
     spent = -sum(m["redeemed"] for m in months) - sum(m["redeem_cancelled"] for m in months)
     divisor = expired + spent
@@ -648,27 +863,100 @@ def segments_report(*, market: Market) -> dict:
     }
 
 
+# The models' fields as the contract names them, each with its JSON type
+# (the stored JSON may have held an integral float as an integer).
+PURCHASE_MODEL_FIELDS = {"name": str, "r": float, "alpha": float, "a": float, "b": float}
+SPEND_MODEL_FIELDS = {"name": str, "p": float, "q": float, "gamma": float, "members": int}
+
+
+def _model_view(stored: dict[str, Any] | None, fields: dict[str, type]) -> dict[str, Any] | None:
+    if stored is None:
+        return None
+    fields = {**fields, "log_likelihood": float}
+    return {name: kind(stored[name]) for name, kind in fields.items()}
+
+
 def model_report(*, market: Market) -> dict | None:
     """The purchase (BG/NBD) and spend (Gamma-Gamma) models of the market's
     last `insights_refresh`, or None when none was fitted yet. The answer of
     `GET /api/v1/insights/model`: {"market", "as_of", "time_unit", "members",
     "purchase_model", "spend_model"}; a model is null when the market's data
     were too few to fit it."""
-    fitted = FittedModel.objects.filter(market=market).order_by("-as_of").first()
+    fitted = (
+        FittedModel.objects.filter(market=market)
+        .order_by("-as_of")
+        .values("as_of", "members", "purchase_model", "spend_model")
+        .first()
+    )
     if fitted is None:
         return None
     return {
         "market": market.code,
-        "as_of": fitted.as_of.isoformat(),
+        "as_of": fitted["as_of"].isoformat(),
         "time_unit": "week",
-        "members": fitted.members,
-        "purchase_model": fitted.purchase_model,
-        "spend_model": fitted.spend_model,
+        "members": fitted["members"],
+        "purchase_model": _model_view(fitted["purchase_model"], PURCHASE_MODEL_FIELDS),
+        "spend_model": _model_view(fitted["spend_model"], SPEND_MODEL_FIELDS),
     }
 
 
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value.quantize(Decimal("0.01")))
+
+
+# What member_insights reads of a member's score.
+_SCORE_FIELDS = (
+    "as_of",
+    "recency_days",
+    "frequency_12m",
+    "monetary_12m",
+    "r",
+    "f",
+    "m",
+    "segment",
+    "action",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_spend",
+    "clv_12m",
+)
+
+# The member's score (when profiled) and latest NPS answer in one read;
+# the answer is nps_latest's (same order, tests/insights/test_reports.py).
+_MEMBER_INSIGHTS_SQL = (
+    "SELECT "
+    + ", ".join(f"s.{field}" for field in _SCORE_FIELDS)
+    + """, n.score, n.occurred_at
+FROM (SELECT %(member)s::bigint AS id) me
+LEFT JOIN insights_memberscore s ON s.member_id = me.id AND %(profiling)s
+LEFT JOIN LATERAL (
+    SELECT a.score, a.occurred_at FROM insights_npsresponse a
+    WHERE a.member_id = me.id ORDER BY a.occurred_at DESC, a.id DESC LIMIT 1
+) n ON TRUE
+"""
+)
+
+
+def _member_reads(member: Member, profiling: bool) -> tuple[dict[str, Any] | None, Any]:
+    """(the member's score fields or None, their latest NPS answer or None)."""
+    if connection.vendor != "postgresql":  # SQLite (make run): two reads
+        score = None
+        if profiling:
+            score = MemberScore.objects.filter(member_id=member.pk).values(*_SCORE_FIELDS).first()
+        return score, nps_latest(member=member)
+    with connection.cursor() as cursor:
+        cursor.execute(_MEMBER_INSIGHTS_SQL, {"member": member.pk, "profiling": profiling})
+        row = cursor.fetchone()
+    *fields, nps_score, answered_at = row
+    score = dict(zip(_SCORE_FIELDS, fields, strict=True)) if fields[0] is not None else None
+    nps = None
+    if nps_score is not None:
+        nps = {
+            "score": nps_score,
+            "category": NpsResponse.category_of(nps_score),
+            "answered_at": answered_at.isoformat(),
+        }
+    return score, nps
 
 
 def member_insights(*, member: Member) -> dict:
@@ -679,37 +967,37 @@ def member_insights(*, member: Member) -> dict:
     `GET /api/v1/members/{member_number}/insights`: {"member_number",
     "as_of", "profiling", "rfm", "churn", "value", "nps"}."""
     profiling = bool(member.profiling) and member.status == Member.Status.ACTIVE
-    score = MemberScore.objects.filter(member_id=member.pk).first() if profiling else None
+    score, nps = _member_reads(member, profiling)
     out: dict[str, Any] = {
         "member_number": member.member_number,
-        "as_of": score.as_of.isoformat() if score else None,
+        "as_of": score["as_of"].isoformat() if score else None,
         "profiling": profiling,
         "rfm": None,
         "churn": None,
         "value": None,
-        "nps": nps_latest(member=member),
+        "nps": nps,
     }
     if score is None:
         return out
     out["rfm"] = {
-        "recency_days": score.recency_days,
-        "frequency_12m": score.frequency_12m,
-        "monetary_12m": _money(score.monetary_12m),
-        "r": score.r,
-        "f": score.f,
-        "m": score.m,
-        "segment": score.segment,
-        "action": score.action,
+        "recency_days": score["recency_days"],
+        "frequency_12m": score["frequency_12m"],
+        "monetary_12m": _money(score["monetary_12m"]),
+        "r": score["r"],
+        "f": score["f"],
+        "m": score["m"],
+        "segment": score["segment"],
+        "action": score["action"],
     }
-    if score.p_alive is not None and score.expected_purchases_90d is not None:
+    if score["p_alive"] is not None and score["expected_purchases_90d"] is not None:
         out["churn"] = {
-            "p_alive": _round(score.p_alive, 4),
-            "expected_purchases_90d": _round(score.expected_purchases_90d, 4),
+            "p_alive": _round(score["p_alive"], 4),
+            "expected_purchases_90d": _round(score["expected_purchases_90d"], 4),
         }
-    if score.expected_spend is not None and score.clv_12m is not None:
+    if score["expected_spend"] is not None and score["clv_12m"] is not None:
         out["value"] = {
-            "expected_spend": _money(score.expected_spend),
-            "clv_12m": _money(score.clv_12m),
+            "expected_spend": _money(score["expected_spend"]),
+            "clv_12m": _money(score["clv_12m"]),
             "currency": member.market.currency,
         }
     return out

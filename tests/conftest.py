@@ -65,13 +65,15 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_client_cache() -> Iterator[None]:
-    from club.selectors import forget_cached_stores
+    from club.selectors import forget_cached_markets, forget_cached_stores
 
     forget_cached_clients()
     forget_cached_stores()
+    forget_cached_markets()
     yield
     forget_cached_clients()
     forget_cached_stores()
+    forget_cached_markets()
 
 
 @pytest.fixture(autouse=True)

@@ -241,7 +241,7 @@ def test_a_rollup_committing_mid_report_makes_it_read_again(monkeypatch):
     and the report reads again when they moved."""
     before, after = Rollup(pk=1, entry_id=10), Rollup(pk=1, entry_id=20)
     seen = iter([before, after, after, after])
-    monkeypatch.setattr(selectors, "_marks", lambda: next(seen))
+    monkeypatch.setattr(selectors, "_marks", lambda **_: next(seen))
     reads = []
     assert selectors._with_marks(lambda marks: reads.append(marks.entry_id) or len(reads)) == 2
     assert reads == [10, 20]
