@@ -35,7 +35,6 @@ from insights.models import (
     LotDay,
     MemberScore,
     NpsResponse,
-    Rollup,
 )
 from insights.rollups import cohort_changes
 from loyalty.models import LedgerEntry, Lot, LotMovement, Purchase, Redemption
@@ -222,6 +221,80 @@ def nps_latest(*, member: Member) -> dict[str, Any] | None:
     }
 
 
+# --- the rollup's marks -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """How far `insights_rollup` added up (insights.models.Rollup; 0 and
+    None: not yet, every row is added live), and `version`: the marks as
+    the database writes them (_MARKS_VERSION), to compare with the marks a
+    later statement reads beside the sums."""
+
+    entry_id: int = 0
+    movement_id: int = 0
+    member_id: int = 0
+    purchases_before: dt.datetime | None = None
+    version: str = ""
+
+
+# The marks as one text, '' before the first rollup: a statement that reads
+# rolled-up sums reads it beside them (in the same snapshot).
+_MARKS_VERSION = (
+    "COALESCE((SELECT CAST(entry_id AS TEXT) || ',' || CAST(movement_id AS TEXT) || ','"
+    " || CAST(member_id AS TEXT) || ',' || COALESCE(CAST(purchases_before AS TEXT), '')"
+    " FROM insights_rollup WHERE id = 1), '')"
+)
+
+_MARKS_SQL = (
+    """
+SELECT {settings} r.entry_id, r.movement_id, r.member_id, r.purchases_before, """
+    + _MARKS_VERSION
+    + """
+FROM (SELECT 1 AS id) one LEFT JOIN insights_rollup r ON r.id = one.id
+"""
+)
+
+# The reports' settings for the rest of their transaction (PostgreSQL): no
+# JIT (their reads are small: compiling them would cost more than running
+# them, and the planner's guesses over the ledger's tables call for it), and
+# a plan of its own for each statement, made with the marks' values: a
+# generic plan guesses a third of a table above any mark.
+_REPORT_SETTINGS = (
+    "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),"
+)
+
+
+def _marks(*, report_settings: bool = False) -> _Marks:
+    """How far `insights_rollup` added the ledger up. `report_settings`:
+    and _REPORT_SETTINGS for the rest of the transaction, in the same
+    statement."""
+    sql = _MARKS_SQL.format(settings=_REPORT_SETTINGS if report_settings else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        *_, entry_id, movement_id, member_id, purchases_before, version = cursor.fetchone()
+    if entry_id is None:
+        return _Marks(version=version)
+    if isinstance(purchases_before, str):  # SQLite's raw timestamps
+        purchases_before = dt.datetime.fromisoformat(purchases_before)
+    return _Marks(entry_id, movement_id, member_id, purchases_before, version)
+
+
+def _with_marks(read: Callable[[_Marks], tuple[T, str]]) -> T:
+    """`read(marks)`, which answers (its result, the marks' version read
+    beside its rolled-up sums), so that the sums it read are as of those
+    marks. A rollup that commits in between (its sums read with the old
+    marks: its rows counted twice) shows in that version: then it reads
+    again."""
+    for _ in range(10):
+        with transaction.atomic():
+            marks = _marks(report_settings=connection.vendor == "postgresql")
+            result, version = read(marks)
+            if version == marks.version:
+                return result
+    raise RuntimeError("insights: the rollup kept moving under the report")
+
+
 # --- cohorts ---------------------------------------------------------------------------
 
 
@@ -274,12 +347,17 @@ def _cohorts_rolled(
 # part (cohort_changes) has nothing to add and is not run. Counts, not
 # EXISTS: the news are found by the BRIN indexes on created_at, and an
 # EXISTS would tempt the planner into a scan from the table's start.
-_COHORTS_ROLLED_SQL = """
+_COHORTS_ROLLED_SQL = (
+    """
 SELECT 'size', cohort, NULL::date, members FROM insights_cohortsize
 WHERE market_id = %(market)s AND cohort >= %(first)s AND cohort < %(last)s
 UNION ALL
 SELECT 'active', cohort, month, active FROM insights_cohortmonth
 WHERE market_id = %(market)s AND cohort >= %(first)s AND cohort < %(last)s
+UNION ALL
+SELECT """
+    + _MARKS_VERSION
+    + """, NULL, NULL, NULL
 UNION ALL
 SELECT 'news', NULL, NULL,
        (SELECT COUNT(*) FROM loyalty_purchase p JOIN members_member m ON m.id = p.member_id
@@ -290,6 +368,7 @@ SELECT 'news', NULL, NULL,
           WHERE r.created_at >= %(moment)s AND {members})
        + (SELECT COUNT(*) FROM members_member m WHERE m.id > %(member)s AND {members})
 """
+)
 
 # The report's members: the market's, enrolled in its cohorts.
 _COHORT_MEMBERS = (
@@ -298,8 +377,10 @@ _COHORT_MEMBERS = (
 
 
 def _cohorts_since(
-    market: Market, start: dt.datetime, end: dt.datetime, marks: Rollup
-) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
+    market: Market, start: dt.datetime, end: dt.datetime, marks: _Marks
+) -> tuple[tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]], str]:
+    """((members per cohort, active members per (cohort, month)), the
+    marks' version the rolled-up counts were read with)."""
     first, last = _as_date(start.date()), _as_date(end.date())
     params = {"market": market.pk, "start": start, "end": end}
     with connection.cursor() as cursor:
@@ -317,14 +398,16 @@ def _cohorts_since(
         rows = cursor.fetchall()
     sizes: dict[dt.date, int] = {}
     active: dict[tuple[dt.date, dt.date], int] = {}
-    news = 0
+    news, version = 0, ""
     for part, cohort, month, count in rows:
         if part == "size":
             sizes[cohort] = count
         elif part == "active":
             active[(cohort, month)] = count
-        else:
+        elif part == "news":
             news = count
+        else:  # the marks' version: what the rolled-up counts are as of
+            version = part
     if news:
         new_sizes, changes = cohort_changes(
             moment_from=marks.purchases_before,
@@ -336,7 +419,7 @@ def _cohorts_since(
             sizes[cohort] = sizes.get(cohort, 0) + count
         for _, cohort, month, count in changes:
             active[(cohort, month)] = active.get((cohort, month), 0) + count
-    return {cohort: n for cohort, n in sizes.items() if n}, active
+    return ({cohort: n for cohort, n in sizes.items() if n}, active), version
 
 
 def retention_report(*, market: Market, month_from: dt.date, month_to: dt.date) -> dict:
@@ -422,60 +505,6 @@ def _lots_at(market: Market, moment: dt.datetime, as_of: dt.date) -> tuple[int, 
     return pending, expiring
 
 
-_MARKS_SQL = """
-SELECT {settings} r.entry_id, r.movement_id, r.member_id, r.purchases_before
-FROM (SELECT 1 AS id) one LEFT JOIN insights_rollup r ON r.id = one.id
-"""
-
-
-# The reports' settings for the rest of their transaction (PostgreSQL): no
-# JIT (their reads are small: compiling them would cost more than running
-# them, and the planner's guesses over the ledger's tables call for it), and
-# a plan of its own for each statement, made with the marks' values: a
-# generic plan guesses a third of a table above any mark.
-_REPORT_SETTINGS = (
-    "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),"
-)
-
-
-def _marks(*, report_settings: bool = False) -> Rollup:
-    """How far `insights_rollup` added the ledger up (marks 0: not yet,
-    every row is added live). `report_settings`: and _REPORT_SETTINGS for
-    the rest of the transaction, in the same statement."""
-    sql = _MARKS_SQL.format(settings=_REPORT_SETTINGS if report_settings else "")
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        *_, entry_id, movement_id, member_id, purchases_before = cursor.fetchone()
-    if entry_id is None:
-        return Rollup(pk=1)
-    if isinstance(purchases_before, str):  # SQLite's raw timestamps
-        purchases_before = dt.datetime.fromisoformat(purchases_before)
-    return Rollup(
-        pk=1,
-        entry_id=entry_id,
-        movement_id=movement_id,
-        member_id=member_id,
-        purchases_before=purchases_before,
-    )
-
-
-def _version(marks: Rollup) -> tuple[Any, ...]:
-    return (marks.entry_id, marks.movement_id, marks.member_id, marks.purchases_before)
-
-
-def _with_marks(read: Callable[[Rollup], T]) -> T:
-    """`read(marks)` with the rolled-up sums it reads as of those marks. A
-    rollup that commits in between (its sums read, the old marks: its rows
-    counted twice) shows in the marks read again: then it reads again."""
-    for _ in range(10):
-        with transaction.atomic():
-            marks = _marks(report_settings=connection.vendor == "postgresql")
-            result = read(marks)
-            if _version(_marks()) == _version(marks):
-                return result
-    raise RuntimeError("insights: the rollup kept moving under the report")
-
-
 # The lots due by today that the ageing job has not matured yet (few: the
 # partial index of the unmatured ones), each one's member looked up by its
 # key: joined, the planner guesses many and hashes every member of the market.
@@ -503,8 +532,8 @@ class _Span:
 class _Ledger:
     """What the liability report reads: the opening points before the
     twelve months, the points booked per (month, kind) in them, the lots as
-    they stand today (pending, remaining by expiry day; None for a past
-    as_of: rebuilt apart, _lots_at) and the points held."""
+    they stand today (pending, remaining per expiry month after today; None
+    for a past as_of: rebuilt apart, _lots_at) and the points held."""
 
     opening: int = 0
     booked: dict[tuple[dt.date, str], int] = field(default_factory=dict)
@@ -513,12 +542,20 @@ class _Ledger:
     held: int = 0
 
 
+def _by_month(by_day: dict[dt.date, int]) -> dict[dt.date, int]:
+    by_month: dict[dt.date, int] = {}
+    for day, points in by_day.items():
+        month = day.replace(day=1)
+        by_month[month] = by_month.get(month, 0) + points
+    return by_month
+
+
 def _lots_sum(
     groups: dict[tuple[dt.date, dt.date], int], due: int, today: dt.date
 ) -> tuple[int, dict[dt.date, int]]:
-    """(pending, remaining by expiry day after today) of the lots' points
-    per (expiry day, availability day): a lot available after today is
-    pending, and so are the `due` points of the lots available by today
+    """(pending, remaining per expiry month after today) of the lots'
+    points per (expiry day, availability day): a lot available after today
+    is pending, and so are the `due` points of the lots available by today
     that the ageing job has not matured yet (read live: the few of the day)."""
     pending = due + sum(
         points for (_, available_on), points in groups.items() if available_on > today
@@ -527,31 +564,48 @@ def _lots_sum(
     for (expires_on, _), points in groups.items():
         if expires_on > today:
             expiring[expires_on] = expiring.get(expires_on, 0) + points
-    return pending, expiring
+    return pending, _by_month(expiring)
 
 
 # Everything the liability report reads, as of the rollup's marks, in one
-# statement (PostgreSQL): per row its part and figures. The rolled-up rows
-# plus the entries, lots and movements above the marks, read live by their
-# keys (the members' market looked up per row: few rows).
+# statement (PostgreSQL), a row per figure: the rolled-up rows plus the
+# entries, lots and movements above the marks, read live by their keys (the
+# members' market looked up per row: few rows), and the marks' version.
 #   opening: the points booked before the twelve months;
 #   booked (month, kind): those of each of the twelve months, as_of's month
 #     from its days up to as_of;
-#   lots (expiry day, availability day), due: the lots as they stand today
-#     (only when as_of is today: %(lots)s);
+#   pending, expiring (month): the lots as they stand today, only when
+#     as_of is today (%(lots)s): a lot's remaining is its points plus its
+#     movements; pending are the lots available after today and those due
+#     by today that the ageing job has not matured yet (the few of the day);
 #   held: the points of the open holds made by the end of as_of.
-_LIABILITY_SQL = """
+_LIABILITY_SQL = (
+    """
 WITH live_entries AS (
     SELECT e.created_at, e.kind, e.points FROM loyalty_ledgerentry e
     WHERE e.id > %(entry)s AND e.created_at < %(end)s
       AND (SELECT m.market_id FROM members_member m WHERE m.id = e.member_id) = %(market)s
+),
+lots AS (
+    SELECT expires_on, available_on, points FROM insights_lotday
+    WHERE %(lots)s AND market_id = %(market)s
+      AND ((expires_on > %(today)s AND expires_on < %(horizon)s) OR available_on > %(today)s)
+    UNION ALL
+    SELECT l.expires_on, l.available_on, l.points FROM loyalty_lot l
+    WHERE %(lots)s AND l.entry_id > %(entry)s
+      AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
+    UNION ALL
+    SELECT l.expires_on, l.available_on, mv.points
+    FROM loyalty_lotmovement mv JOIN loyalty_lot l ON l.id = mv.lot_id
+    WHERE %(lots)s AND mv.id > %(movement)s
+      AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
 )
-SELECT 'opening', NULL::date, NULL::date, NULL::text,
+SELECT 'opening', NULL::date, NULL::text,
        (SELECT COALESCE(SUM(points), 0) FROM insights_ledgermonth
         WHERE market_id = %(market)s AND month < %(first)s)
        + (SELECT COALESCE(SUM(points), 0) FROM live_entries WHERE created_at < %(first_at)s)
 UNION ALL
-SELECT 'booked', month, NULL, kind, SUM(points) FROM (
+SELECT 'booked', month, kind, SUM(points) FROM (
     SELECT month, kind, points FROM insights_ledgermonth
     WHERE market_id = %(market)s AND month >= %(first)s AND month < %(this_month)s
     UNION ALL
@@ -562,33 +616,30 @@ SELECT 'booked', month, NULL, kind, SUM(points) FROM (
     FROM live_entries WHERE created_at >= %(first_at)s
 ) booked GROUP BY month, kind
 UNION ALL
-SELECT 'lots', expires_on, available_on, NULL, SUM(points) FROM (
-    SELECT expires_on, available_on, points FROM insights_lotday
-    WHERE market_id = %(market)s
-      AND ((expires_on > %(today)s AND expires_on < %(horizon)s) OR available_on > %(today)s)
-    UNION ALL
-    SELECT l.expires_on, l.available_on, l.points FROM loyalty_lot l
-    WHERE l.entry_id > %(entry)s
-      AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
-    UNION ALL
-    SELECT l.expires_on, l.available_on, mv.points
-    FROM loyalty_lotmovement mv JOIN loyalty_lot l ON l.id = mv.lot_id
-    WHERE mv.id > %(movement)s
-      AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
-) lots WHERE %(lots)s GROUP BY expires_on, available_on
+SELECT 'pending', NULL, NULL,
+       (SELECT COALESCE(SUM(points), 0) FROM lots WHERE available_on > %(today)s)
+       + (SELECT COALESCE(SUM(l.remaining), 0) FROM loyalty_lot l
+          WHERE NOT l.matured AND l.available_on <= %(today)s
+            AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s)
+WHERE %(lots)s
 UNION ALL
-SELECT 'due', NULL, NULL, NULL, SUM(l.remaining) FROM loyalty_lot l
-WHERE %(lots)s AND NOT l.matured AND l.available_on <= %(today)s
-  AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
+SELECT 'expiring', date_trunc('month', expires_on)::date, NULL, SUM(points) FROM lots
+WHERE expires_on > %(today)s GROUP BY 2
 UNION ALL
-SELECT 'held', NULL, NULL, NULL, SUM(r.points) FROM loyalty_redemption r
+SELECT 'held', NULL, NULL, SUM(r.points) FROM loyalty_redemption r
 JOIN members_member m ON m.id = r.member_id
 WHERE r.status = 'held' AND r.created_at < %(end)s AND m.market_id = %(market)s
+UNION ALL
+SELECT 'marks', NULL, """
+    + _MARKS_VERSION
+    + """, NULL
 """
+)
 
 
-def _liability_sql(market: Market, span: _Span, marks: Rollup) -> _Ledger:
-    """The report's figures in one statement (_LIABILITY_SQL)."""
+def _liability_sql(market: Market, span: _Span, marks: _Marks) -> tuple[_Ledger, str]:
+    """The report's figures in one statement (_LIABILITY_SQL), and the
+    marks' version read with them."""
     params = {
         "market": market.pk,
         "entry": marks.entry_id,
@@ -606,27 +657,26 @@ def _liability_sql(market: Market, span: _Span, marks: Rollup) -> _Ledger:
     with connection.cursor() as cursor:
         cursor.execute(_LIABILITY_SQL, params)
         rows = cursor.fetchall()
-    ledger = _Ledger()
-    groups: dict[tuple[dt.date, dt.date], int] = {}
-    due = 0
-    for part, day, other_day, kind, points in rows:
-        points = int(points or 0)
-        if part == "opening":
-            ledger.opening = points
-        elif part == "booked":
-            ledger.booked[(day, kind)] = points
-        elif part == "lots":
-            groups[(day, other_day)] = points
-        elif part == "due":
-            due = points
-        else:
-            ledger.held = points
+    ledger, version = _Ledger(), ""
     if span.as_of == span.today:
-        ledger.pending, ledger.expiring = _lots_sum(groups, due, span.today)
-    return ledger
+        ledger.expiring = {}
+    for part, month, kind, points in rows:
+        if part == "booked":
+            ledger.booked[(month, kind)] = int(points)
+        elif part == "expiring":
+            ledger.expiring[month] = int(points)  # type: ignore[index]
+        elif part == "opening":
+            ledger.opening = int(points)
+        elif part == "pending":
+            ledger.pending = int(points)
+        elif part == "held":
+            ledger.held = int(points or 0)
+        else:
+            version = kind
+    return ledger, version
 
 
-def _liability_orm(market: Market, span: _Span, marks: Rollup) -> _Ledger:
+def _liability_orm(market: Market, span: _Span, marks: _Marks) -> tuple[_Ledger, str]:
     """The same figures read with the ORM, a statement per part: SQLite's
     way (make run), and the tests' second opinion of _liability_sql."""
     zone = ZoneInfo(market.time_zone)
@@ -669,12 +719,12 @@ def _liability_orm(market: Market, span: _Span, marks: Rollup) -> _Ledger:
         ).aggregate(points=Sum("points"))["points"]
         or 0
     )
-    return ledger
+    return ledger, _marks().version
 
 
-def _lots_now(market: Market, span: _Span, marks: Rollup) -> tuple[int, dict[dt.date, int]]:
-    """(pending points, remaining points by expiry day after today) of the
-    market's lots as they stand, with the ORM: the rolled-up sums plus the
+def _lots_now(market: Market, span: _Span, marks: _Marks) -> tuple[int, dict[dt.date, int]]:
+    """(pending points, remaining points per expiry month after today) of
+    the market's lots as they stand, with the ORM: the rolled-up sums plus the
     lots and movements above the marks (a lot's remaining is its points
     plus its movements)."""
     today = span.today
@@ -753,14 +803,10 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     total = opening
 
     if ledger.pending is not None and ledger.expiring is not None:
-        pending, expiring_by_day = ledger.pending, ledger.expiring
+        pending, expiring_by_month = ledger.pending, ledger.expiring
     else:
         pending, expiring_by_day = _lots_at(market, span.end, as_of)
-    expiring_by_month: dict[dt.date, int] = {}
-    for day, points in expiring_by_day.items():
-        expiring_by_month[day.replace(day=1)] = (
-            expiring_by_month.get(day.replace(day=1), 0) + points
-        )
+        expiring_by_month = _by_month(expiring_by_day)
     held = ledger.held
     expired = -sum(m["expired"] for m in months)
     spent = -sum(m["redeemed"] for m in months) - sum(m["redeem_cancelled"] for m in months)

@@ -237,14 +237,46 @@ def test_the_rolled_up_retention_equals_the_purchases_before_and_after_news(
 
 def test_a_rollup_committing_mid_report_makes_it_read_again(monkeypatch):
     """Sums read after a rollup committed, with the marks from before it,
-    would count its rows twice: the marks are read again after the sums,
-    and the report reads again when they moved."""
-    before, after = Rollup(pk=1, entry_id=10), Rollup(pk=1, entry_id=20)
-    seen = iter([before, after, after, after])
+    would count its rows twice: the statement that reads the sums reads
+    the marks' version beside them, and the report reads again when that
+    is not the version of the marks it used."""
+    before = selectors._Marks(entry_id=10, version="10,0,0,")
+    after = selectors._Marks(entry_id=20, version="20,0,0,")
+    seen = iter([before, after])
     monkeypatch.setattr(selectors, "_marks", lambda **_: next(seen))
     reads = []
-    assert selectors._with_marks(lambda marks: reads.append(marks.entry_id) or len(reads)) == 2
+
+    def read(marks):
+        reads.append(marks.entry_id)
+        return len(reads), after.version  # the sums as of the new marks
+
+    assert selectors._with_marks(read) == 2
     assert reads == [10, 20]
+
+
+def test_the_marks_version_is_the_one_the_sums_are_read_with(make_member):
+    """The version the marks' read gives and the one a report's statement
+    reads beside its sums are written alike (else every report would read
+    again and again), and a rollup changes it."""
+    dk = Market.objects.get(code="DK")
+    points_adjust(actor=SYSTEM, member=make_member(market="DK"), points=10, reason="goodwill")
+    assert selectors._marks().version == ""
+    rollup_add()
+    marks = selectors._marks()
+    assert marks.entry_id > 0 and marks.version.startswith(f"{marks.entry_id},")
+    assert liability_report(market=dk)["outstanding"]["total"] >= 10  # read once
+    today = today_for(dk)
+    span = selectors._Span(
+        today=today,
+        as_of=today,
+        end=_midnight(dk, today + timedelta(days=1)),
+        first=_add_months(today.replace(day=1), -11),
+        first_at=_midnight(dk, _add_months(today.replace(day=1), -11)),
+        this_month=today.replace(day=1),
+        horizon=_add_months(today, 12),
+    )
+    assert selectors._liability_sql(dk, span, marks)[1] == marks.version
+    assert selectors._liability_orm(dk, span, marks)[1] == marks.version
 
 
 def test_the_marks_stay_while_a_session_is_hidden_from_the_role(make_member, monkeypatch):
