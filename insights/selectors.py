@@ -367,6 +367,7 @@ SELECT 'news', NULL, NULL,
           JOIN members_member m ON m.id = p.member_id
           WHERE r.created_at >= %(moment)s AND {members})
        + (SELECT COUNT(*) FROM members_member m WHERE m.id > %(member)s AND {members})
+WHERE %(moment)s IS NOT NULL
 """
 )
 
@@ -390,15 +391,16 @@ def _cohorts_since(
                 **params,
                 "first": first,
                 "last": last,
-                # No moment yet: every purchase is news.
-                "moment": marks.purchases_before or dt.datetime.min.replace(tzinfo=dt.UTC),
+                # None: no moment yet, nothing to count (all of it is news).
+                "moment": marks.purchases_before,
                 "member": marks.member_id,
             },
         )
         rows = cursor.fetchall()
     sizes: dict[dt.date, int] = {}
     active: dict[tuple[dt.date, dt.date], int] = {}
-    news, version = 0, ""
+    # Before the first rollup every count is live.
+    news, version = int(marks.purchases_before is None), ""
     for part, cohort, month, count in rows:
         if part == "size":
             sizes[cohort] = count
