@@ -260,9 +260,7 @@ def _nps_tier_groups(market: Market, date_from: dt.date, date_to: dt.date) -> di
         .order_by()
     )
     return {
-        row["member__tier__code"]: list(_nps_counts(row))
-        for row in rows
-        if any(_nps_counts(row))
+        row["member__tier__code"]: list(_nps_counts(row)) for row in rows if any(_nps_counts(row))
     }
 
 

@@ -174,9 +174,7 @@ def nps_rollups_add(*, market_id: int, changes: Counter[Cell]) -> None:
     rollup rows: a statement per table, the rows in the tables' key order,
     so two writers lock shared rows in the same order."""
     for table in (_DAY, _SUPERSEDED):
-        rows = sorted(
-            (cell, n) for cell, n in changes.items() if cell[0] == table and n != 0
-        )
+        rows = sorted((cell, n) for cell, n in changes.items() if cell[0] == table and n != 0)
         if not rows:
             continue
         sql, row_sql = _UPSERT[table]
