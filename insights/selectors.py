@@ -139,6 +139,8 @@ def _nps_pieces(first: dt.date, last: dt.date) -> list[tuple[str, dt.date, dt.da
     """[first, last] cut into at most three pieces, in order: the days before
     the first whole month, the whole months (span "month": the 1st of the
     first and of the last), the days after the last whole month."""
+    if first > last:
+        return []
     head, tail = first.replace(day=1), last.replace(day=1)
     last_of_tail = _add_months(tail, 1) - dt.timedelta(days=1)
     if head == tail and not (first == head and last == last_of_tail):
@@ -211,6 +213,8 @@ def _nps_rolled_up(
     """(tag, day, group_key, category, answers) of the parts, in one
     statement: one snapshot, so a write that commits meanwhile counts in all
     of them or in none."""
+    if not parts:  # an empty period
+        return []
     sql = (
         "SELECT tag, day, group_key, category, SUM(answers) FROM ("
         + " UNION ALL ".join(part for part, _ in parts)

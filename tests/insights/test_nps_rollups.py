@@ -358,3 +358,25 @@ def test_answers_at_once_leave_the_rollups_exact(api: Any, make_member: Any) -> 
         for group_by in (None, *NPS_GROUPS):
             got = nps_report(market=se, date_from=first, date_to=today, group_by=group_by)
             assert got == ranked_report(se, first, today, group_by)
+
+
+def test_a_period_that_ends_before_it_begins_counts_nothing(make_member: Any) -> None:
+    """The API refuses it; the dashboard's callers might not: no answer
+    counts, across a month's end or within one, as the ranking said."""
+    se = Market.objects.get(code="SE")
+    member = make_member()
+    now = timezone.now()
+    for days_back in (1, 40):
+        nps_response_record(
+            actor=SYSTEM,
+            member_ref={"member_number": member.member_number},
+            score=10,
+            touchpoint="app",
+            occurred_at=now - timedelta(days=days_back),
+        )
+    today = timezone.localtime(now, ZoneInfo(se.time_zone)).date()
+    for first, last in ((today, today - timedelta(days=60)), (today, today - timedelta(days=1))):
+        for group_by in (None, *NPS_GROUPS):
+            got = nps_report(market=se, date_from=first, date_to=last, group_by=group_by)
+            assert got == ranked_report(se, first, last, group_by)
+            assert got["responses"] == 0
