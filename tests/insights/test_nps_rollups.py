@@ -366,16 +366,19 @@ def test_a_period_that_ends_before_it_begins_counts_nothing(make_member: Any) ->
     se = Market.objects.get(code="SE")
     member = make_member()
     now = timezone.now()
-    for days_back in (1, 40):
+    days = []
+    for back in (timedelta(minutes=1), timedelta(days=40)):
         nps_response_record(
             actor=SYSTEM,
             member_ref={"member_number": member.member_number},
             score=10,
             touchpoint="app",
-            occurred_at=now - timedelta(days=days_back),
+            occurred_at=now - back,
         )
-    today = timezone.localtime(now, ZoneInfo(se.time_zone)).date()
-    for first, last in ((today, today - timedelta(days=60)), (today, today - timedelta(days=1))):
+        days.append(timezone.localtime(now - back, ZoneInfo(se.time_zone)).date())
+    # From an answer's day back to days before it: the pieces a period in
+    # order would read hold that answer.
+    for first, last in ((days[0], days[0] - timedelta(days=60)), (days[1], days[1] - timedelta(1))):
         for group_by in (None, *NPS_GROUPS):
             got = nps_report(market=se, date_from=first, date_to=last, group_by=group_by)
             assert got == ranked_report(se, first, last, group_by)
