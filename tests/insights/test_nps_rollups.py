@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from club.models import Market
 from insights.models import NpsDay, NpsResponse, NpsSuperseded
-from insights.selectors import NPS_GROUPS, _midnight, nps_figures, nps_report
+from insights.selectors import NPS_GROUPS, _midnight, nps_figures, nps_latest, nps_report
 from insights.services import nps_response_record
 from integrations.privacy import member_erase
 from tests.helpers import SYSTEM, in_parallel, set_tier
@@ -218,6 +218,17 @@ def test_the_rolled_up_report_equals_the_ranked_one(
                 occurred_at=now - timedelta(hours=7 * hours_back),
             )
         assert_rollups_recounted()
+        for member in members:  # a member's latest answer, beside the report's
+            latest = NpsResponse.objects.filter(member=member).order_by("occurred_at", "id").last()
+            assert nps_latest(member=member) == (
+                None
+                if latest is None
+                else {
+                    "score": latest.score,
+                    "category": NpsResponse.category_of(latest.score),
+                    "answered_at": latest.occurred_at.isoformat(),
+                }
+            )
         today = timezone.localtime(now, ZoneInfo(se.time_zone)).date()
         for a, b in periods:
             first, last = today - timedelta(days=max(a, b)), today - timedelta(days=min(a, b))
