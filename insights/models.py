@@ -28,6 +28,12 @@ class NpsResponse(models.Model):
     score = models.PositiveSmallIntegerField()
     comment = models.TextField(blank=True, max_length=2000)
     occurred_at = models.DateTimeField()
+    # When the member answered next (ordered by occurred_at, then id), null
+    # for their latest: the report's rollups count an answer as superseded
+    # from that day on (insights/services.py keeps it).
+    next_occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text="The member's next answer's time; null: the latest."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     client = models.ForeignKey(
         "core.ApiClient",
@@ -56,6 +62,72 @@ class NpsResponse(models.Model):
         if score >= 7:
             return "passive"
         return "detractor"
+
+
+class NpsDay(models.Model):
+    """How many of one market's NPS answers fell on one day (`span` "day")
+    or in one month (`span` "month", `day` its 1st), market time, per
+    category, in one grouping: all of them (`group_by` "", `group_key` ""),
+    by touchpoint (the touchpoint) or by store (the store's id, "" without
+    one). Kept by insights/services.py in each answer's transaction."""
+
+    class Span(models.TextChoices):
+        DAY = "day"
+        MONTH = "month"
+
+    # Its unique key leads with the market: no index of its own.
+    market = models.ForeignKey(
+        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    group_by = models.CharField(max_length=10, blank=True)
+    group_key = models.CharField(max_length=16, blank=True)
+    category = models.CharField(max_length=9)
+    span = models.CharField(max_length=5, choices=Span.choices)
+    day = models.DateField()
+    answers = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "group_by", "span", "day", "group_key", "category"],
+                name="npsday_cell",
+            ),
+        ]
+
+
+class NpsSuperseded(models.Model):
+    """How many of the answers counted in `NpsDay` were followed by the
+    member's next answer, by the answer's day and the next one's
+    (`next_day`). `span` says which is a day and which a month (its 1st):
+    "dd", "dm", "md", "mm" (answer, next). Each superseded answer is in
+    all four, so a report's period splits into whole months and the days
+    at its ends and reads a few cells of each."""
+
+    class Span(models.TextChoices):
+        DAYS = "dd"
+        DAY_MONTH = "dm"
+        MONTH_DAY = "md"
+        MONTHS = "mm"
+
+    # Its unique key leads with the market: no index of its own.
+    market = models.ForeignKey(
+        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    group_by = models.CharField(max_length=10, blank=True)
+    group_key = models.CharField(max_length=16, blank=True)
+    category = models.CharField(max_length=9)
+    span = models.CharField(max_length=2, choices=Span.choices)
+    day = models.DateField()
+    next_day = models.DateField()
+    answers = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "group_by", "span", "day", "next_day", "group_key", "category"],
+                name="npssuperseded_cell",
+            ),
+        ]
 
 
 class MemberScore(models.Model):

@@ -24,7 +24,7 @@ from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber, TruncMonth
 
 from club.dates import today_for
-from club.models import Market
+from club.models import Market, Store
 from club.selectors import market_recent
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
@@ -139,6 +139,139 @@ _CATEGORY_COUNTS = {
 }
 
 
+def _nps_pieces(first: dt.date, last: dt.date) -> list[tuple[str, dt.date, dt.date]]:
+    """[first, last] cut into at most three pieces, in order: the days before
+    the first whole month, the whole months (span "month": the 1st of the
+    first and of the last), the days after the last whole month."""
+    if first > last:
+        return []
+    head, tail = first.replace(day=1), last.replace(day=1)
+    last_of_tail = _add_months(tail, 1) - dt.timedelta(days=1)
+    if head == tail and not (first == head and last == last_of_tail):
+        return [("day", first, last)]
+    pieces = []
+    months_from, months_to = head, tail
+    if first != head:
+        pieces.append(("day", first, _add_months(head, 1) - dt.timedelta(days=1)))
+        months_from = _add_months(head, 1)
+    if last != last_of_tail:
+        months_to = _add_months(tail, -1)
+    if months_from <= months_to:
+        pieces.append(("month", months_from, months_to))
+    if last != last_of_tail:
+        pieces.append(("day", tail, last))
+    return pieces
+
+
+# One part of the report's statement: the answers of some cells of a table
+# (the superseded ones taken away), labelled with the part's tag (0: the
+# period's totals, 1: its groups) and, for the trend by month, the day.
+_NPS_PART = (
+    "SELECT {tag} AS tag, {day} AS day, group_key, category, {sign}answers AS answers "
+    "FROM insights_{table} WHERE market_id = %s AND group_by = %s AND span = %s "
+    "AND day BETWEEN %s AND %s{next_day}"
+)
+
+
+def _nps_period_parts(
+    tag: int, group_by: str, first: dt.date, last: dt.date, *, by_day: bool = False
+) -> list[tuple[str, list[Any]]]:
+    """The parts that count the period [first, last]: its answers less those
+    superseded within it. With `by_day`, each month of the period on its own
+    (the trend: the period's pieces are each within a month, or whole
+    months; an answer superseded in its own month is in "mm" with next_day
+    equal to day)."""
+    day = "day" if by_day else "CAST(NULL AS DATE)"
+    pieces = _nps_pieces(first, last)
+    parts: list[tuple[str, list[Any]]] = []
+    for span, start, end in pieces:
+        parts.append(
+            (
+                _NPS_PART.format(tag=tag, day=day, sign="", table="npsday", next_day=""),
+                [group_by, span, start, end],
+            )
+        )
+    for i, (span, start, end) in enumerate(pieces):
+        # An answer's next one is on its day or later: in its piece or a later one.
+        thens = [pieces[i]] if by_day else pieces[i:]
+        for later_span, later_start, later_end in thens:
+            cells = span[0] + later_span[0]
+            if by_day and cells == "mm":
+                next_day, extra = " AND next_day = day", []
+            else:
+                next_day, extra = " AND next_day BETWEEN %s AND %s", [later_start, later_end]
+            parts.append(
+                (
+                    _NPS_PART.format(
+                        tag=tag, day=day, sign="-", table="npssuperseded", next_day=next_day
+                    ),
+                    [group_by, cells, start, end, *extra],
+                )
+            )
+    return parts
+
+
+def _nps_rolled_up(
+    market: Market, parts: list[tuple[str, list[Any]]]
+) -> list[tuple[int, dt.date | None, str, str, int]]:
+    """(tag, day, group_key, category, answers) of the parts, in one
+    statement: one snapshot, so a write that commits meanwhile counts in all
+    of them or in none."""
+    if not parts:  # an empty period
+        return []
+    sql = (
+        "SELECT tag, day, group_key, category, SUM(answers) FROM ("
+        + " UNION ALL ".join(part for part, _ in parts)
+        + ") parts GROUP BY tag, day, group_key, category"
+    )
+    params = [value for _, part_params in parts for value in (market.pk, *part_params)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            (tag, dt.date.fromisoformat(day) if isinstance(day, str) else day, key, cat, int(n))
+            for tag, day, key, cat, n in cursor.fetchall()
+        ]
+
+
+_CATEGORIES = {"promoter": 0, "passive": 1, "detractor": 2}
+
+
+def _nps_tally(rows: Any) -> dict[Any, list[int]]:
+    """[promoters, passives, detractors] per label from (label, category,
+    answers) rows."""
+    tally: dict[Any, list[int]] = {}
+    for label, category, answers in rows:
+        tally.setdefault(label, [0, 0, 0])[_CATEGORIES[category]] += answers
+    return tally
+
+
+def _nps_tier_groups(market: Market, date_from: dt.date, date_to: dt.date) -> dict[Any, list[int]]:
+    """[promoters, passives, detractors] per tier code (the member's tier
+    now, which no rollup can know), ranking the period's answers live: each
+    member's latest (occurred_at, then id) counts."""
+    answers = NpsResponse.objects.filter(
+        market=market,
+        occurred_at__gte=_midnight(market, date_from),
+        occurred_at__lt=_midnight(market, date_to + dt.timedelta(days=1)),
+    )
+    ranked = answers.annotate(
+        rank=Window(
+            RowNumber(),
+            partition_by=[F("member_id")],
+            order_by=[F("occurred_at").desc(), F("id").desc()],
+        )
+    ).filter(rank=1)
+    rows = (
+        NpsResponse.objects.filter(id__in=ranked.values("id"))
+        .values("member__tier__code")
+        .annotate(**_CATEGORY_COUNTS)
+        .order_by()
+    )
+    return {
+        row["member__tier__code"]: list(_nps_counts(row)) for row in rows if any(_nps_counts(row))
+    }
+
+
 def nps_report(
     *, market: Market, date_from: dt.date, date_to: dt.date, group_by: str | None = None
 ) -> dict:
@@ -149,58 +282,51 @@ def nps_report(
     store code (null: no store), the member's tier code now, or the month
     `YYYY-MM`. By month each member counts once per month, with their latest
     answer in it (a trend); the other groups split the period's answers.
+    Read from the rollups the answers' writes keep (insights/services.py):
+    exact as the data stand when asked; by tier the answers are ranked live.
     The answer of `GET /api/v1/insights/nps`: {"market", "from", "to",
     "responses", "promoters", "passives", "detractors", "nps", "ci95",
     ["groups"]}."""
     if group_by is not None and group_by not in NPS_GROUPS:
         raise ValueError(f"group_by: {group_by!r}")
-    zone = ZoneInfo(market.time_zone)
-    answers = NpsResponse.objects.filter(
-        market=market,
-        occurred_at__gte=_midnight(market, date_from),
-        occurred_at__lt=_midnight(market, date_to + dt.timedelta(days=1)),
-    ).annotate(month=TruncMonth("occurred_at", tzinfo=zone))
-
-    def latest(per_month: bool) -> Any:
-        partition = [F("member_id"), F("month")] if per_month else [F("member_id")]
-        ranked = answers.annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=partition,
-                order_by=[F("occurred_at").desc(), F("id").desc()],
+    groups: dict[Any, list[int]] | None = None
+    if group_by == "tier":
+        groups = _nps_tier_groups(market, date_from, date_to)
+        total = [sum(counts[i] for counts in groups.values()) for i in range(3)]
+    elif group_by in ("touchpoint", "store"):
+        # Each answer has one touchpoint and one store (or none): the groups
+        # add up to the period.
+        rows = _nps_rolled_up(market, _nps_period_parts(1, group_by, date_from, date_to))
+        groups = _nps_tally((key, category, n) for _, _, key, category, n in rows)
+        total = [sum(counts[i] for counts in groups.values()) for i in range(3)]
+    else:
+        parts = _nps_period_parts(0, "", date_from, date_to)
+        if group_by == "month":
+            parts += _nps_period_parts(1, "", date_from, date_to, by_day=True)
+        rows = _nps_rolled_up(market, parts)
+        total = _nps_tally((tag, c, n) for tag, _, _, c, n in rows if tag == 0).get(0, [0, 0, 0])
+        if group_by == "month":
+            groups = _nps_tally(
+                (_month(day), category, n) for tag, day, _, category, n in rows if tag == 1
             )
-        ).filter(rank=1)
-        return NpsResponse.objects.filter(id__in=ranked.values("id")).annotate(
-            month=TruncMonth("occurred_at", tzinfo=zone)
-        )
-
-    total = latest(False).aggregate(**_CATEGORY_COUNTS)
     out: dict[str, Any] = {
         "market": market.code,
         "from": date_from.isoformat(),
         "to": date_to.isoformat(),
-        **nps_figures(*_nps_counts(total)),
+        **nps_figures(*total),
     }
-    if group_by is not None:
-        key = {
-            "touchpoint": "touchpoint",
-            "store": "store__code",
-            "tier": "member__tier__code",
-            "month": "month",
-        }[group_by]
-        rows = (
-            latest(group_by == "month")
-            .values(key)
-            .annotate(**_CATEGORY_COUNTS)
-            .order_by(F(key).asc(nulls_last=True))
-        )
-        groups = []
-        for row in rows:
-            value = row[key]
-            if group_by == "month":
-                value = _month(_as_date(value))
-            groups.append({"key": value, **nps_figures(*_nps_counts(row))})
-        out["groups"] = groups
+    if groups is not None:
+        labels = {key: key for key in groups}
+        if group_by == "store":
+            codes = dict(
+                Store.objects.filter(pk__in=[int(key) for key in groups if key]).values_list(
+                    "pk", "code"
+                )
+            )
+            labels = {key: codes[int(key)] if key else None for key in groups}
+        present = [key for key, counts in groups.items() if any(counts)]
+        present.sort(key=lambda key: (labels[key] is None, labels[key] or ""))
+        out["groups"] = [{"key": labels[key], **nps_figures(*groups[key])} for key in present]
     return out
 
 

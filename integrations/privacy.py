@@ -41,6 +41,7 @@ from core.jobs import JobResult, Progress, job
 from core.models import IdempotencyRecord
 from core.outbox import outbox_add
 from insights.models import MemberScore, NpsResponse
+from insights.services import nps_responses_delete
 from journeys.models import ActivityEvent, MemberMission
 from loyalty.ledger import account_lock
 from loyalty.models import LedgerEntry, Purchase, Redemption, Return, TierChange
@@ -327,8 +328,8 @@ def member_erase(*, member: Member, actor: Actor, now: datetime | None = None) -
                     event.response = _scrubbed(event.response)
                     event.save(update_fields=["properties", "response"])
             # What the club learnt about them goes: their NPS answers (with
-            # their comments) and their scores.
-            NpsResponse.objects.filter(member_id=locked.pk).delete()
+            # their comments, out of the report's rollups too) and their scores.
+            nps_responses_delete(member=locked)
             MemberScore.objects.filter(member_id=locked.pk).delete()
             _stored_answers_scrub(locked.member_number)
             # Consents end with the member: each one still granted is
