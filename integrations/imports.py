@@ -103,7 +103,10 @@ MAX_LENGTHS = {
 
 # Python's str.strip() whitespace, which the check trims in SQL as well (the
 # server's CSV parser keeps it).
-_WHITESPACE_SQL = "E'" + "".join(f"\\u{c:04x}" for c in range(0x10000) if chr(c).isspace()) + "'"
+_WHITESPACE = [c for c in range(0x10000) if chr(c).isspace()]
+_WHITESPACE_SQL = "E'" + "".join(f"\\u{c:04x}" for c in _WHITESPACE) + "'"
+# The first or last character of a value to trim (0: the empty string).
+_EDGES_SQL = "'{" + ",".join(str(c) for c in [0, *_WHITESPACE]) + "}'::int[]"
 
 
 def _trim(column: str) -> str:
@@ -480,10 +483,23 @@ def _copy_plain(table: str, header: list[str], data: bytes) -> int:
         return cursor.rowcount
 
 
-def _trimmed(columns: list[str]) -> str:
-    """The staging columns, trimmed, empty as NULL (Python's csv path has
-    done so already: no change there)."""
-    return ", ".join(f"{_trim(name)} AS {name}" for name in columns)
+def _trim_copied(table: str, columns: list[str]) -> None:
+    """The values the server's CSV parser copied, trimmed and empty as NULL
+    in place, as the csv path cleans them (only the few rows that change are
+    written): the check then reads plain columns, whose statistics give the
+    planner true estimates of its joins (on a trimmed expression it guessed
+    a few rows and probed the members' index once per row rather than
+    hashing them)."""
+    # Which rows to write, by their values' first and last characters: a
+    # lookup of two code points costs less than trimming every value.
+    edges = " OR ".join(
+        f"ascii({name}) = ANY({_EDGES_SQL}) OR ascii(right({name}, 1)) = ANY({_EDGES_SQL})"
+        for name in columns
+    )
+    _execute(
+        f"UPDATE {table} SET {', '.join(f'{name} = {_trim(name)}' for name in columns)} "
+        f"WHERE {edges}"
+    )
 
 
 def _too_long(columns: list[str]) -> str:
@@ -571,6 +587,10 @@ class _Run:
                 # A merge join sorts the chunk's wide rows; a hash join or an
                 # index lookup does not.
                 _execute("SET LOCAL enable_mergejoin = off")
+                # A chunk's commit need not wait for its WAL to reach the
+                # disk: a crash loses at most the last chunks, which running
+                # the file again imports (docs/imports.md).
+                _execute("SET LOCAL synchronous_commit = off")
                 rows = self._load(file, chunk)
                 if first_chunk:
                     # Temporary tables have no autovacuum. The joined columns'
@@ -598,11 +618,13 @@ class _Run:
                     logger.debug("%.3fs COPY of %s lines", time.perf_counter() - started, copied)
                     if copied != chunk.rows:
                         raise _NotPlain  # a line `\.` ends COPY's data early
-                    return copied
             except (psycopg.Error, _NotPlain):
                 # Too many or too few fields on a line, a NUL, not UTF-8, a
                 # blank line: the csv module's reading says which line and why.
                 chunk = file.refused(chunk)
+            else:
+                _trim_copied(self.table, file.header)
+                return copied
         _copy_rows(
             self.table,
             ["line", "pre_error", *self.columns],
@@ -733,9 +755,8 @@ class _MembersRun(_Run):
         _execute(f"TRUNCATE {t}_emails, {t}_phones")
         bad = []
         for (email,) in _execute(
-            f"SELECT DISTINCT e FROM (SELECT {_trim('email')} AS e FROM {t} "
-            f"WHERE pre_error IS NULL) x WHERE e IS NOT NULL "
-            "AND (e !~ %s OR length(e) - position('@' IN e) > 63)",
+            f"SELECT DISTINCT email FROM {t} WHERE pre_error IS NULL AND email IS NOT NULL "
+            "AND (email !~ %s OR length(email) - position('@' IN email) > 63)",
             [_PLAIN_EMAIL],
         ):
             try:
@@ -746,8 +767,7 @@ class _MembersRun(_Run):
             _copy_rows(f"{t}_emails", ["email"], bad)
         phones = []
         for phone, market_code in _execute(
-            f"SELECT DISTINCT {_trim('phone')}, {_trim('market')} "
-            f"FROM {t} WHERE pre_error IS NULL AND {_trim('phone')} IS NOT NULL"
+            f"SELECT DISTINCT phone, market FROM {t} WHERE pre_error IS NULL AND phone IS NOT NULL"
         ):
             market = self.markets.get((market_code or "").upper())
             try:
@@ -872,8 +892,7 @@ class _MembersRun(_Run):
                                             WHEN c.market IS NULL THEN 'market is required'
                                             WHEN m.id IS NULL THEN 'unknown market ' || c.market
                                         END AS key_error
-                                    FROM (SELECT line, pre_error, {_trimmed(MEMBER_COLUMNS)}
-                                          FROM {t} OFFSET 0) c
+                                    FROM {t} c
                                     LEFT JOIN club_market m ON m.code = upper(c.market)
                                     LEFT JOIN unnest(%(markets)s::bigint[], %(todays)s::date[],
                                                      %(expiries)s::date[])
@@ -1131,8 +1150,7 @@ class _PurchasesRun(_Run):
                                        THEN 'member_external_id or member_number is required'
                                    WHEN st.id IS NULL THEN 'unknown store ' || c.store_code
                                END AS early_error
-                        FROM (SELECT line, pre_error, {_trimmed(PURCHASE_COLUMNS)} FROM {t}
-                              OFFSET 0) c
+                        FROM {t} c
                         LEFT JOIN club_store st ON st.code = c.store_code
                         LEFT JOIN club_market m ON m.id = st.market_id
                         LEFT JOIN members_member bx ON bx.market_id = st.market_id
@@ -1184,6 +1202,10 @@ class _PurchasesRun(_Run):
                                  s.category, 'quantity', 1, 'amount', s.total_n::text)) END,
                        0, 0, 0, 0, 0, 0, s.body_hash, '{{"imported": true}}'::jsonb, true, %(now)s
                 FROM {t}_checked s WHERE s.new_id IS NOT NULL
+                -- In the members' order: the member_id index and the
+                -- foreign key checks at the commit walk the members' pages
+                -- in order rather than at random.
+                ORDER BY s.member_id
                 ON CONFLICT (store_id, receipt_id) DO NOTHING
                 RETURNING 1
             )

@@ -48,8 +48,9 @@ class TierChange(models.Model):
         STAFF = "staff"
         IMPORT = "import"
 
+    # No index of its own: tierchange_member (member, -changed_at) serves it.
     member = models.ForeignKey(
-        "members.Member", on_delete=models.PROTECT, related_name="tier_changes"
+        "members.Member", on_delete=models.PROTECT, related_name="tier_changes", db_index=False
     )
     from_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")
     to_tier = models.ForeignKey("club.Tier", on_delete=models.PROTECT, related_name="+")

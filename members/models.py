@@ -42,7 +42,12 @@ class Member(models.Model):
     language = models.CharField(max_length=8, blank=True)
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.STORE)
     enrolment_store = models.ForeignKey(
-        "club.Store", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "club.Store",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # member_enrolment_store: only the members who have one
     )
     enrolled_at = models.DateTimeField(auto_now_add=True)
     marketing_email = models.BooleanField(default=False)
@@ -77,6 +82,13 @@ class Member(models.Model):
                 name="member_tier_validity",
             ),
             models.Index(fields=["phone"], name="member_phone"),
+            # A store's members (its deletion's check): imported members and
+            # those enrolled online have none, and write no entry here.
+            models.Index(
+                fields=["enrolment_store"],
+                condition=Q(enrolment_store__isnull=False),
+                name="member_enrolment_store",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

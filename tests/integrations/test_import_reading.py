@@ -56,6 +56,41 @@ def test_whitespace_around_values_is_trimmed_as_by_python(demo: None, tmp_path: 
     assert (found.email, found.last_name) == ("t1@old.test", "Berg")
 
 
+def test_a_value_of_whitespace_only_is_empty_and_inner_whitespace_stays(
+    demo: None, tmp_path: Path
+) -> None:
+    text = HEAD + "E-1,SE, \u2003\x1c ,Empty\nE-2,SE,e2@old.test,\u00a0Inner \u2003 Space\x85\n"
+    code, report = run("members", write(tmp_path, text))
+    assert lines(report) == [(2, "failed", "email or phone is required"), (3, "created", "")]
+    assert code == 1
+    assert member("E-2").last_name == "Inner \u2003 Space"
+
+
+def test_purchases_find_their_member_and_store_by_trimmed_values(
+    demo: None, tmp_path: Path
+) -> None:
+    """The lookups join the staging columns trimmed in place (the server's
+    CSV parser keeps the whitespace)."""
+    code, _ = run("members", write(tmp_path, HEAD + "B-1,SE,b1@old.test,Buyer\n"))
+    assert code == 0
+    text = (
+        "member_external_id,store_code,receipt_id,occurred_at,currency,total\n"
+        "\u3000B-1 , SE-001\t,OLD-R-1 ,2024-05-17, SEK,12.50\u2028\n"
+        "B-2,SE-001,OLD-R-2,2024-05-17,SEK,1.00\n"
+    )
+    code, report = run("purchases", write(tmp_path, text, "purchases.csv"))
+    assert [(r["line"], r["receipt_id"], r["status"], r["error"]) for r in report] == [
+        ("2", "OLD-R-1", "created", ""),
+        ("3", "OLD-R-2", "failed", "unknown member_external_id B-2 in market SE"),
+    ]
+    bought = member("B-1").purchases.get()
+    assert (bought.receipt_id, bought.store.code, str(bought.total)) == (
+        "OLD-R-1",
+        "SE-001",
+        "12.50",
+    )
+
+
 ODD_FILE = (
     HEAD
     + "P-1,SE,p1@old.test,A\n"  # line 2
