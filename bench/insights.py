@@ -68,7 +68,6 @@ AS_OF = "2026-06-30"
 # Targets of the insights issue, on a 2-core machine.
 FLOOR_FACTOR, MEMORY_MB = 3.0, 500.0
 CONNECTIONS = 4
-PAUSE_SECONDS = 2.0
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 
 
@@ -354,9 +353,6 @@ def drive(db: str, today: date, seconds: float, rounds: int) -> list[tuple[str, 
             wrk_path(base, path, key, cards if "card=" in path else numbers, 2)  # warm-up
         for _ in range(rounds):
             for name, path in cases:
-                # The workers finish what the last slice left in flight
-                # before this one starts: not counted against it.
-                time.sleep(PAUSE_SECONDS)
                 meter = CpuMeter({server.pid, bare.pid}, db)
                 meter.start()
                 data = wrk_path(base, path, key, cards if "card=" in path else numbers, seconds)
