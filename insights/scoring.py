@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
 SLICE = 100_000  # inputs read at a time
+WORK_MEM = "64MB"  # per sort or hash of the refresh's statements
 LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
 # `profiled` NOT MATERIALIZED: a materialized CTE hides the members'
@@ -77,22 +78,35 @@ days AS (
       AND NOT (p.total > 0 AND p.returned_amount >= p.total)
     GROUP BY 1, 2
 ),
-per_member AS (
+per_member AS MATERIALIZED (
     SELECT member_id, MIN(day) AS first_day, MAX(day) AS last_day, COUNT(*) - 1 AS x,
            SUM(value) - (ARRAY_AGG(value ORDER BY day))[1] AS repeat_value,
            COALESCE(SUM(receipts) FILTER (WHERE day > %(year_ago)s), 0) AS frequency,
            COALESCE(SUM(value) FILTER (WHERE day > %(year_ago)s), 0) AS monetary
     FROM days GROUP BY member_id
 ),
+recency_ranks AS (
+    SELECT last_day, SUM(COUNT(*)) OVER (ORDER BY last_day) - COUNT(*) AS below,
+           SUM(COUNT(*)) OVER () AS buyers
+    FROM per_member GROUP BY last_day
+),
+frequency_ranks AS (
+    SELECT frequency, SUM(COUNT(*)) OVER (ORDER BY frequency) - COUNT(*) AS below
+    FROM per_member GROUP BY frequency
+),
+monetary_ranks AS (
+    SELECT monetary, SUM(COUNT(*)) OVER (ORDER BY monetary) - COUNT(*) AS below
+    FROM per_member GROUP BY monetary
+),
 scored AS (
     SELECT pm.*,
-           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY last_day) - 1)
-                              / COUNT(*) OVER ()))::int AS r,
-           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY frequency) - 1)
-                              / COUNT(*) OVER ()))::int AS f,
-           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY monetary) - 1)
-                              / COUNT(*) OVER ()))::int AS m
+           LEAST(5, 1 + FLOOR(5.0 * rr.below / rr.buyers))::int AS r,
+           LEAST(5, 1 + FLOOR(5.0 * fr.below / rr.buyers))::int AS f,
+           LEAST(5, 1 + FLOOR(5.0 * mr.below / rr.buyers))::int AS m
     FROM per_member pm
+    JOIN recency_ranks rr ON rr.last_day = pm.last_day
+    JOIN frequency_ranks fr ON fr.frequency = pm.frequency
+    JOIN monetary_ranks mr ON mr.monetary = pm.monetary
 ),
 segmented AS (
     SELECT s.*, CASE
@@ -119,25 +133,54 @@ SELECT pr.id AS member_id, %(as_of)s - s.last_day AS recency_days,
 FROM profiled pr LEFT JOIN segmented s ON s.member_id = pr.id
 """
 
-# Each scored member's row written once, with its predictions: those of
-# its (x, t_x, T) and, with repeat transactions, of its (x, mean); the
-# others the spend model's mean at once. Equalities only, so the joins
-# hash (IS NOT DISTINCT FROM would not).
-_UPSERT_SQL = """
-INSERT INTO insights_memberscore (
-    member_id, market_id, as_of, recency_days, frequency_12m, monetary_12m, r, f, m,
-    segment, action, x, t_x, t_cal, mean_repeat_value, p_alive, expected_purchases_90d,
-    expected_purchases_52w, expected_spend, clv_12m)
-SELECT v.member_id, %(market)s, %(as_of)s, v.recency_days, v.frequency_12m, v.monetary_12m,
-       v.r, v.f, v.m, v.segment, v.action, v.x, v.t_x, v.t_cal, v.mean_repeat_value,
-       v.p_alive, v.e90, v.e52, ROUND(v.spend::numeric, 2),
-       ROUND((v.e52 * v.spend)::numeric, 2)
+# Each scored member's scores with its predictions: those of its (x, t_x,
+# T) and, with repeat transactions, of its (x, mean); the others the spend
+# model's mean at once. Equalities only, so the joins hash (IS NOT
+# DISTINCT FROM would not).
+_PREDICTED_SQL = """
+SELECT v.*, ROUND(v.spend::numeric, 2) AS expected_spend,
+       ROUND((v.e52 * v.spend)::numeric, 2) AS clv_12m
 FROM (SELECT s.*, c.p_alive, c.e90, c.e52,
              CASE WHEN s.x = 0 THEN %(first_only_spend)s::float8 ELSE sp.spend END AS spend
       FROM insights_scored s
       LEFT JOIN insights_churn_inputs c ON c.x = s.x AND c.t_x = s.t_x AND c.t_cal = s.t_cal
       LEFT JOIN insights_spend_inputs sp
         ON s.x > 0 AND sp.x = s.x AND sp.mean::numeric(14, 2) = s.mean_repeat_value) v
+"""
+
+# The members' rows that exist are updated in place, joined by hash: no
+# index probe nor row lock per member (as ON CONFLICT takes), and with
+# neither of its indexed columns changed (member, market and segment for
+# most members night to night) each new row version is a HOT update on
+# its own page (the table's fillfactor leaves the room, migration 0007):
+# no index entry written.
+_UPDATE_SQL = f"""
+UPDATE insights_memberscore ms SET
+    market_id = %(market)s, as_of = %(as_of)s,
+    recency_days = v.recency_days, frequency_12m = v.frequency_12m,
+    monetary_12m = v.monetary_12m, r = v.r, f = v.f, m = v.m,
+    segment = v.segment, action = v.action, x = v.x, t_x = v.t_x, t_cal = v.t_cal,
+    mean_repeat_value = v.mean_repeat_value, p_alive = v.p_alive,
+    expected_purchases_90d = v.e90, expected_purchases_52w = v.e52,
+    expected_spend = v.expected_spend, clv_12m = v.clv_12m
+FROM ({_PREDICTED_SQL}) v
+WHERE ms.member_id = v.member_id
+"""
+
+# The members without a row yet (all of them at a club's first refresh).
+# ON CONFLICT only for a row another market's refresh wrote meanwhile (a
+# member who moved market): its insert waits for that one, then updates.
+_INSERT_SQL = f"""
+INSERT INTO insights_memberscore (
+    member_id, market_id, as_of, recency_days, frequency_12m, monetary_12m, r, f, m,
+    segment, action, x, t_x, t_cal, mean_repeat_value, p_alive, expected_purchases_90d,
+    expected_purchases_52w, expected_spend, clv_12m)
+SELECT v.member_id, %(market)s, %(as_of)s, v.recency_days, v.frequency_12m, v.monetary_12m,
+       v.r, v.f, v.m, v.segment, v.action, v.x, v.t_x, v.t_cal, v.mean_repeat_value,
+       v.p_alive, v.e90, v.e52, v.expected_spend, v.clv_12m
+FROM ({_PREDICTED_SQL}) v
+WHERE NOT EXISTS (SELECT 1 FROM insights_memberscore ms WHERE ms.member_id = v.member_id)
+ORDER BY v.member_id
 ON CONFLICT (member_id) DO UPDATE SET
     market_id = EXCLUDED.market_id, as_of = EXCLUDED.as_of,
     recency_days = EXCLUDED.recency_days, frequency_12m = EXCLUDED.frequency_12m,
@@ -303,6 +346,9 @@ def market_refresh(*, market: Market, day: date) -> int:
             "SELECT pg_advisory_xact_lock(%(key)s, %(market)s)",
             {"key": LOCK_KEY, "market": market.pk},
         )
+        # The statements' sorts and hashes over a million members in memory
+        # rather than in temporary files (this transaction only).
+        _execute(f"SET LOCAL work_mem = '{WORK_MEM}'", {})
         sql, params = _named(
             _SCORE_SQL.format(profiled=profiled),
             profiled_params,
@@ -317,7 +363,7 @@ def market_refresh(*, market: Market, day: date) -> int:
         )
         for statement in _TEMP_TABLES_SQL:
             _execute(statement, {})
-        _execute(sql, params)
+        scored = _execute(sql, params)
         phase("score")
         sql, params = _named(
             _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
@@ -329,11 +375,11 @@ def market_refresh(*, market: Market, day: date) -> int:
         if purchase_model is not None:
             spend_model, first_only_spend = _fit_spend(market)
         phase("fit")
-        scored = _execute(
-            _UPSERT_SQL,
-            {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend},
-        )
-        phase("write")
+        written = {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend}
+        _execute(_UPDATE_SQL, written)
+        phase("update")
+        _execute(_INSERT_SQL, written)
+        phase("insert")
         FittedModel.objects.update_or_create(
             market=market,
             as_of=day,
