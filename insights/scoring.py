@@ -12,8 +12,10 @@ Per market, as of a day (the market's date at `as_of`):
      receipts, in the 12 months up to the day) and monetary value (their
      net spend), each scored 1 to 5 by quintile of rank within the market
      among the members who purchased (5 best): score = 1 + floor(5 x
-     (rank - 1) / n) with `rank()` in ascending order of merit, so members
-     tied on a value share the lower score;
+     (rank - 1) / n) with the rank in ascending order of merit as `rank()`
+     gives it (1 + how many have less: counted per distinct value, not by
+     sorting the members), so members tied on a value share the lower
+     score;
    - the segment and action of the contract's table, with FM the mean of
      the F and M scores rounded half up;
    - the BG/NBD inputs in weeks: x (transaction days after the first),
@@ -27,9 +29,10 @@ Per market, as of a day (the market's date at `as_of`):
 3. each distinct input's p_alive, expected transactions in 90 days and in
    52 weeks and expected spend (the model's mean p gamma / (q - 1) where
    x = 0) are computed once and copied into temporary tables (COPY);
-   one upsert then writes each member's `MemberScore` once, its scores
-   with the predictions of its inputs (joined on them) and clv_12m =
-   expected transactions in 52 weeks x expected spend;
+   each member's `MemberScore` is then written once, its scores with the
+   predictions of its inputs (joined on them) and clv_12m = expected
+   transactions in 52 weeks x expected spend: one UPDATE of the rows that
+   exist (HOT, on the table's half-free pages), one INSERT of the others;
 4. the fitted models are stored as a `FittedModel` of the market and day,
    with the segments' summary the segments report answers (one row read).
 
@@ -39,6 +42,7 @@ Run twice for the same day, it writes the same rows again: idempotent.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -60,13 +64,16 @@ logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
-SLICE = 100_000  # inputs read at a time
 WORK_MEM = "64MB"  # per sort or hash of the refresh's statements
 LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
 # `profiled` NOT MATERIALIZED: a materialized CTE hides the members'
 # statistics (200 rows guessed for a million), and the plan then walks the
 # purchases' member index a million times instead of scanning them once.
+# Each score's rank is rank()'s, 1 + how many buyers have less, from the
+# buyers counted per distinct value (a few hundred days, a few receipt
+# counts) and summed up to it: three sorts of a million rows saved, and
+# per_member materialized once for the three counts and the scores.
 _SCORE_SQL = """
 CREATE TEMP TABLE insights_scored ON COMMIT DROP AS
 WITH profiled AS NOT MATERIALIZED ({profiled}),
@@ -232,17 +239,35 @@ def _named(sql: str, params: list[Any], named: dict[str, Any]) -> tuple[str, dic
     return inlined, {**named, **names}
 
 
-def _columns(sql: str, params: dict[str, Any], width: int) -> np.ndarray:
-    """The rows of `sql` as a (width, rows) float array, read in slices so
-    that no list of a million tuples is ever built."""
-    slices = []
+# PostgreSQL's binary COPY: a header, then per row the number of fields
+# and each field's size and bytes (big-endian), then -1. Rows of fixed-size
+# fields without nulls are a numpy record array: no Python object per value.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+def _copy_rows(fields: dict[str, str]) -> np.dtype:
+    """The record of one binary COPY row of these fields (name: numpy type)."""
+    layout = [("fields", ">i2")]
+    for name, kind in fields.items():
+        layout += [(f"{name}_size", ">i4"), (name, kind)]
+    return np.dtype(layout)
+
+
+def _columns(sql: str, width: int) -> np.ndarray:
+    """The rows of `sql`, `width` float8 columns never null, as a (width,
+    rows) float array, read through a binary COPY."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while batch := cursor.fetchmany(SLICE):
-            slices.append(np.array(batch, dtype=float))
-    if not slices:
-        return np.empty((width, 0))
-    return np.concatenate(slices).T
+        with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+            data = b"".join(copy)
+    if not data.startswith(_COPY_HEADER) or not data.endswith(_COPY_TRAILER):
+        raise ValueError("insights_refresh: not a binary COPY of the inputs")
+    dtype = _copy_rows({f"c{i}": ">f8" for i in range(width)})
+    rows = np.frombuffer(data[len(_COPY_HEADER) : -len(_COPY_TRAILER)], dtype=dtype)
+    sizes = [rows[f"c{i}_size"] for i in range(width)]
+    if np.any(rows["fields"] != width) or any(np.any(size != 8) for size in sizes):
+        raise ValueError("insights_refresh: an input is null or not a float8")
+    return np.array([rows[f"c{i}"] for i in range(width)], dtype=float).reshape(width, len(rows))
 
 
 def _execute(sql: str, params: dict[str, Any]) -> int:
@@ -251,30 +276,39 @@ def _execute(sql: str, params: dict[str, Any]) -> int:
         return cursor.rowcount
 
 
-def _finite(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in values]
-
-
 def _copy_in(table: str, columns: dict[str, np.ndarray]) -> None:
-    """The arrays as the rows of a temporary table, through COPY: x as an
-    integer, the others as floats (their shortest repr, which PostgreSQL
-    reads back to the same double), a non-finite value as null."""
+    """The arrays as the rows of a temporary table, through a binary COPY
+    (each double exactly): x as an integer, the others as floats, a
+    non-finite value as null. The rows with one (a degenerate fit) go in
+    one by one: a null is no fixed-size field."""
     names = list(columns)
-    arrays = [
-        values.astype(int).tolist() if name == "x" else _finite(values)
-        for name, values in columns.items()
-    ]
+    kinds = {name: ">i4" if name == "x" else ">f8" for name in names}
+    finite = np.logical_and.reduce([np.isfinite(values) for values in columns.values()])
+    rows = np.empty(int(finite.sum()), dtype=_copy_rows(kinds))
+    rows["fields"] = len(names)
+    for name, values in columns.items():
+        rows[f"{name}_size"] = np.dtype(kinds[name]).itemsize
+        rows[name] = values[finite]
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in zip(*arrays, strict=True):
-                copy.write_row(row)
+        into = f"COPY {table} ({', '.join(names)}) FROM STDIN"
+        with cursor.cursor.copy(f"{into} (FORMAT binary)") as copy:
+            copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
+        if finite.all():
+            return
+        with cursor.cursor.copy(into) as copy:
+            for row in zip(*(columns[name][~finite] for name in names), strict=True):
+                copy.write_row(
+                    [
+                        int(v) if name == "x" else float(v) if np.isfinite(v) else None
+                        for name, v in zip(names, row, strict=True)
+                    ]
+                )
 
 
 def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
     x, t_x, t_cal, weights = _columns(
-        "SELECT x, t_x, t_cal, COUNT(*) FROM insights_scored "
+        "SELECT x::float8, t_x, t_cal, COUNT(*)::float8 FROM insights_scored "
         "WHERE x IS NOT NULL GROUP BY x, t_x, t_cal",
-        {"market": market.pk},
         4,
     )
     if not len(x):
@@ -304,9 +338,8 @@ def _fit_spend(market: Market) -> tuple[clv.GammaGamma | None, float | None]:
     # Every distinct (x, mean) of the members with repeat transactions: the
     # fit takes those with a positive mean, the predictions all of them.
     x, mean, weights = _columns(
-        "SELECT x, mean_repeat_value::float8, COUNT(*) FROM insights_scored "
+        "SELECT x::float8, mean_repeat_value::float8, COUNT(*)::float8 FROM insights_scored "
         "WHERE x > 0 GROUP BY x, mean_repeat_value",
-        {"market": market.pk},
         3,
     )
     fitted = mean > 0
@@ -364,6 +397,9 @@ def market_refresh(*, market: Market, day: date) -> int:
         for statement in _TEMP_TABLES_SQL:
             _execute(statement, {})
         scored = _execute(sql, params)
+        # The temporary tables' statistics (autovacuum never sees them): the
+        # fits' GROUP BYs and the writes' joins are planned on their sizes.
+        _execute("ANALYZE insights_scored", {})
         phase("score")
         sql, params = _named(
             _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
@@ -374,6 +410,7 @@ def market_refresh(*, market: Market, day: date) -> int:
         spend_model, first_only_spend = None, None
         if purchase_model is not None:
             spend_model, first_only_spend = _fit_spend(market)
+        _execute("ANALYZE insights_churn_inputs, insights_spend_inputs", {})
         phase("fit")
         written = {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend}
         _execute(_UPDATE_SQL, written)
@@ -391,7 +428,7 @@ def market_refresh(*, market: Market, day: date) -> int:
             },
         )
         phase("models")
-    phase("commit")  # the deferred foreign-key checks of the rows written
+    phase("commit")
     logger.info(
         "insights_refresh %s phases: %s",
         market.code,
