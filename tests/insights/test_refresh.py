@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from club.models import Market
@@ -191,6 +192,62 @@ def test_members_land_in_each_of_the_eight_segments(make_member, make_api):
     )
     insights_refresh(as_of=now, market="FI")
     assert not MemberScore.objects.filter(member=members[0]).exists()
+
+
+def test_members_tied_on_a_value_share_the_lower_score(make_member):
+    # Four buyers on one day, a receipt each: tied on recency and frequency
+    # (rank 1 of 4: score 1), spending 100, 100, 200 and 300 (ranks 1, 1,
+    # 3 and 4 of 4: scores 1, 1, 1 + floor(5 x 2 / 4) = 3 and 4).
+    day = timezone.now() - timedelta(days=3)
+    buyers = [make_member(market="FI", consents={"profiling": True}) for _ in range(4)]
+    for n, (member, amount) in enumerate(zip(buyers, ["100.00", "100.00", "200.00", "300.00"])):
+        buy(member, amount, store="FI-001", currency="EUR", occurred_at=day + timedelta(minutes=n))
+    insights_refresh(market="FI")
+    scores = [MemberScore.objects.get(member=member) for member in buyers]
+    assert [(s.r, s.f, s.m) for s in scores] == [(1, 1, 1), (1, 1, 1), (1, 1, 3), (1, 1, 4)]
+    # FM (1 + 3) / 2 = 2 and (1 + 4) / 2 rounded up = 3.
+    assert [s.segment for s in scores] == ["lost", "lost", "lost", "at_risk"]
+
+
+def test_the_next_night_rewrites_each_row_and_adds_the_new_members(make_member):
+    now = timezone.now()
+    regular = make_member(consents={"profiling": True})
+    mover = make_member(consents={"profiling": True})
+    buy(regular, "100.00", occurred_at=now - timedelta(days=10))
+    buy(regular, "150.00", occurred_at=now - timedelta(days=4))
+    buy(mover, "200.00", occurred_at=now - timedelta(days=5))
+    insights_refresh(as_of=now - timedelta(days=1), market="SE")
+    before = MemberScore.objects.get(member=regular)
+    assert not MemberScore.objects.filter(market__code="FI").exists()
+
+    # The next day: a new buyer, and a member who moved to Finland.
+    newcomer = make_member(consents={"profiling": True})
+    buy(newcomer, "300.00", occurred_at=now - timedelta(hours=2))
+    Member.objects.filter(pk=mover.pk).update(market=Market.objects.get(code="FI"))
+    insights_refresh(as_of=now, market="FI")
+    insights_refresh(as_of=now, market="SE")
+
+    after = MemberScore.objects.get(member=regular)
+    assert after.as_of == before.as_of + timedelta(days=1)
+    assert after.recency_days == before.recency_days + 1
+    assert after.t_cal == pytest.approx(before.t_cal + 1 / 7)
+    assert (after.x, after.frequency_12m, after.monetary_12m) == (1, 2, Decimal("250.00"))
+    added = MemberScore.objects.get(member=newcomer)
+    assert (added.as_of, added.frequency_12m, added.x) == (after.as_of, 1, 0)
+    assert added.p_alive is not None and added.segment is not None
+    # The mover's row is Finland's now (its refresh rewrote it), and
+    # Sweden's refresh, no longer profiling them, leaves it alone.
+    moved = MemberScore.objects.get(member=mover)
+    assert moved.market_id == Market.objects.get(code="FI").pk
+    assert moved.monetary_12m == Decimal("200.00")
+    assert MemberScore.objects.filter(member__in=[regular, mover, newcomer]).count() == 3
+
+
+def test_the_scores_pages_leave_room_for_the_nightly_update():
+    # Half of each page free: a row's next version fits beside it (HOT).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'insights_memberscore'")
+        assert cursor.fetchone()[0] == ["fillfactor=50"]
 
 
 def test_a_fully_returned_purchase_does_not_count(make_member):
