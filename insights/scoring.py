@@ -263,9 +263,14 @@ def _columns(sql: str, width: int) -> np.ndarray:
     if not data.startswith(_COPY_HEADER) or not data.endswith(_COPY_TRAILER):
         raise ValueError("insights_refresh: not a binary COPY of the inputs")
     dtype = _copy_rows({f"c{i}": ">f8" for i in range(width)})
-    rows = np.frombuffer(data[len(_COPY_HEADER) : -len(_COPY_TRAILER)], dtype=dtype)
+    body = data[len(_COPY_HEADER) : -len(_COPY_TRAILER)]
+    rows = np.frombuffer(body[: len(body) - len(body) % dtype.itemsize], dtype=dtype)
     sizes = [rows[f"c{i}_size"] for i in range(width)]
-    if np.any(rows["fields"] != width) or any(np.any(size != 8) for size in sizes):
+    if (
+        len(body) % dtype.itemsize
+        or np.any(rows["fields"] != width)
+        or any(np.any(size != 8) for size in sizes)
+    ):
         raise ValueError("insights_refresh: an input is null or not a float8")
     return np.array([rows[f"c{i}"] for i in range(width)], dtype=float).reshape(width, len(rows))
 

@@ -9,16 +9,17 @@ import csv
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from club.models import Market
 from core.jobs import jobs
 from insights.models import FittedModel, MemberScore
-from insights.scoring import insights_refresh
+from insights.scoring import _TEMP_TABLES_SQL, _columns, _copy_in, insights_refresh
 from insights.selectors import SEGMENTS
 from members.models import Member
 from tests.helpers import assert_problem, buy, give_back
@@ -248,6 +249,42 @@ def test_the_scores_pages_leave_room_for_the_nightly_update():
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'insights_memberscore'")
         assert cursor.fetchone()[0] == ["fillfactor=50"]
+
+
+def test_the_inputs_go_in_and_out_exactly_and_a_prediction_not_finite_as_null():
+    # What the fits copy in and read back (binary COPY): each double exact,
+    # a non-finite prediction (a degenerate fit's) null.
+    week = 1 / 7
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in _TEMP_TABLES_SQL:
+            cursor.execute(statement)
+        _copy_in(
+            "insights_churn_inputs",
+            {
+                "x": np.array([0.0, 2.0, 3.0]),
+                "t_x": np.array([0.0, week, 2 * week]),
+                "t_cal": np.array([3 * week, 4.5, 1e300]),
+                "p_alive": np.array([1.0, np.nan, 0.25]),
+                "e90": np.array([0.1, 0.2, np.inf]),
+                "e52": np.array([0.3, 0.4, 0.5]),
+            },
+        )
+        cursor.execute(
+            "SELECT x, t_x, t_cal, p_alive, e90, e52 FROM insights_churn_inputs ORDER BY x"
+        )
+        assert cursor.fetchall() == [
+            (0, 0.0, 3 * week, 1.0, 0.1, 0.3),
+            (2, week, 4.5, None, 0.2, 0.4),
+            (3, 2 * week, 1e300, 0.25, None, 0.5),
+        ]
+        x, t_x, t_cal = _columns(
+            "SELECT x::float8, t_x, t_cal FROM insights_churn_inputs ORDER BY x", 3
+        )
+        assert x.tolist() == [0.0, 2.0, 3.0]
+        assert t_x.tolist() == [0.0, week, 2 * week] and t_cal.tolist() == [3 * week, 4.5, 1e300]
+        assert _columns("SELECT t_x FROM insights_churn_inputs WHERE x > 5", 1).shape == (1, 0)
+        with pytest.raises(ValueError, match="null"):
+            _columns("SELECT p_alive FROM insights_churn_inputs", 1)
 
 
 def test_a_fully_returned_purchase_does_not_count(make_member):
