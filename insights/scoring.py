@@ -385,8 +385,12 @@ def market_refresh(*, market: Market, day: date) -> int:
             {"key": LOCK_KEY, "market": market.pk},
         )
         # The statements' sorts and hashes over a million members in memory
-        # rather than in temporary files (this transaction only).
+        # rather than in temporary files (this transaction only). No nested
+        # loop: every join here is of whole sets, and a table planned as
+        # empty (the scores' before a first refresh) made the insert's
+        # NOT EXISTS rescan it per member as it grew.
         _execute(f"SET LOCAL work_mem = '{WORK_MEM}'", {})
+        _execute("SET LOCAL enable_nestloop = off", {})
         sql, params = _named(
             _SCORE_SQL.format(profiled=profiled),
             profiled_params,
