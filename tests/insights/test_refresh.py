@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from club.models import Market
 from core.jobs import jobs
+from insights import scoring
 from insights.models import FittedModel, MemberScore
 from insights.scoring import _TEMP_TABLES_SQL, _columns, _copy_in, insights_refresh
 from insights.selectors import SEGMENTS
@@ -208,6 +209,26 @@ def test_members_tied_on_a_value_share_the_lower_score(make_member):
     assert [(s.r, s.f, s.m) for s in scores] == [(1, 1, 1), (1, 1, 1), (1, 1, 3), (1, 1, 4)]
     # FM (1 + 3) / 2 = 2 and (1 + 4) / 2 rounded up = 3.
     assert [s.segment for s in scores] == ["lost", "lost", "lost", "at_risk"]
+
+
+# Purchases aggregated for every member then the market's profiled buyers
+# kept, or picked by member first: the same ranks.
+@pytest.mark.parametrize("pick_below", [0.0, 2.0], ids=["aggregated first", "picked first"])
+def test_the_ranks_count_only_the_markets_profiled_buyers(make_member, monkeypatch, pick_below):
+    monkeypatch.setattr(scoring, "PICK_PURCHASES_BELOW", pick_below)
+    day = timezone.now() - timedelta(days=3)
+    buyers = [make_member(market="FI", consents={"profiling": True}) for _ in range(2)]
+    buy(buyers[0], "100.00", store="FI-001", currency="EUR", occurred_at=day)
+    buy(buyers[1], "300.00", store="FI-001", currency="EUR", occurred_at=day)
+    # Buyers who are not Finland's profiled ones: counted, they would make
+    # the 300 rank 4 of 4 (m 4), not 2 of 2 (m 1 + floor(5 x 1 / 2) = 3).
+    private = make_member(market="FI")
+    buy(private, "200.00", store="FI-001", currency="EUR", occurred_at=day)
+    swede = make_member(consents={"profiling": True})
+    buy(swede, "200.00", occurred_at=day)
+    insights_refresh(market="FI")
+    assert [MemberScore.objects.get(member=member).m for member in buyers] == [1, 3]
+    assert not MemberScore.objects.filter(member__in=[private, swede]).exists()
 
 
 def test_the_next_night_rewrites_each_row_and_adds_the_new_members(make_member):
