@@ -137,13 +137,28 @@ class MemberScore(models.Model):
     of scoring and of the models' fits.
     """
 
+    # No foreign keys in the database (db_constraint=False): the table is
+    # derived, rewritten nightly from a join with the members, and a key
+    # checked per row cost the first refresh a lock on each of a million
+    # members at COMMIT. Members and markets are never deleted (their rows
+    # are PROTECTed by cards, accounts, purchases); the ORM still cascades
+    # a member's delete here, erasure deletes the score, and a score whose
+    # member is no longer profiled goes at the next refresh.
     member = models.OneToOneField(
-        "members.Member", on_delete=models.CASCADE, primary_key=True, related_name="score"
+        "members.Member",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="score",
+        db_constraint=False,
     )
     # No index of its own: (market, segment) below serves the market's reads,
     # and each index costs the nightly write of a million rows.
     market = models.ForeignKey(
-        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
+        "club.Market",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     as_of = models.DateField()
     # RFM: null scores for a member who never purchased (in no segment).

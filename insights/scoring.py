@@ -12,8 +12,10 @@ Per market, as of a day (the market's date at `as_of`):
      receipts, in the 12 months up to the day) and monetary value (their
      net spend), each scored 1 to 5 by quintile of rank within the market
      among the members who purchased (5 best): score = 1 + floor(5 x
-     (rank - 1) / n) with `rank()` in ascending order of merit, so members
-     tied on a value share the lower score;
+     (rank - 1) / n) with the rank in ascending order of merit as `rank()`
+     gives it (1 + how many have less: counted per distinct value, not by
+     sorting the members), so members tied on a value share the lower
+     score;
    - the segment and action of the contract's table, with FM the mean of
      the F and M scores rounded half up;
    - the BG/NBD inputs in weeks: x (transaction days after the first),
@@ -27,9 +29,10 @@ Per market, as of a day (the market's date at `as_of`):
 3. each distinct input's p_alive, expected transactions in 90 days and in
    52 weeks and expected spend (the model's mean p gamma / (q - 1) where
    x = 0) are computed once and copied into temporary tables (COPY);
-   one upsert then writes each member's `MemberScore` once, its scores
-   with the predictions of its inputs (joined on them) and clv_12m =
-   expected transactions in 52 weeks x expected spend;
+   each member's `MemberScore` is then written once, its scores with the
+   predictions of its inputs (joined on them) and clv_12m = expected
+   transactions in 52 weeks x expected spend: one UPDATE of the rows that
+   exist (HOT, on the table's half-free pages), one INSERT of the others;
 4. the fitted models are stored as a `FittedModel` of the market and day,
    with the segments' summary the segments report answers (one row read).
 
@@ -39,6 +42,7 @@ Run twice for the same day, it writes the same rows again: idempotent.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -54,18 +58,34 @@ from core.jobs import JobOptionError, JobResult, Progress, job, set_based
 from insights import clv
 from insights.models import FittedModel
 from insights.selectors import segments_summary
+from members.models import Member
 from members.selectors import profiled_members
 
 logger = logging.getLogger(__name__)
 
 WEEKS_90_DAYS = 90 / 7
 WEEKS_12_MONTHS = 52.0
-SLICE = 100_000  # inputs read at a time
+# A market with less than this share of the club's members has its
+# purchases picked by member before they are aggregated (_SCORE_SQL).
+PICK_PURCHASES_BELOW = 0.5
+WORK_MEM = "64MB"  # per sort or hash of the refresh's statements
 LOCK_KEY = 0x1A51  # the advisory lock's first key: insights_refresh (the second: the market)
 
 # `profiled` NOT MATERIALIZED: a materialized CTE hides the members'
 # statistics (200 rows guessed for a million), and the plan then walks the
 # purchases' member index a million times instead of scanning them once.
+# The purchases meet the profiled members once aggregated per member (a
+# probe per buyer); a market with a small share of the club's members
+# has its purchases picked first ({purchases_of}: a hash probe per
+# purchase, which costs more than the aggregation saved when the market
+# holds most of the purchases: 10,000,000 probes were a third of the
+# statement at 1,000,000 members). `buyers` MATERIALIZED: aggregated once,
+# never the inner side of a nested loop run per member (what a plan
+# without statistics chose).
+# Each score's rank is rank()'s, 1 + how many buyers have less, from the
+# buyers counted per distinct value (a few hundred days, a few receipt
+# counts) and summed up to it: three sorts of a million rows saved, and
+# per_member materialized once for the three counts and the scores.
 _SCORE_SQL = """
 CREATE TEMP TABLE insights_scored ON COMMIT DROP AS
 WITH profiled AS NOT MATERIALIZED ({profiled}),
@@ -73,26 +93,42 @@ days AS (
     SELECT p.member_id, (p.occurred_at AT TIME ZONE %(tz)s)::date AS day,
            SUM(p.total - p.returned_amount) AS value, COUNT(*) AS receipts
     FROM loyalty_purchase p
-    WHERE p.member_id IN (SELECT id FROM profiled) AND p.occurred_at < %(end)s
+    WHERE {purchases_of} p.occurred_at < %(end)s
       AND NOT (p.total > 0 AND p.returned_amount >= p.total)
     GROUP BY 1, 2
 ),
-per_member AS (
+buyers AS MATERIALIZED (
     SELECT member_id, MIN(day) AS first_day, MAX(day) AS last_day, COUNT(*) - 1 AS x,
            SUM(value) - (ARRAY_AGG(value ORDER BY day))[1] AS repeat_value,
            COALESCE(SUM(receipts) FILTER (WHERE day > %(year_ago)s), 0) AS frequency,
            COALESCE(SUM(value) FILTER (WHERE day > %(year_ago)s), 0) AS monetary
     FROM days GROUP BY member_id
 ),
+per_member AS MATERIALIZED (
+    SELECT * FROM buyers WHERE member_id IN (SELECT id FROM profiled)
+),
+recency_ranks AS (
+    SELECT last_day, SUM(COUNT(*)) OVER (ORDER BY last_day) - COUNT(*) AS below,
+           SUM(COUNT(*)) OVER () AS buyers
+    FROM per_member GROUP BY last_day
+),
+frequency_ranks AS (
+    SELECT frequency, SUM(COUNT(*)) OVER (ORDER BY frequency) - COUNT(*) AS below
+    FROM per_member GROUP BY frequency
+),
+monetary_ranks AS (
+    SELECT monetary, SUM(COUNT(*)) OVER (ORDER BY monetary) - COUNT(*) AS below
+    FROM per_member GROUP BY monetary
+),
 scored AS (
     SELECT pm.*,
-           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY last_day) - 1)
-                              / COUNT(*) OVER ()))::int AS r,
-           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY frequency) - 1)
-                              / COUNT(*) OVER ()))::int AS f,
-           LEAST(5, 1 + FLOOR(5.0 * (RANK() OVER (ORDER BY monetary) - 1)
-                              / COUNT(*) OVER ()))::int AS m
+           LEAST(5, 1 + FLOOR(5.0 * rr.below / rr.buyers))::int AS r,
+           LEAST(5, 1 + FLOOR(5.0 * fr.below / rr.buyers))::int AS f,
+           LEAST(5, 1 + FLOOR(5.0 * mr.below / rr.buyers))::int AS m
     FROM per_member pm
+    JOIN recency_ranks rr ON rr.last_day = pm.last_day
+    JOIN frequency_ranks fr ON fr.frequency = pm.frequency
+    JOIN monetary_ranks mr ON mr.monetary = pm.monetary
 ),
 segmented AS (
     SELECT s.*, CASE
@@ -119,25 +155,53 @@ SELECT pr.id AS member_id, %(as_of)s - s.last_day AS recency_days,
 FROM profiled pr LEFT JOIN segmented s ON s.member_id = pr.id
 """
 
-# Each scored member's row written once, with its predictions: those of
-# its (x, t_x, T) and, with repeat transactions, of its (x, mean); the
-# others the spend model's mean at once. Equalities only, so the joins
-# hash (IS NOT DISTINCT FROM would not).
-_UPSERT_SQL = """
-INSERT INTO insights_memberscore (
-    member_id, market_id, as_of, recency_days, frequency_12m, monetary_12m, r, f, m,
-    segment, action, x, t_x, t_cal, mean_repeat_value, p_alive, expected_purchases_90d,
-    expected_purchases_52w, expected_spend, clv_12m)
-SELECT v.member_id, %(market)s, %(as_of)s, v.recency_days, v.frequency_12m, v.monetary_12m,
-       v.r, v.f, v.m, v.segment, v.action, v.x, v.t_x, v.t_cal, v.mean_repeat_value,
-       v.p_alive, v.e90, v.e52, ROUND(v.spend::numeric, 2),
-       ROUND((v.e52 * v.spend)::numeric, 2)
+# Each scored member's scores with its predictions: those of its (x, t_x,
+# T) and, with repeat transactions, of its (x, mean); the others the spend
+# model's mean at once. Equalities only, so the joins hash (IS NOT
+# DISTINCT FROM would not).
+_PREDICTED_SQL = """
+SELECT v.*, ROUND(v.spend::numeric, 2) AS expected_spend,
+       ROUND((v.e52 * v.spend)::numeric, 2) AS clv_12m
 FROM (SELECT s.*, c.p_alive, c.e90, c.e52,
              CASE WHEN s.x = 0 THEN %(first_only_spend)s::float8 ELSE sp.spend END AS spend
       FROM insights_scored s
       LEFT JOIN insights_churn_inputs c ON c.x = s.x AND c.t_x = s.t_x AND c.t_cal = s.t_cal
       LEFT JOIN insights_spend_inputs sp
         ON s.x > 0 AND sp.x = s.x AND sp.mean::numeric(14, 2) = s.mean_repeat_value) v
+"""
+
+# The members' rows that exist are updated in place, joined by hash: no
+# index probe nor row lock per member (as ON CONFLICT takes), and with
+# neither of its indexed columns changed (member, market and segment for
+# most members night to night) each new row version is a HOT update on
+# its own page (the table's fillfactor leaves the room, migration 0007):
+# no index entry written.
+_UPDATE_SQL = f"""
+UPDATE insights_memberscore ms SET
+    market_id = %(market)s, as_of = %(as_of)s,
+    recency_days = v.recency_days, frequency_12m = v.frequency_12m,
+    monetary_12m = v.monetary_12m, r = v.r, f = v.f, m = v.m,
+    segment = v.segment, action = v.action, x = v.x, t_x = v.t_x, t_cal = v.t_cal,
+    mean_repeat_value = v.mean_repeat_value, p_alive = v.p_alive,
+    expected_purchases_90d = v.e90, expected_purchases_52w = v.e52,
+    expected_spend = v.expected_spend, clv_12m = v.clv_12m
+FROM ({_PREDICTED_SQL}) v
+WHERE ms.member_id = v.member_id
+"""
+
+# The members without a row yet (all of them at a club's first refresh).
+# ON CONFLICT only for a row another market's refresh wrote meanwhile (a
+# member who moved market): its insert waits for that one, then updates.
+_INSERT_SQL = f"""
+INSERT INTO insights_memberscore (
+    member_id, market_id, as_of, recency_days, frequency_12m, monetary_12m, r, f, m,
+    segment, action, x, t_x, t_cal, mean_repeat_value, p_alive, expected_purchases_90d,
+    expected_purchases_52w, expected_spend, clv_12m)
+SELECT v.member_id, %(market)s, %(as_of)s, v.recency_days, v.frequency_12m, v.monetary_12m,
+       v.r, v.f, v.m, v.segment, v.action, v.x, v.t_x, v.t_cal, v.mean_repeat_value,
+       v.p_alive, v.e90, v.e52, v.expected_spend, v.clv_12m
+FROM ({_PREDICTED_SQL}) v
+WHERE NOT EXISTS (SELECT 1 FROM insights_memberscore ms WHERE ms.member_id = v.member_id)
 ON CONFLICT (member_id) DO UPDATE SET
     market_id = EXCLUDED.market_id, as_of = EXCLUDED.as_of,
     recency_days = EXCLUDED.recency_days, frequency_12m = EXCLUDED.frequency_12m,
@@ -189,17 +253,44 @@ def _named(sql: str, params: list[Any], named: dict[str, Any]) -> tuple[str, dic
     return inlined, {**named, **names}
 
 
-def _columns(sql: str, params: dict[str, Any], width: int) -> np.ndarray:
-    """The rows of `sql` as a (width, rows) float array, read in slices so
-    that no list of a million tuples is ever built."""
-    slices = []
+# PostgreSQL's binary COPY: a header, then per row the number of fields
+# and each field's size and bytes (big-endian), then -1. Rows of fixed-size
+# fields without nulls are a numpy record array: no Python object per value.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+def _copy_rows(fields: dict[str, str]) -> np.dtype:
+    """The record of one binary COPY row of these fields (name: numpy type)."""
+    layout = [("fields", ">i2")]
+    for name, kind in fields.items():
+        layout += [(f"{name}_size", ">i4"), (name, kind)]
+    return np.dtype(layout)
+
+
+def _columns(sql: str, width: int) -> np.ndarray:
+    """The rows of `sql`, `width` float8 columns never null, as a (width,
+    rows) float array, read through a binary COPY."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while batch := cursor.fetchmany(SLICE):
-            slices.append(np.array(batch, dtype=float))
-    if not slices:
-        return np.empty((width, 0))
-    return np.concatenate(slices).T
+        with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+            # A chunk per row: appended as they come (a list of them first
+            # held 300 MB for 557,000 rows).
+            data = bytearray()
+            for chunk in copy:
+                data += chunk
+    if not data.startswith(_COPY_HEADER) or not data.endswith(_COPY_TRAILER):
+        raise ValueError("insights_refresh: not a binary COPY of the inputs")
+    dtype = _copy_rows({f"c{i}": ">f8" for i in range(width)})
+    body = memoryview(data)[len(_COPY_HEADER) : -len(_COPY_TRAILER)]  # no copy
+    rows = np.frombuffer(body[: len(body) - len(body) % dtype.itemsize], dtype=dtype)
+    sizes = [rows[f"c{i}_size"] for i in range(width)]
+    if (
+        len(body) % dtype.itemsize
+        or np.any(rows["fields"] != width)
+        or any(np.any(size != 8) for size in sizes)
+    ):
+        raise ValueError("insights_refresh: an input is null or not a float8")
+    return np.array([rows[f"c{i}"] for i in range(width)], dtype=float).reshape(width, len(rows))
 
 
 def _execute(sql: str, params: dict[str, Any]) -> int:
@@ -208,30 +299,39 @@ def _execute(sql: str, params: dict[str, Any]) -> int:
         return cursor.rowcount
 
 
-def _finite(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else None for v in values]
-
-
 def _copy_in(table: str, columns: dict[str, np.ndarray]) -> None:
-    """The arrays as the rows of a temporary table, through COPY: x as an
-    integer, the others as floats (their shortest repr, which PostgreSQL
-    reads back to the same double), a non-finite value as null."""
+    """The arrays as the rows of a temporary table, through a binary COPY
+    (each double exactly): x as an integer, the others as floats, a
+    non-finite value as null. The rows with one (a degenerate fit) go in
+    one by one: a null is no fixed-size field."""
     names = list(columns)
-    arrays = [
-        values.astype(int).tolist() if name == "x" else _finite(values)
-        for name, values in columns.items()
-    ]
+    kinds = {name: ">i4" if name == "x" else ">f8" for name in names}
+    finite = np.logical_and.reduce([np.isfinite(values) for values in columns.values()])
+    rows = np.empty(int(finite.sum()), dtype=_copy_rows(kinds))
+    rows["fields"] = len(names)
+    for name, values in columns.items():
+        rows[f"{name}_size"] = np.dtype(kinds[name]).itemsize
+        rows[name] = values[finite]
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in zip(*arrays, strict=True):
-                copy.write_row(row)
+        into = f"COPY {table} ({', '.join(names)}) FROM STDIN"
+        with cursor.cursor.copy(f"{into} (FORMAT binary)") as copy:
+            copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
+        if finite.all():
+            return
+        with cursor.cursor.copy(into) as copy:
+            for row in zip(*(columns[name][~finite] for name in names), strict=True):
+                copy.write_row(
+                    [
+                        int(v) if name == "x" else float(v) if np.isfinite(v) else None
+                        for name, v in zip(names, row, strict=True)
+                    ]
+                )
 
 
 def _fit_purchases(market: Market) -> tuple[clv.BgNbd | None, int]:
     x, t_x, t_cal, weights = _columns(
-        "SELECT x, t_x, t_cal, COUNT(*) FROM insights_scored "
+        "SELECT x::float8, t_x, t_cal, COUNT(*)::float8 FROM insights_scored "
         "WHERE x IS NOT NULL GROUP BY x, t_x, t_cal",
-        {"market": market.pk},
         4,
     )
     if not len(x):
@@ -261,9 +361,8 @@ def _fit_spend(market: Market) -> tuple[clv.GammaGamma | None, float | None]:
     # Every distinct (x, mean) of the members with repeat transactions: the
     # fit takes those with a positive mean, the predictions all of them.
     x, mean, weights = _columns(
-        "SELECT x, mean_repeat_value::float8, COUNT(*) FROM insights_scored "
+        "SELECT x::float8, mean_repeat_value::float8, COUNT(*)::float8 FROM insights_scored "
         "WHERE x > 0 GROUP BY x, mean_repeat_value",
-        {"market": market.pk},
         3,
     )
     fitted = mean > 0
@@ -303,8 +402,18 @@ def market_refresh(*, market: Market, day: date) -> int:
             "SELECT pg_advisory_xact_lock(%(key)s, %(market)s)",
             {"key": LOCK_KEY, "market": market.pk},
         )
+        # The statements' sorts and hashes over a million members in memory
+        # rather than in temporary files (this transaction only). No nested
+        # loop: every join here is of whole sets, and a table planned as
+        # empty (the scores' before a first refresh) made the insert's
+        # NOT EXISTS rescan it per member as it grew.
+        _execute(f"SET LOCAL work_mem = '{WORK_MEM}'", {})
+        _execute("SET LOCAL enable_nestloop = off", {})
+        market_members = Member.objects.filter(market=market).count()
+        pick = market_members < PICK_PURCHASES_BELOW * Member.objects.count()
+        purchases_of = "p.member_id IN (SELECT id FROM profiled) AND" if pick else ""
         sql, params = _named(
-            _SCORE_SQL.format(profiled=profiled),
+            _SCORE_SQL.format(profiled=profiled, purchases_of=purchases_of),
             profiled_params,
             {
                 "market": market.pk,
@@ -317,7 +426,10 @@ def market_refresh(*, market: Market, day: date) -> int:
         )
         for statement in _TEMP_TABLES_SQL:
             _execute(statement, {})
-        _execute(sql, params)
+        scored = _execute(sql, params)
+        # The temporary tables' statistics (autovacuum never sees them): the
+        # fits' GROUP BYs and the writes' joins are planned on their sizes.
+        _execute("ANALYZE insights_scored", {})
         phase("score")
         sql, params = _named(
             _UNPROFILED_SQL.format(profiled=profiled), profiled_params, {"market": market.pk}
@@ -328,12 +440,13 @@ def market_refresh(*, market: Market, day: date) -> int:
         spend_model, first_only_spend = None, None
         if purchase_model is not None:
             spend_model, first_only_spend = _fit_spend(market)
+        _execute("ANALYZE insights_churn_inputs, insights_spend_inputs", {})
         phase("fit")
-        scored = _execute(
-            _UPSERT_SQL,
-            {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend},
-        )
-        phase("write")
+        written = {"market": market.pk, "as_of": day, "first_only_spend": first_only_spend}
+        _execute(_UPDATE_SQL, written)
+        phase("update")
+        _execute(_INSERT_SQL, written)
+        phase("insert")
         FittedModel.objects.update_or_create(
             market=market,
             as_of=day,
@@ -345,7 +458,7 @@ def market_refresh(*, market: Market, day: date) -> int:
             },
         )
         phase("models")
-    phase("commit")  # the deferred foreign-key checks of the rows written
+    phase("commit")
     logger.info(
         "insights_refresh %s phases: %s",
         market.code,

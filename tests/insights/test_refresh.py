@@ -9,15 +9,18 @@ import csv
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from club.models import Market
 from core.jobs import jobs
+from insights import scoring
 from insights.models import FittedModel, MemberScore
-from insights.scoring import insights_refresh
+from insights.scoring import _TEMP_TABLES_SQL, _columns, _copy_in, insights_refresh
 from insights.selectors import SEGMENTS
 from members.models import Member
 from tests.helpers import assert_problem, buy, give_back
@@ -191,6 +194,118 @@ def test_members_land_in_each_of_the_eight_segments(make_member, make_api):
     )
     insights_refresh(as_of=now, market="FI")
     assert not MemberScore.objects.filter(member=members[0]).exists()
+
+
+def test_members_tied_on_a_value_share_the_lower_score(make_member):
+    # Four buyers on one day, a receipt each: tied on recency and frequency
+    # (rank 1 of 4: score 1), spending 100, 100, 200 and 300 (ranks 1, 1,
+    # 3 and 4 of 4: scores 1, 1, 1 + floor(5 x 2 / 4) = 3 and 4).
+    day = timezone.now() - timedelta(days=3)
+    buyers = [make_member(market="FI", consents={"profiling": True}) for _ in range(4)]
+    for n, (member, amount) in enumerate(zip(buyers, ["100.00", "100.00", "200.00", "300.00"])):
+        buy(member, amount, store="FI-001", currency="EUR", occurred_at=day + timedelta(minutes=n))
+    insights_refresh(market="FI")
+    scores = [MemberScore.objects.get(member=member) for member in buyers]
+    assert [(s.r, s.f, s.m) for s in scores] == [(1, 1, 1), (1, 1, 1), (1, 1, 3), (1, 1, 4)]
+    # FM (1 + 3) / 2 = 2 and (1 + 4) / 2 rounded up = 3.
+    assert [s.segment for s in scores] == ["lost", "lost", "lost", "at_risk"]
+
+
+# Purchases aggregated for every member then the market's profiled buyers
+# kept, or picked by member first: the same ranks.
+@pytest.mark.parametrize("pick_below", [0.0, 2.0], ids=["aggregated first", "picked first"])
+def test_the_ranks_count_only_the_markets_profiled_buyers(make_member, monkeypatch, pick_below):
+    monkeypatch.setattr(scoring, "PICK_PURCHASES_BELOW", pick_below)
+    day = timezone.now() - timedelta(days=3)
+    buyers = [make_member(market="FI", consents={"profiling": True}) for _ in range(2)]
+    buy(buyers[0], "100.00", store="FI-001", currency="EUR", occurred_at=day)
+    buy(buyers[1], "300.00", store="FI-001", currency="EUR", occurred_at=day)
+    # Buyers who are not Finland's profiled ones: counted, they would make
+    # the 300 rank 4 of 4 (m 4), not 2 of 2 (m 1 + floor(5 x 1 / 2) = 3).
+    private = make_member(market="FI")
+    buy(private, "200.00", store="FI-001", currency="EUR", occurred_at=day)
+    swede = make_member(consents={"profiling": True})
+    buy(swede, "200.00", occurred_at=day)
+    insights_refresh(market="FI")
+    assert [MemberScore.objects.get(member=member).m for member in buyers] == [1, 3]
+    assert not MemberScore.objects.filter(member__in=[private, swede]).exists()
+
+
+def test_the_next_night_rewrites_each_row_and_adds_the_new_members(make_member):
+    now = timezone.now()
+    regular = make_member(consents={"profiling": True})
+    mover = make_member(consents={"profiling": True})
+    buy(regular, "100.00", occurred_at=now - timedelta(days=10))
+    buy(regular, "150.00", occurred_at=now - timedelta(days=4))
+    buy(mover, "200.00", occurred_at=now - timedelta(days=5))
+    insights_refresh(as_of=now - timedelta(days=1), market="SE")
+    before = MemberScore.objects.get(member=regular)
+    assert not MemberScore.objects.filter(market__code="FI").exists()
+
+    # The next day: a new buyer, and a member who moved to Finland.
+    newcomer = make_member(consents={"profiling": True})
+    buy(newcomer, "300.00", occurred_at=now - timedelta(hours=2))
+    Member.objects.filter(pk=mover.pk).update(market=Market.objects.get(code="FI"))
+    insights_refresh(as_of=now, market="FI")
+    insights_refresh(as_of=now, market="SE")
+
+    after = MemberScore.objects.get(member=regular)
+    assert after.as_of == before.as_of + timedelta(days=1)
+    assert after.recency_days == before.recency_days + 1
+    assert after.t_cal == pytest.approx(before.t_cal + 1 / 7)
+    assert (after.x, after.frequency_12m, after.monetary_12m) == (1, 2, Decimal("250.00"))
+    added = MemberScore.objects.get(member=newcomer)
+    assert (added.as_of, added.frequency_12m, added.x) == (after.as_of, 1, 0)
+    assert added.p_alive is not None and added.segment is not None
+    # The mover's row is Finland's now (its refresh rewrote it), and
+    # Sweden's refresh, no longer profiling them, leaves it alone.
+    moved = MemberScore.objects.get(member=mover)
+    assert moved.market_id == Market.objects.get(code="FI").pk
+    assert moved.monetary_12m == Decimal("200.00")
+    assert MemberScore.objects.filter(member__in=[regular, mover, newcomer]).count() == 3
+
+
+def test_the_scores_pages_leave_room_for_the_nightly_update():
+    # Half of each page free: a row's next version fits beside it (HOT).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'insights_memberscore'")
+        assert cursor.fetchone()[0] == ["fillfactor=50"]
+
+
+def test_the_inputs_go_in_and_out_exactly_and_a_prediction_not_finite_as_null():
+    # What the fits copy in and read back (binary COPY): each double exact,
+    # a non-finite prediction (a degenerate fit's) null.
+    week = 1 / 7
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in _TEMP_TABLES_SQL:
+            cursor.execute(statement)
+        _copy_in(
+            "insights_churn_inputs",
+            {
+                "x": np.array([0.0, 2.0, 3.0]),
+                "t_x": np.array([0.0, week, 2 * week]),
+                "t_cal": np.array([3 * week, 4.5, 1e300]),
+                "p_alive": np.array([1.0, np.nan, 0.25]),
+                "e90": np.array([0.1, 0.2, np.inf]),
+                "e52": np.array([0.3, 0.4, 0.5]),
+            },
+        )
+        cursor.execute(
+            "SELECT x, t_x, t_cal, p_alive, e90, e52 FROM insights_churn_inputs ORDER BY x"
+        )
+        assert cursor.fetchall() == [
+            (0, 0.0, 3 * week, 1.0, 0.1, 0.3),
+            (2, week, 4.5, None, 0.2, 0.4),
+            (3, 2 * week, 1e300, 0.25, None, 0.5),
+        ]
+        x, t_x, t_cal = _columns(
+            "SELECT x::float8, t_x, t_cal FROM insights_churn_inputs ORDER BY x", 3
+        )
+        assert x.tolist() == [0.0, 2.0, 3.0]
+        assert t_x.tolist() == [0.0, week, 2 * week] and t_cal.tolist() == [3 * week, 4.5, 1e300]
+        assert _columns("SELECT t_x FROM insights_churn_inputs WHERE x > 5", 1).shape == (1, 0)
+        with pytest.raises(ValueError, match="null"):
+            _columns("SELECT p_alive FROM insights_churn_inputs", 1)
 
 
 def test_a_fully_returned_purchase_does_not_count(make_member):
