@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('club', '0002_retention_privacy'),
-        ('insights', '0005_rollups'),
+        ('insights', '0006_nps_rollup'),
         ('members', '0004_staff_permissions'),
     ]
 
