@@ -64,7 +64,26 @@ class NpsResponse(models.Model):
         return "detractor"
 
 
-class NpsDay(models.Model):
+class NpsCount(models.Model):
+    """A count of NPS answers in one cell of the report's rollups: a market,
+    a grouping (`group_by`: "", touchpoint or store; `group_key` its value)
+    and a category."""
+
+    # Its unique key leads with the market: no index of its own.
+    market = models.ForeignKey(
+        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    group_by = models.CharField(max_length=10, blank=True)
+    group_key = models.CharField(max_length=16, blank=True)
+    category = models.CharField(max_length=9)
+    day = models.DateField()
+    answers = models.IntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class NpsDay(NpsCount):
     """How many of one market's NPS answers fell on one day (`span` "day")
     or in one month (`span` "month", `day` its 1st), market time, per
     category, in one grouping: all of them (`group_by` "", `group_key` ""),
@@ -75,16 +94,7 @@ class NpsDay(models.Model):
         DAY = "day"
         MONTH = "month"
 
-    # Its unique key leads with the market: no index of its own.
-    market = models.ForeignKey(
-        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    group_by = models.CharField(max_length=10, blank=True)
-    group_key = models.CharField(max_length=16, blank=True)
-    category = models.CharField(max_length=9)
     span = models.CharField(max_length=5, choices=Span.choices)
-    day = models.DateField()
-    answers = models.IntegerField()
 
     class Meta:
         constraints = [
@@ -95,7 +105,7 @@ class NpsDay(models.Model):
         ]
 
 
-class NpsSuperseded(models.Model):
+class NpsSuperseded(NpsCount):
     """How many of the answers counted in `NpsDay` were followed by the
     member's next answer, by the answer's day and the next one's
     (`next_day`). `span` says which is a day and which a month (its 1st):
@@ -109,17 +119,8 @@ class NpsSuperseded(models.Model):
         MONTH_DAY = "md"
         MONTHS = "mm"
 
-    # Its unique key leads with the market: no index of its own.
-    market = models.ForeignKey(
-        "club.Market", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    group_by = models.CharField(max_length=10, blank=True)
-    group_key = models.CharField(max_length=16, blank=True)
-    category = models.CharField(max_length=9)
     span = models.CharField(max_length=2, choices=Span.choices)
-    day = models.DateField()
     next_day = models.DateField()
-    answers = models.IntegerField()
 
     class Meta:
         constraints = [
