@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +25,7 @@ from rest_framework import authentication, exceptions, permissions
 from core.actors import Actor
 from core.logs import bind_client
 from core.models import ApiClient
+from core.recent import Recent
 from core.throttling import unauthenticated_check, unauthenticated_count
 
 CLIENT_CACHE_SECONDS = 2.0
@@ -61,13 +60,11 @@ def new_key() -> tuple[str, str]:
     return f"lj_{prefix}_{secrets.token_urlsafe(32)}", f"lj_{prefix}"
 
 
-_cache: dict[str, tuple[Client, float]] = {}
-_cache_lock = threading.Lock()
+_cache: Recent[Client] = Recent(seconds=CLIENT_CACHE_SECONDS, max_size=CLIENT_CACHE_MAX)
 
 
 def forget_cached_clients() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def _load_client(digest: str) -> Client | None:
@@ -93,20 +90,10 @@ def _load_client(digest: str) -> Client | None:
     )
 
 
-def _cached_client(digest: str) -> Client | None:
-    cached = _cache.get(digest)
-    if cached is not None and time.monotonic() - cached[1] < CLIENT_CACHE_SECONDS:
-        return cached[0]
-    return None
-
-
 def _loaded_client(digest: str) -> Client | None:
     client = _load_client(digest)
     if client is not None:
-        with _cache_lock:
-            if len(_cache) >= CLIENT_CACHE_MAX:
-                _cache.clear()
-            _cache[digest] = (client, time.monotonic())
+        _cache.put([digest], client)
     return client
 
 
@@ -119,7 +106,7 @@ def _usable(client: Client | None) -> Client | None:
 def client_for_key(raw_key: str) -> Client | None:
     """The client of a raw key, None for an unknown, revoked or expired one."""
     digest = key_digest(raw_key)
-    return _usable(_cached_client(digest) or _loaded_client(digest))
+    return _usable(_cache.get(digest) or _loaded_client(digest))
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -137,7 +124,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             unauthenticated_count(request)
             raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'.")
         digest = key_digest(raw)
-        client = _cached_client(digest)
+        client = _cache.get(digest)
         if client is None:
             # Not seen in the last seconds: an IP past its limit of failures
             # gets no lookup at all.

@@ -118,10 +118,10 @@ def test_the_flood_limit_counts_the_forwarded_client_behind_a_proxy(settings, de
 def test_unknown_keys_never_enter_the_key_cache(make_api):
     good = make_api(scopes=["members:read"])
     assert client_for_key(good.raw_key) is not None
-    cached_at = dict(auth._cache)
+    cached_at = auth._cache.kept()
     for i in range(auth.CLIENT_CACHE_MAX + 50):
         assert client_for_key(f"lj_unknown_{i}") is None
-    assert auth._cache == cached_at  # the real key's entry, untouched; nothing else
+    assert auth._cache.kept() == cached_at  # the real key's entry, untouched; nothing else
 
 
 # --- health -------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def test_the_markets_memory_never_widens_what_a_client_sees(make_api, monkeypatc
     # A change shows once the memory has lapsed.
     Market.objects.filter(code="SE").update(point_value=Decimal("0.02"))
     assert everyone.get(LIABILITY, {"market": "SE"}).json()["point_value"] == "0.01"
-    monkeypatch.setattr(club_selectors, "_MARKET_SECONDS", 0.0)
+    monkeypatch.setattr(club_selectors._markets, "seconds", 0.0)
     assert everyone.get(LIABILITY, {"market": "SE"}).json()["point_value"] == "0.02"
 
 
