@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import RowNumber, TruncMonth
@@ -28,6 +29,7 @@ from club.models import Market, Store
 from club.selectors import market_recent
 from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
+from core.recent import Recent
 from insights.models import (
     FittedModel,
     LedgerDay,
@@ -383,9 +385,10 @@ FROM (SELECT 1 AS id) one LEFT JOIN insights_rollup r ON r.id = one.id
 
 # The reports' settings for the rest of their transaction (PostgreSQL): no
 # JIT (their reads are small: compiling them would cost more than running
-# them, and the planner's guesses over the ledger's tables call for it), and
-# a plan of its own for each statement, made with the marks' values: a
-# generic plan guesses a third of a table above any mark.
+# them), and a plan of its own for each statement, made with the marks'
+# values: a generic plan guesses a third of a table above any mark. Only
+# for the reads that take the marks as parameters (cohort_changes); the
+# reports' own statements carry the marks in their text (_bound).
 _REPORT_SETTINGS = (
     "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),"
 )
@@ -419,6 +422,38 @@ def _with_marks(read: Callable[[_Marks], tuple[T, str]]) -> T:
             if version == marks.version:
                 return result
     raise RuntimeError("insights: the rollup kept moving under the report")
+
+
+# The marks this process last read with (insights_rollup moves them every
+# quarter of an hour): a report's statement is written with them and reads
+# the marks' version beside its sums, in one snapshot; only when they moved
+# does it read the marks and again.
+_last_marks: _Marks | None = None
+
+
+def _with_marks_inline(read: Callable[[_Marks], tuple[T, str]]) -> T:
+    """`read(marks)` as _with_marks, in one statement and no transaction:
+    the marks come from this process's last read (_last_marks), checked by
+    the version `read` reads beside its sums."""
+    global _last_marks
+    marks = _last_marks or _marks()
+    for _ in range(10):
+        result, version = read(marks)
+        if version == marks.version:
+            _last_marks = marks
+            return result
+        marks = _marks()
+    raise RuntimeError("insights: the rollup kept moving under the report")
+
+
+def _bound(sql: str, params: dict[str, Any]) -> str:
+    """`sql` with its parameters written in as literals (psycopg's client-side
+    binding), the marks among them: the text psycopg prepares (server-side
+    binding) is then the same for every call of a market, day and marks,
+    so Postgres plans it once per connection with the values themselves
+    (its reads above the marks by their keys), not per call."""
+    connection.ensure_connection()
+    return psycopg.ClientCursor(connection.connection).mogrify(sql, params)
 
 
 # --- cohorts ---------------------------------------------------------------------------
@@ -464,7 +499,7 @@ def _cohorts_rolled(
 ) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
     """The same from `insights_rollup`'s counts plus, live, the changes of
     the members with news since its marks (insights.rollups)."""
-    return _with_marks(lambda marks: _cohorts_since(market, start, end, marks))
+    return _with_marks_inline(lambda marks: _cohorts_since(market, start, end, marks))
 
 
 # The cohorts' rolled-up counts and whether any of their members has news
@@ -512,15 +547,17 @@ def _cohorts_since(
     params = {"market": market.pk, "start": start, "end": end}
     with connection.cursor() as cursor:
         cursor.execute(
-            _COHORTS_ROLLED_SQL.format(members=_COHORT_MEMBERS),
-            {
-                **params,
-                "first": first,
-                "last": last,
-                # None: no moment yet, nothing to count (all of it is news).
-                "moment": marks.purchases_before,
-                "member": marks.member_id,
-            },
+            _bound(
+                _COHORTS_ROLLED_SQL.format(members=_COHORT_MEMBERS),
+                {
+                    **params,
+                    "first": first,
+                    "last": last,
+                    # None: no moment yet, nothing to count (all of it is news).
+                    "moment": marks.purchases_before,
+                    "member": marks.member_id,
+                },
+            )
         )
         rows = cursor.fetchall()
     sizes: dict[dt.date, int] = {}
@@ -536,13 +573,17 @@ def _cohorts_since(
             news = count
         else:  # the marks' version: what the rolled-up counts are as of
             version = part
-    if news:
-        new_sizes, changes = cohort_changes(
-            moment_from=marks.purchases_before,
-            member_from=marks.member_id,
-            members=_COHORT_MEMBERS,
-            params=params,
-        )
+    if news and version == marks.version:
+        # Its statements take the marks as parameters: planned with them.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT " + _REPORT_SETTINGS.rstrip(","))
+            new_sizes, changes = cohort_changes(
+                moment_from=marks.purchases_before,
+                member_from=marks.member_id,
+                members=_COHORT_MEMBERS,
+                params=params,
+            )
         for _, cohort, count in new_sizes:
             sizes[cohort] = sizes.get(cohort, 0) + count
         for _, cohort, month, count in changes:
@@ -695,30 +736,64 @@ def _lots_sum(
     return pending, _by_month(expiring)
 
 
-# Everything the liability report reads, as of the rollup's marks, in one
-# statement (PostgreSQL), a row per figure: the rolled-up rows plus the
-# entries, lots and movements above the marks, read live by their keys (the
-# members' market looked up per row: few rows), and the marks' version.
+# What the liability report reads (PostgreSQL), a row (part, month, kind,
+# points) per figure, in two statements: the rolled-up rows as of the
+# rollup's marks, and the entries, lots and movements above the marks, read
+# live by their keys (the members' market looked up per row: few rows). Each
+# reads the marks' version beside its figures.
 #   opening: the points booked before the twelve months;
 #   booked (month, kind): those of each of the twelve months, as_of's month
-#     from its days up to as_of;
-#   pending, expiring (month): the lots as they stand today, only when
-#     as_of is today (%(lots)s): a lot's remaining is its points plus its
-#     movements; pending are the lots available after today and those due
-#     by today that the ageing job has not matured yet (the few of the day);
-#   held: the points of the open holds made by the end of as_of.
-_LIABILITY_SQL = (
+#     from its days up to as_of (as_of today: its month row, the same sum,
+#     since nothing is booked after today);
+#   lots (expiry month after today or NULL, 'pending' or NULL): the lots as
+#     they stand today, only when as_of is today (%(lots)s): a lot's
+#     remaining is its points plus its movements; pending are the lots
+#     available after today, and the due (live): those due by today that
+#     the ageing job has not matured yet (the few of the day);
+#   held (live): the points of the open holds made by the end of as_of.
+_LIABILITY_ROLLED_SQL = (
+    """
+SELECT 'opening', NULL::date, NULL::text, COALESCE(SUM(points), 0) FROM insights_ledgermonth
+WHERE market_id = %(market)s AND month < %(first)s
+UNION ALL
+SELECT 'booked', month, kind, SUM(points) FROM (
+    SELECT month, kind, points FROM insights_ledgermonth
+    WHERE market_id = %(market)s AND month >= %(first)s
+      AND (month < %(this_month)s OR (%(lots)s AND month = %(this_month)s))
+    UNION ALL
+    SELECT %(this_month)s, kind, points FROM insights_ledgerday
+    WHERE NOT %(lots)s AND market_id = %(market)s AND day >= %(this_month)s AND day <= %(as_of)s
+) booked GROUP BY month, kind
+UNION ALL
+SELECT 'lots', CASE WHEN expires_on > %(today)s THEN date_trunc('month', expires_on)::date END,
+       CASE WHEN available_on > %(today)s THEN 'pending' END, SUM(points)
+FROM insights_lotday
+WHERE %(lots)s AND market_id = %(market)s
+  AND ((expires_on > %(today)s AND expires_on < %(horizon)s) OR available_on > %(today)s)
+GROUP BY 2, 3
+UNION ALL
+SELECT 'marks', NULL, """
+    + _MARKS_VERSION
+    + """, NULL
+"""
+)
+
+_LIABILITY_LIVE_SQL = (
     """
 WITH live_entries AS (
     SELECT e.created_at, e.kind, e.points FROM loyalty_ledgerentry e
     WHERE e.id > %(entry)s AND e.created_at < %(end)s
       AND (SELECT m.market_id FROM members_member m WHERE m.id = e.member_id) = %(market)s
-),
-lots AS (
-    SELECT expires_on, available_on, points FROM insights_lotday
-    WHERE %(lots)s AND market_id = %(market)s
-      AND ((expires_on > %(today)s AND expires_on < %(horizon)s) OR available_on > %(today)s)
-    UNION ALL
+)
+SELECT 'opening', NULL::date, NULL::text, COALESCE(SUM(points), 0) FROM live_entries
+WHERE created_at < %(first_at)s
+UNION ALL
+SELECT 'booked', date_trunc('month', created_at AT TIME ZONE %(tz)s)::date, kind, SUM(points)
+FROM live_entries WHERE created_at >= %(first_at)s GROUP BY 2, 3
+UNION ALL
+SELECT 'lots', CASE WHEN expires_on > %(today)s THEN date_trunc('month', expires_on)::date END,
+       CASE WHEN available_on > %(today)s THEN 'pending' END, SUM(points)
+FROM (
     SELECT l.expires_on, l.available_on, l.points FROM loyalty_lot l
     WHERE %(lots)s AND l.entry_id > %(entry)s
       AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
@@ -727,32 +802,11 @@ lots AS (
     FROM loyalty_lotmovement mv JOIN loyalty_lot l ON l.id = mv.lot_id
     WHERE %(lots)s AND mv.id > %(movement)s
       AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
-)
-SELECT 'opening', NULL::date, NULL::text,
-       (SELECT COALESCE(SUM(points), 0) FROM insights_ledgermonth
-        WHERE market_id = %(market)s AND month < %(first)s)
-       + (SELECT COALESCE(SUM(points), 0) FROM live_entries WHERE created_at < %(first_at)s)
+) lots GROUP BY 2, 3
 UNION ALL
-SELECT 'booked', month, kind, SUM(points) FROM (
-    SELECT month, kind, points FROM insights_ledgermonth
-    WHERE market_id = %(market)s AND month >= %(first)s AND month < %(this_month)s
-    UNION ALL
-    SELECT %(this_month)s, kind, points FROM insights_ledgerday
-    WHERE market_id = %(market)s AND day >= %(this_month)s AND day <= %(as_of)s
-    UNION ALL
-    SELECT date_trunc('month', created_at AT TIME ZONE %(tz)s)::date, kind, points
-    FROM live_entries WHERE created_at >= %(first_at)s
-) booked GROUP BY month, kind
-UNION ALL
-SELECT 'pending', NULL, NULL,
-       (SELECT COALESCE(SUM(points), 0) FROM lots WHERE available_on > %(today)s)
-       + (SELECT COALESCE(SUM(l.remaining), 0) FROM loyalty_lot l
-          WHERE NOT l.matured AND l.available_on <= %(today)s
-            AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s)
-WHERE %(lots)s
-UNION ALL
-SELECT 'expiring', date_trunc('month', expires_on)::date, NULL, SUM(points) FROM lots
-WHERE expires_on > %(today)s GROUP BY 2
+SELECT 'due', NULL, NULL, SUM(l.remaining) FROM loyalty_lot l
+WHERE %(lots)s AND NOT l.matured AND l.available_on <= %(today)s
+  AND (SELECT m.market_id FROM members_member m WHERE m.id = l.member_id) = %(market)s
 UNION ALL
 SELECT 'held', NULL, NULL, SUM(r.points) FROM loyalty_redemption r
 JOIN members_member m ON m.id = r.member_id
@@ -764,10 +818,41 @@ SELECT 'marks', NULL, """
 """
 )
 
+# The rolled-up part of the liability reports this process read, by
+# (market, as_of, today, marks' version): the rollup's tables change only
+# with its marks, so what was read of them stands until the marks move, and
+# a report reads only what lies above them (one statement).
+_liabilities_rolled: Recent[_Ledger] = Recent(seconds=900, max_size=64)
+
+
+def _ledger_add(ledger: _Ledger, rows: Any) -> str:
+    """Add a statement's figures (_LIABILITY_ROLLED_SQL's, _LIABILITY_LIVE_SQL's)
+    to `ledger`; its marks' version."""
+    version = ""
+    for part, month, kind, points in rows:
+        if part == "marks":
+            version = kind
+            continue
+        points = int(points or 0)
+        if part == "booked":
+            ledger.booked[(month, kind)] = ledger.booked.get((month, kind), 0) + points
+        elif part == "opening":
+            ledger.opening += points
+        elif part == "held":
+            ledger.held += points
+        elif ledger.pending is not None and ledger.expiring is not None:  # lots, due
+            if kind == "pending" or part == "due":
+                ledger.pending += points
+            if month is not None:
+                ledger.expiring[month] = ledger.expiring.get(month, 0) + points
+    return version
+
 
 def _liability_sql(market: Market, span: _Span, marks: _Marks) -> tuple[_Ledger, str]:
-    """The report's figures in one statement (_LIABILITY_SQL), and the
-    marks' version read with them."""
+    """The report's figures: the rolled-up part as this process last read it
+    for these marks (_liabilities_rolled; read when not), plus what lies
+    above them, read live; and the marks' version the live part read."""
+    lots = span.as_of == span.today
     params = {
         "market": market.pk,
         "entry": marks.entry_id,
@@ -780,28 +865,26 @@ def _liability_sql(market: Market, span: _Span, marks: _Marks) -> tuple[_Ledger,
         "today": span.today,
         "horizon": span.horizon,
         "tz": market.time_zone,
-        "lots": span.as_of == span.today,
+        "lots": lots,
     }
+    key = (market.pk, span.as_of, span.today, marks.version)
     with connection.cursor() as cursor:
-        cursor.execute(_LIABILITY_SQL, params)
-        rows = cursor.fetchall()
-    ledger, version = _Ledger(), ""
-    if span.as_of == span.today:
-        ledger.expiring = {}
-    for part, month, kind, points in rows:
-        if part == "booked":
-            ledger.booked[(month, kind)] = int(points)
-        elif part == "expiring":
-            ledger.expiring[month] = int(points)  # type: ignore[index]
-        elif part == "opening":
-            ledger.opening = int(points)
-        elif part == "pending":
-            ledger.pending = int(points)
-        elif part == "held":
-            ledger.held = int(points or 0)
-        else:
-            version = kind
-    return ledger, version
+        rolled = _liabilities_rolled.get(key)
+        if rolled is None:
+            rolled = _Ledger(pending=0 if lots else None, expiring={} if lots else None)
+            cursor.execute(_bound(_LIABILITY_ROLLED_SQL, params))
+            version = _ledger_add(rolled, cursor.fetchall())
+            if version != marks.version:  # a rollup since the marks: read again
+                return rolled, version
+            _liabilities_rolled.put([key], rolled)
+        ledger = _Ledger(
+            opening=rolled.opening,
+            booked=dict(rolled.booked),
+            pending=rolled.pending,
+            expiring=None if rolled.expiring is None else dict(rolled.expiring),
+        )
+        cursor.execute(_bound(_LIABILITY_LIVE_SQL, params))
+        return ledger, _ledger_add(ledger, cursor.fetchall())
 
 
 def _liability_orm(market: Market, span: _Span, marks: _Marks) -> tuple[_Ledger, str]:
@@ -898,8 +981,9 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
     the lots' movements for a day past; `held` is the points of the holds
     open now that were made by then. The sums are `insights_rollup`'s
     rolled-up rows plus the entries, lots and movements above its marks,
-    added live: exact whenever it last ran (on PostgreSQL one statement,
-    _LIABILITY_SQL). The answer of `GET /api/v1/insights/liability`:
+    added live: exact whenever it last ran (on PostgreSQL the rolled-up rows
+    are read once per process and marks, the rest in one statement,
+    _liability_sql). The answer of `GET /api/v1/insights/liability`:
     {"market", "currency", "as_of", "point_value", "outstanding", "held",
     "expiring", "months", "breakage_rate_12m"}."""
     today = today_for(market)
@@ -918,8 +1002,10 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
         # The report shows the expiries of twelve months from today's.
         horizon=_add_months(today, 12),
     )
-    read = _liability_sql if connection.vendor == "postgresql" else _liability_orm
-    ledger = _with_marks(lambda marks: read(market, span, marks))
+    if connection.vendor == "postgresql":
+        ledger = _with_marks_inline(lambda marks: _liability_sql(market, span, marks))
+    else:
+        ledger = _with_marks(lambda marks: _liability_orm(market, span, marks))
     opening, booked = ledger.opening, ledger.booked
     months = []
     for k in range(12):

@@ -135,6 +135,11 @@ else:
         # A database that does not answer costs a call at most this long
         # before it answers 503 (psycopg takes 2 s as its floor).
         "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=2),
+        # No JIT: the service's statements run in milliseconds, and a cost
+        # guess over a big table (a partial index's rows, a generic plan)
+        # sets off a compile of a hundred milliseconds or more per call.
+        # The jobs that scan millions of rows were measured without it.
+        "options": env.str("DB_OPTIONS", default="-c jit=off"),
     }
 
 

@@ -176,25 +176,51 @@ def test_each_answer_is_its_serializers_rendering(api, scored, monkeypatch):
 
 
 def test_a_request_reads_a_few_statements(api, scored, monkeypatch):
-    """With the key and the market known to the process: segments and the
-    model one read, a member two (the member, then score and NPS answer),
-    the liability two (the marks with the report's settings, then the
-    report with the marks' version), the retention two without news since
-    the marks and four with news (cohort_changes' two)."""
+    """With the key, the market and the rollup's marks known to the process:
+    segments and the model one read, a member two (the member, then score
+    and NPS answer), the liability one (the report with the marks' version
+    beside it), the retention one without news since the marks and four
+    with news (the report's settings, then cohort_changes' two)."""
     buyer, _ = scored
     se = Market.objects.get(code="SE")
     api.get(SEGMENTS, {"market": "SE"})  # the key and the market, remembered
+    api.get(LIABILITY, {"market": "SE"})  # and the marks
     assert len(_statements(api, SEGMENTS, {"market": "SE"})[1]) == 1
     assert len(_statements(api, MODEL, {"market": "SE"})[1]) == 1
     path = f"/api/v1/members/{buyer.member_number}/insights"
     assert len(_statements(api, path)[1]) == 2
-    assert len(_statements(api, LIABILITY, {"market": "SE"})[1]) == 2
+    assert len(_statements(api, LIABILITY, {"market": "SE"})[1]) == 1
     past = {"market": "SE", "as_of": (today_for(se) - timedelta(days=40)).isoformat()}
-    assert len(_statements(api, LIABILITY, past)[1]) == 3  # and the lots rebuilt
+    # The rolled-up rows of a day not asked before, the rest, the lots rebuilt.
+    assert len(_statements(api, LIABILITY, past)[1]) == 3
+    assert len(_statements(api, LIABILITY, past)[1]) == 2
 
-    assert len(_statements(api, RETENTION, {"market": "SE"})[1]) == 2
+    assert len(_statements(api, RETENTION, {"market": "SE"})[1]) == 1
     buy(buyer, "70.00", occurred_at=timezone.now())  # news since the marks
     assert len(_statements(api, RETENTION, {"market": "SE"})[1]) == 4
+
+
+def test_marks_a_rollup_moved_are_read_again(api, scored, monkeypatch):
+    """The marks a process remembers are checked by every report against
+    the marks beside its sums: after a rollup moved them, the report reads
+    the marks, the rolled-up rows and what lies above them again (four
+    statements), answers what the ledger says, and the next report reads
+    once."""
+    monkeypatch.setattr(rollups, "MARGIN", timedelta(0))
+    buyer, _ = scored
+    answer = orjson.loads(api.get(LIABILITY, {"market": "SE"}).content)  # marks remembered
+    before = selectors._last_marks
+    points_adjust(actor=SYSTEM, member=buyer, points=37, reason="goodwill")
+    rollup_add()
+    response, seen = _statements(api, LIABILITY, {"market": "SE"})
+    assert len(seen) == 4
+    assert selectors._last_marks != before
+    again = orjson.loads(response.content)
+    assert again["outstanding"]["total"] == answer["outstanding"]["total"] + 37
+    assert again["months"][-1]["adjusted"] == answer["months"][-1]["adjusted"] + 37
+    selectors._last_marks = None  # as a new process would read it
+    assert orjson.loads(api.get(LIABILITY, {"market": "SE"}).content) == again
+    assert len(_statements(api, LIABILITY, {"market": "SE"})[1]) == 1
 
 
 def test_retention_with_and_without_news_equals_a_recount(make_member, monkeypatch):

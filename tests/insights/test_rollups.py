@@ -128,6 +128,36 @@ def test_the_rolled_up_liability_equals_the_ledger_before_and_after_new_entries(
     assert liability_report(market=dk) == rolled
 
 
+def test_the_rolled_up_rows_a_process_kept_stand_for_their_market_day_and_marks(make_member):
+    """A process keeps the rolled-up rows it read per market, day and
+    marks: the reports read from what it kept equal the ledger's, each
+    market's its own, and once a rollup moved the marks they are read
+    again."""
+    dk, se = Market.objects.get(code="DK"), Market.objects.get(code="SE")
+    x, y = make_member(market="DK"), make_member(market="DK")
+    _every_kind(x, y)
+    s = make_member(market="SE")
+    points_adjust(actor=SYSTEM, member=s, points=120, reason="goodwill")
+    rollup_add()
+    past = today_for(dk) - timedelta(days=40)
+    selectors._liabilities_rolled.clear()
+    for _ in range(2):  # read, then from what the process kept
+        assert liability_report(market=dk) == _straight(dk)
+        assert liability_report(market=se) == _straight(se)
+        assert liability_report(market=dk, as_of=past) == _straight(dk, as_of=past)
+    assert {key[:2] for key in selectors._liabilities_rolled.kept()} >= {
+        (dk.pk, today_for(dk)),
+        (se.pk, today_for(se)),
+        (dk.pk, past),
+    }
+    before = liability_report(market=se)["outstanding"]["total"]
+    points_adjust(actor=SYSTEM, member=s, points=30, reason="goodwill")
+    rollup_add()
+    after = liability_report(market=se)
+    assert after == _straight(se)
+    assert after["outstanding"]["total"] == before + 30 == _accounts(se)[0]
+
+
 def test_the_marks_wait_for_a_transaction_older_than_the_sample(make_member):
     """An id drawn by a transaction still open may commit below ids already
     visible: while one older than the sample is open, the marks stay."""
