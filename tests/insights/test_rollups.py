@@ -324,3 +324,29 @@ def test_the_marks_stay_while_a_session_is_hidden_from_the_role(make_member, mon
     assert (marks.entry_id, marks.member_id, marks.purchases_before) == (0, 0, None)
     assert not CohortSize.objects.exists()
     assert liability_report(market=Market.objects.get(code="DK"))["outstanding"]["total"] == 30
+
+
+@pytest.mark.parametrize(
+    ("table", "index"),
+    [
+        ("loyalty_purchase", "insights_purchase_created_at"),
+        ("loyalty_return", "insights_return_created_at"),
+    ],
+)
+def test_the_news_since_a_moment_are_found_by_a_btree_on_created_at(table, index):
+    """The purchases and returns created since the rollup's moment (the
+    reports' and the rollup's news) are found by a B-tree on created_at
+    (insights 0008): one probe when there are none, where a BRIN reads
+    every range's summary and rechecks the rows of the table's last pages."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [index])
+        (definition,) = cursor.fetchone()
+        # The test's tables are tiny: without this the planner reads them whole.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            f"EXPLAIN SELECT count(*) FROM {table} WHERE created_at >= %s",
+            [timezone.now() - timedelta(minutes=15)],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert definition.endswith(f"ON public.{table} USING btree (created_at)")
+    assert index in plan
