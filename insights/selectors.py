@@ -12,6 +12,7 @@ the last `insights_refresh` stored.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ from core.actors import Actor
 from core.errors import NotFound, ValidationFailed
 from core.recent import Recent
 from insights.models import (
-    FittedModel,
     LedgerDay,
     LedgerMonth,
     LotDay,
@@ -505,9 +505,9 @@ def _cohorts_rolled(
 # The cohorts' rolled-up counts and whether any of their members has news
 # since the marks (a purchase or a return created since the moment, or a
 # member above the member mark), in one statement: without news the live
-# part (cohort_changes) has nothing to add and is not run. Counts, not
-# EXISTS: the news are found by the BRIN indexes on created_at, and an
-# EXISTS would tempt the planner into a scan from the table's start.
+# part (cohort_changes) has nothing to add and is not run. The news are
+# found by the B-tree indexes on the purchases' and returns' created_at
+# (insights 0008): one probe when there are none.
 _COHORTS_ROLLED_SQL = (
     """
 SELECT 'size', cohort, NULL::date, members FROM insights_cohortsize
@@ -1096,6 +1096,39 @@ def segments_summary(*, market: Market) -> dict[str, Any]:
     return {"members": members, "segments": segments}
 
 
+# The market's last fitted row (insights_refresh), by its unique index, in
+# one plain statement: compiling the ORM's query for it cost more than the
+# read.
+_FITTED_SQL = (
+    "SELECT as_of, members, segments, purchase_model, spend_model FROM insights_fittedmodel"
+    " WHERE market_id = %s ORDER BY as_of DESC LIMIT 1"
+)
+
+
+def _fitted(market: Market) -> dict[str, Any] | None:
+    """The market's last fitted row: {"as_of", "members", "segments",
+    "purchase_model", "spend_model"} (JSON decoded), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FITTED_SQL, [market.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    as_of, members, *documents = row
+    # Django has the drivers hand JSON back as text (JSONField decodes it).
+    segments, purchase_model, spend_model = (
+        json.loads(value) if isinstance(value, str) else value for value in documents
+    )
+    if isinstance(as_of, str):  # SQLite's raw dates
+        as_of = dt.date.fromisoformat(as_of)
+    return {
+        "as_of": as_of,
+        "members": members,
+        "segments": segments,
+        "purchase_model": purchase_model,
+        "spend_model": spend_model,
+    }
+
+
 def segments_report(*, market: Market) -> dict:
     """The value segments of the market's last `insights_refresh` (stored
     with its models): every segment of the contract's table in its order
@@ -1106,12 +1139,7 @@ def segments_report(*, market: Market) -> dict:
     "members", "segments": [{"segment", "action", "members", "share",
     "revenue_12m", "revenue_share"}]}; `as_of` null before the first
     refresh."""
-    fitted = (
-        FittedModel.objects.filter(market=market)
-        .order_by("-as_of")
-        .values("as_of", "segments")
-        .first()
-    )
+    fitted = _fitted(market)
     if fitted is not None and fitted["segments"] is not None:
         summary = fitted["segments"]
     else:
@@ -1142,12 +1170,7 @@ def model_report(*, market: Market) -> dict | None:
     `GET /api/v1/insights/model`: {"market", "as_of", "time_unit", "members",
     "purchase_model", "spend_model"}; a model is null when the market's data
     were too few to fit it."""
-    fitted = (
-        FittedModel.objects.filter(market=market)
-        .order_by("-as_of")
-        .values("as_of", "members", "purchase_model", "spend_model")
-        .first()
-    )
+    fitted = _fitted(market)
     if fitted is None:
         return None
     return {
