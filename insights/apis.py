@@ -332,7 +332,7 @@ class NpsReportApi(APIView):
             date_to=query["to"],
             group_by=query.get("group_by"),
         )
-        return Response(NpsReportOut(report).data)
+        return Response(report)
 
 
 class RetentionApi(APIView):

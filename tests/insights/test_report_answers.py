@@ -19,7 +19,14 @@ from club import selectors as club_selectors
 from club.dates import today_for
 from club.models import Market
 from insights import rollups, selectors
-from insights.apis import LiabilityOut, MemberInsightsOut, ModelOut, RetentionOut, SegmentsOut
+from insights.apis import (
+    LiabilityOut,
+    MemberInsightsOut,
+    ModelOut,
+    NpsReportOut,
+    RetentionOut,
+    SegmentsOut,
+)
 from insights.models import FittedModel, MemberScore, NpsResponse
 from insights.rollups import rollup_add
 from insights.scoring import insights_refresh
@@ -33,6 +40,7 @@ RETENTION = "/api/v1/insights/retention"
 LIABILITY = "/api/v1/insights/liability"
 SEGMENTS = "/api/v1/insights/segments"
 MODEL = "/api/v1/insights/model"
+NPS = "/api/v1/insights/nps"
 
 
 def _typed(value: Any) -> Any:
@@ -142,25 +150,48 @@ def test_each_answer_is_its_serializers_rendering(api, scored, monkeypatch):
     se, dk = Market.objects.get(code="SE"), Market.objects.get(code="DK")
     this_month = today_for(se).replace(day=1)
     first = selectors._add_months(this_month, -11)
-    cases = [
-        (
-            RETENTION,
-            {"market": "SE", "from": first.strftime("%Y-%m")},
-            RetentionOut,
-            lambda: selectors.retention_report(market=se, month_from=first, month_to=this_month),
-        ),
-        (LIABILITY, {"market": "SE"}, LiabilityOut, lambda: selectors.liability_report(market=se)),
-        (SEGMENTS, {"market": "SE"}, SegmentsOut, lambda: selectors.segments_report(market=se)),
-        (MODEL, {"market": "DK"}, ModelOut, lambda: selectors.model_report(market=dk)),
-    ] + [
-        (
-            f"/api/v1/members/{member.member_number}/insights",
-            None,
-            MemberInsightsOut,
-            lambda member=member: selectors.member_insights(member=member),
-        )
-        for member in (buyer, other)
-    ]
+    today = today_for(se)
+    year_ago = today - timedelta(days=365)
+    cases = (
+        [
+            (
+                RETENTION,
+                {"market": "SE", "from": first.strftime("%Y-%m")},
+                RetentionOut,
+                lambda: selectors.retention_report(
+                    market=se, month_from=first, month_to=this_month
+                ),
+            ),
+            (
+                LIABILITY,
+                {"market": "SE"},
+                LiabilityOut,
+                lambda: selectors.liability_report(market=se),
+            ),
+            (SEGMENTS, {"market": "SE"}, SegmentsOut, lambda: selectors.segments_report(market=se)),
+            (MODEL, {"market": "DK"}, ModelOut, lambda: selectors.model_report(market=dk)),
+        ]
+        + [
+            (
+                NPS,
+                {"market": "SE", "from": year_ago.isoformat(), "to": today.isoformat(), **grouped},
+                NpsReportOut,
+                lambda grouped=grouped: selectors.nps_report(
+                    market=se, date_from=year_ago, date_to=today, group_by=grouped.get("group_by")
+                ),
+            )
+            for grouped in ({}, *({"group_by": key} for key in selectors.NPS_GROUPS))
+        ]
+        + [
+            (
+                f"/api/v1/members/{member.member_number}/insights",
+                None,
+                MemberInsightsOut,
+                lambda member=member: selectors.member_insights(member=member),
+            )
+            for member in (buyer, other)
+        ]
+    )
     for path, params, serializer, report in cases:
         body = api.get(path, params).json()
         assert _typed(body) == _rendered(serializer, report()), path
