@@ -1181,8 +1181,8 @@ class _PurchasesRun(_Run):
         # same body). Few rows, found by one aggregate rather than a sort.
         # Most chunks have none: one aggregate over the staging table's store
         # codes and receipt ids (a store per code) says so in under half that
-        # statement's time (the staging table is analyzed, so it is hashed;
-        # the checked rows are not, and were sorted).
+        # statement's time (the staging table is analyzed, so the planner
+        # hashes it; the checked rows are not, and it sorts them).
         ((twice,),) = _execute(
             f"SELECT EXISTS (SELECT FROM {t} GROUP BY store_code, receipt_id HAVING count(*) > 1)"
         )
