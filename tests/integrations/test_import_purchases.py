@@ -213,6 +213,32 @@ def test_a_receipt_again_is_unchanged_with_the_same_body_and_failed_with_another
     assert Purchase.objects.filter(receipt_id="D-1").count() == 2
 
 
+def test_a_receipt_twice_in_a_chunk_keeps_its_first_line_in_any_chunk(
+    make_member: Any, tmp_path: Path
+) -> None:
+    # The first line's member is the later one: purchases go in in their
+    # members' order, so without the chunk's own check the second line
+    # would take the receipt. The first chunk has no receipt twice.
+    earlier, later = make_member("SE"), make_member("SE")
+    Member.objects.filter(pk=earlier.pk).update(external_id="EARLY")
+    Member.objects.filter(pk=later.pk).update(external_id="LATE")
+    path = purchases_file(
+        tmp_path,
+        [
+            prow("C-1", member_external_id="LATE"),
+            prow("C-2", member_external_id="EARLY"),
+            prow("C-3", member_external_id="LATE"),
+            prow("C-3", member_external_id="EARLY"),
+        ],
+    )
+    code, report = run("purchases", path, "--chunk-size", "2")
+    assert code == 1
+    lines = by_line(report)
+    assert [lines[n]["status"] for n in (2, 3, 4, 5)] == ["created", "created", "created", "failed"]
+    assert lines[5]["error"] == "duplicate receipt with another body"
+    assert Purchase.objects.get(receipt_id="C-3").member_id == later.pk
+
+
 def test_a_receipt_booked_live_is_not_overwritten(
     old_members: dict[str, Member], tmp_path: Path, api: Any
 ) -> None:

@@ -12,7 +12,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.core.validators import validate_email
+from django.db import connection
 
+from integrations import imports
 from members.models import Card, Member
 from members.numbers import CARD_LENGTH, CARD_PREFIX, luhn_valid, member_number_for
 from tests.helpers import MEMBER_HEADER, by_line, run, write_csv
@@ -171,6 +173,37 @@ def test_member_and_card_numbers_drawn_in_sql_are_valid(demo: None, tmp_path: Pa
         )
         == 30
     )
+
+
+def test_a_drawn_card_number_taken_is_drawn_again_for_its_member_only(
+    make_member: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Draws made predictable: the numbers from an existing card's on, in
+    # turn, so that one new member draws that card's number.
+    existing = Card.objects.get(member=make_member("SE"))
+    payload = int(existing.number[:-1])
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP SEQUENCE test_card_draw START {payload}")
+    monkeypatch.setattr(imports, "_CARD_DRAW_SQL", "nextval('test_card_draw')")
+    rows = [{"external_id": f"K-{i}", "market": "SE", "email": f"k{i}@old.test"} for i in range(3)]
+    code, _ = run("members", write_csv(tmp_path / "k.csv", MEMBER_HEADER, rows))
+    assert code == 0
+    # One card each (a member drawn again twice would have two).
+    numbers = [Card.objects.get(member=member(f"K-{i}")).number for i in range(3)]
+    assert all(luhn_valid(number) for number in numbers), numbers
+    assert sorted(int(number[:-1]) - payload for number in numbers) == [1, 2, 3]
+    assert Card.objects.get(number=existing.number).member_id == existing.member_id
+
+
+def test_card_numbers_never_free_stop_the_chunk(
+    make_member: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    existing = Card.objects.get(member=make_member("SE"))
+    monkeypatch.setattr(imports, "_CARD_DRAW_SQL", existing.number[:-1])
+    rows = [{"external_id": "F-1", "market": "SE", "email": "f1@old.test"}]
+    with pytest.raises(RuntimeError, match="could not draw free card numbers"):
+        run("members", write_csv(tmp_path / "f.csv", MEMBER_HEADER, rows))
+    assert not Member.objects.filter(external_id="F-1").exists()
 
 
 def django_accepts(email: str) -> bool:
