@@ -15,22 +15,24 @@ TABLES = (
 )
 
 
+def _swap(schema_editor, *, to_btree: bool) -> None:
+    """Build each table's index of the one kind, then drop the other's."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for brin, btree, table in TABLES:
+        name, using, old = (btree, "btree", brin) if to_btree else (brin, "brin", btree)
+        schema_editor.execute(
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} USING {using} (created_at)"
+        )
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
+
+
 def btree_create(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for brin, btree, table in TABLES:
-            schema_editor.execute(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {btree} ON {table} (created_at)"
-            )
-            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {brin}")
+    _swap(schema_editor, to_btree=True)
 
 
 def brin_create(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for brin, btree, table in TABLES:
-            schema_editor.execute(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {brin} ON {table} USING brin (created_at)"
-            )
-            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {btree}")
+    _swap(schema_editor, to_btree=False)
 
 
 class Migration(migrations.Migration):
