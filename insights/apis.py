@@ -270,7 +270,7 @@ class MemberInsightsOut(serializers.Serializer):
 # pass over it, which cost more than the report's own read. The `...Out`
 # serializers above document it (the OpenAPI schema); the tests check every
 # answer against that schema (tests/contract.py) and each report against
-# its serializer's rendering of it (tests/insights/test_reports.py).
+# its serializer's rendering of it (tests/insights/test_report_answers.py).
 
 MARKET = OpenApiParameter(
     "market",

@@ -376,32 +376,27 @@ _MARKS_VERSION = (
 
 _MARKS_SQL = (
     """
-SELECT {settings} r.entry_id, r.movement_id, r.member_id, r.purchases_before, """
+SELECT r.entry_id, r.movement_id, r.member_id, r.purchases_before, """
     + _MARKS_VERSION
     + """
 FROM (SELECT 1 AS id) one LEFT JOIN insights_rollup r ON r.id = one.id
 """
 )
 
-# The reports' settings for the rest of their transaction (PostgreSQL): no
-# JIT (their reads are small: compiling them would cost more than running
-# them), and a plan of its own for each statement, made with the marks'
-# values: a generic plan guesses a third of a table above any mark. Only
-# for the reads that take the marks as parameters (cohort_changes); the
-# reports' own statements carry the marks in their text (_bound).
-_REPORT_SETTINGS = (
-    "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true),"
-)
+# For the rest of a transaction (PostgreSQL): no JIT (small reads: compiling
+# them would cost more than running them; DB_OPTIONS turns it off unless a
+# deployment says otherwise), and a plan of its own for each statement, made
+# with the marks' values: a generic plan guesses a third of a table above
+# any mark. For the reads that take the marks as parameters (cohort_changes);
+# the reports' own statements carry them in their text (_bound).
+_REPORT_SETTINGS_SQL = "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
-def _marks(*, report_settings: bool = False) -> _Marks:
-    """How far `insights_rollup` added the ledger up. `report_settings`:
-    and _REPORT_SETTINGS for the rest of the transaction, in the same
-    statement."""
-    sql = _MARKS_SQL.format(settings=_REPORT_SETTINGS if report_settings else "")
+def _marks() -> _Marks:
+    """How far `insights_rollup` added the ledger up."""
     with connection.cursor() as cursor:
-        cursor.execute(sql)
-        *_, entry_id, movement_id, member_id, purchases_before, version = cursor.fetchone()
+        cursor.execute(_MARKS_SQL)
+        entry_id, movement_id, member_id, purchases_before, version = cursor.fetchone()
     if entry_id is None:
         return _Marks(version=version)
     if isinstance(purchases_before, str):  # SQLite's raw timestamps
@@ -409,32 +404,19 @@ def _marks(*, report_settings: bool = False) -> _Marks:
     return _Marks(entry_id, movement_id, member_id, purchases_before, version)
 
 
-def _with_marks(read: Callable[[_Marks], tuple[T, str]]) -> T:
-    """`read(marks)`, which answers (its result, the marks' version read
-    beside its rolled-up sums), so that the sums it read are as of those
-    marks. A rollup that commits in between (its sums read with the old
-    marks: its rows counted twice) shows in that version: then it reads
-    again."""
-    for _ in range(10):
-        with transaction.atomic():
-            marks = _marks(report_settings=connection.vendor == "postgresql")
-            result, version = read(marks)
-            if version == marks.version:
-                return result
-    raise RuntimeError("insights: the rollup kept moving under the report")
-
-
 # The marks this process last read with (insights_rollup moves them every
-# quarter of an hour): a report's statement is written with them and reads
-# the marks' version beside its sums, in one snapshot; only when they moved
-# does it read the marks and again.
+# quarter of an hour): a report reads with them, and the marks' version it
+# reads beside its sums tells whether they still hold.
 _last_marks: _Marks | None = None
 
 
-def _with_marks_inline(read: Callable[[_Marks], tuple[T, str]]) -> T:
-    """`read(marks)` as _with_marks, in one statement and no transaction:
-    the marks come from this process's last read (_last_marks), checked by
-    the version `read` reads beside its sums."""
+def _with_marks(read: Callable[[_Marks], tuple[T, str]]) -> T:
+    """`read(marks)`, which answers (its result, the marks' version read
+    beside its rolled-up sums), so that the sums it read are as of those
+    marks. The marks are this process's last (_last_marks); when a rollup
+    has moved them since (the sums read with the old marks would count its
+    rows twice), the version shows it: the marks are read and it reads
+    again."""
     global _last_marks
     marks = _last_marks or _marks()
     for _ in range(10):
@@ -499,7 +481,7 @@ def _cohorts_rolled(
 ) -> tuple[dict[dt.date, int], dict[tuple[dt.date, dt.date], int]]:
     """The same from `insights_rollup`'s counts plus, live, the changes of
     the members with news since its marks (insights.rollups)."""
-    return _with_marks_inline(lambda marks: _cohorts_since(market, start, end, marks))
+    return _with_marks(lambda marks: _cohorts_since(market, start, end, marks))
 
 
 # The cohorts' rolled-up counts and whether any of their members has news
@@ -577,7 +559,7 @@ def _cohorts_since(
         # Its statements take the marks as parameters: planned with them.
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT " + _REPORT_SETTINGS.rstrip(","))
+                cursor.execute(_REPORT_SETTINGS_SQL)
             new_sizes, changes = cohort_changes(
                 moment_from=marks.purchases_before,
                 member_from=marks.member_id,
@@ -1002,10 +984,8 @@ def liability_report(*, market: Market, as_of: dt.date | None = None) -> dict:
         # The report shows the expiries of twelve months from today's.
         horizon=_add_months(today, 12),
     )
-    if connection.vendor == "postgresql":
-        ledger = _with_marks_inline(lambda marks: _liability_sql(market, span, marks))
-    else:
-        ledger = _with_marks(lambda marks: _liability_orm(market, span, marks))
+    read = _liability_sql if connection.vendor == "postgresql" else _liability_orm
+    ledger = _with_marks(lambda marks: read(market, span, marks))
     opening, booked = ledger.opening, ledger.booked
     months = []
     for k in range(12):

@@ -273,7 +273,8 @@ def test_a_rollup_committing_mid_report_makes_it_read_again(monkeypatch):
     before = selectors._Marks(entry_id=10, version="10,0,0,")
     after = selectors._Marks(entry_id=20, version="20,0,0,")
     seen = iter([before, after])
-    monkeypatch.setattr(selectors, "_marks", lambda **_: next(seen))
+    monkeypatch.setattr(selectors, "_marks", lambda: next(seen))
+    monkeypatch.setattr(selectors, "_last_marks", None)  # none read yet in this process
     reads = []
 
     def read(marks):
